@@ -1,0 +1,1 @@
+//! arbor facade (in progress).

@@ -1,0 +1,162 @@
+//! `Context`: a callback's window onto its own process and the runtime.
+
+use crate::error::NoProc;
+use crate::gen_server::{Flow, GenServer};
+use crate::process::{Cell, Envelope, Local};
+use crate::{signal, ExitReason, MonitorRef, Pid, RuntimeHandle, ServerRef};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Work a process gives itself to run before any queued message (S8).
+pub(crate) type ContinueFn<G> = Box<dyn FnOnce(&mut G, &mut Context<'_, G>) -> Flow + Send>;
+
+/// Identifies a timer armed with [`Context::send_after`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimerRef(pub(crate) u64);
+
+/// What every callback receives beside the state: the process's own pid, its timers,
+/// links, monitors, and the runtime it runs on.
+pub struct Context<'a, G: GenServer> {
+    cell: &'a Arc<Cell<G>>,
+    local: &'a mut Local<G>,
+}
+
+impl<'a, G: GenServer> Context<'a, G> {
+    pub(crate) fn new(cell: &'a Arc<Cell<G>>, local: &'a mut Local<G>) -> Self {
+        Context { cell, local }
+    }
+
+    pub(crate) fn local_mut(&mut self) -> &mut Local<G> {
+        self.local
+    }
+
+    /// This process's pid (Elixir's `self()`).
+    pub fn pid(&self) -> Pid {
+        self.cell.header().pid()
+    }
+
+    /// The process that started this one with `start_link`; for a root process, the
+    /// runtime's pseudo-pid.
+    pub fn parent(&self) -> Pid {
+        self.cell.header().parent()
+    }
+
+    /// True if `pid` is this process's parent (see [`Context::parent`]).
+    pub fn is_parent(&self, pid: Pid) -> bool {
+        pid == self.cell.header().parent()
+    }
+
+    /// A typed handle to this process.
+    pub fn myself(&self) -> ServerRef<G> {
+        ServerRef::from_cell(Arc::clone(self.cell))
+    }
+
+    /// The runtime this process runs on.
+    pub fn runtime(&self) -> RuntimeHandle {
+        RuntimeHandle::from_shared(Arc::clone(self.cell.header().rt()))
+    }
+
+    /// Sends a message to this process's own mailbox (Elixir's `send(self(), msg)`): it is
+    /// handled after the messages already queued.
+    pub fn send_self(&self, msg: G::Info) {
+        // Cannot fail while the process runs; if it is exiting, the message is dropped
+        // with the rest of its mailbox.
+        let _ = self.cell.push(Envelope::Info(msg));
+    }
+
+    /// Runs `f` before any queued message, even one already in the mailbox (Elixir's
+    /// `{:continue, arg}` and `handle_continue`, S8). Continuations run in the order given.
+    pub fn continue_with(&mut self, f: impl FnOnce(&mut G, &mut Context<'_, G>) -> Flow + Send + 'static) {
+        self.local.continues.push_back(Box::new(f));
+    }
+
+    /// Delivers `msg` to `handle_info` after `delay` (S25). A zero delay still goes
+    /// through the mailbox, after messages already queued. The timer dies with the process
+    /// (S29).
+    pub fn send_after(&mut self, delay: Duration, msg: G::Info) -> TimerRef {
+        let cell = Arc::clone(self.cell);
+        let key = self.cell.header().rt().timers.insert(
+            delay,
+            Box::new(move |key| {
+                let _ = cell.push(Envelope::Timer(key, msg));
+            }),
+        );
+        self.local.timers.insert(key);
+        TimerRef(key)
+    }
+
+    /// Cancels a timer: returns the time it had left, or `None` if it had already fired,
+    /// was already cancelled, or is unknown (S27). Beyond OTP: once this returns, the
+    /// timer's message is never handled, even if it had already reached the mailbox.
+    pub fn cancel_timer(&mut self, timer: TimerRef) -> Option<Duration> {
+        if !self.local.timers.remove(&timer.0) {
+            return None;
+        }
+        self.cell.header().rt().timers.cancel(timer.0)
+    }
+
+    /// The time a pending timer has left, or `None` once it has fired or been cancelled
+    /// (S26).
+    pub fn read_timer(&self, timer: TimerRef) -> Option<Duration> {
+        if !self.local.timers.contains(&timer.0) {
+            return None;
+        }
+        self.cell.header().rt().timers.remaining(timer.0)
+    }
+
+    /// Turns exit trapping on or off; returns the previous setting. A trapping process
+    /// gets exit signals from links as [`GenServer::handle_exit`] calls instead of dying
+    /// (S20, S35).
+    pub fn trap_exits(&mut self, on: bool) -> bool {
+        self.cell.header().set_trap_exits(on)
+    }
+
+    /// Links this process to `pid` (both ways, S34). Linking twice or to oneself is a
+    /// no-op. If `pid` is not alive: a trapping process gets an exit message with `NoProc`
+    /// and `Ok`; a non-trapping one gets `Err(NoProc)` (OTP would crash it, S37).
+    pub fn link(&mut self, pid: Pid) -> Result<(), NoProc> {
+        signal::link(&(Arc::clone(self.cell) as Arc<dyn crate::process::Process>), pid)
+    }
+
+    /// Removes a link, if there is one (S37).
+    pub fn unlink(&mut self, pid: Pid) {
+        signal::unlink(self.cell.header(), pid)
+    }
+
+    /// Monitors `pid`: [`GenServer::handle_down`] is called once it exits, at once with
+    /// `NoProc` if it is already dead (S31, S32). Each call makes a new monitor.
+    pub fn monitor(&mut self, pid: Pid) -> MonitorRef {
+        signal::monitor_from(self.cell.header(), pid)
+    }
+
+    /// Removes a monitor; true if it was active (S33: `demonitor` with `:info`). Beyond
+    /// OTP's default, a `Down` of this monitor already queued is dropped too (`:flush`), so
+    /// after this returns `handle_down` never sees it.
+    pub fn demonitor(&mut self, pid: Pid, monitor: MonitorRef) -> bool {
+        let active = signal::demonitor(self.cell.header().rt(), pid, monitor);
+        self.cell.flush_down(monitor);
+        active
+    }
+
+    /// Sends an exit signal to `pid` from this process (S36).
+    pub fn exit(&self, pid: Pid, reason: ExitReason) {
+        signal::exit(self.cell.header().rt(), self.pid(), pid, reason)
+    }
+
+    /// Kills `pid`: untrappable, no `terminate`, reason `Killed`.
+    pub fn kill(&self, pid: Pid) {
+        signal::kill(self.cell.header().rt(), pid)
+    }
+
+    /// Number of messages waiting in this process's mailbox.
+    pub fn mailbox_len(&self) -> usize {
+        self.cell.queue_len()
+    }
+}
+
+impl<G: GenServer> fmt::Debug for Context<'_, G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context").field("pid", &self.pid()).finish()
+    }
+}

@@ -1,0 +1,120 @@
+//! One error type per operation (crossbeam's habit): a failed send hands the message back,
+//! a failed call says exactly why, a failed start says whether a name was taken or `init`
+//! declined.
+
+use crate::{ExitReason, Pid};
+use std::fmt;
+
+/// A message could not be delivered because the process is not alive; the message is
+/// handed back.
+#[derive(PartialEq, Eq)]
+pub struct SendError<M>(pub M);
+
+impl<M> SendError<M> {
+    /// The message that was not delivered.
+    pub fn into_inner(self) -> M {
+        self.0
+    }
+}
+
+impl<M> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sending to a process that is not alive")
+    }
+}
+
+impl<M> std::error::Error for SendError<M> {}
+
+/// Why a call (or a stop) did not return a reply. A call never hangs: each of these is
+/// returned as soon as it is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No reply came before the deadline. The request may still be handled; its late reply
+    /// is dropped, never delivered to a later call (S11). A zero timeout returns this at
+    /// once without sending the request.
+    Timeout,
+    /// The server was not alive when the call was made (S12), or a name was not registered
+    /// (S71).
+    NoProc,
+    /// A process called itself (S13).
+    CallingSelf,
+    /// The server exited before it replied; this is its exit reason (S14).
+    Exited(ExitReason),
+    /// The call would close a cycle of processes each waiting on the next (A calls B while
+    /// B is calling A, directly or through others). Beyond OTP, which would wait for the
+    /// timeouts.
+    Deadlock,
+    /// The server dropped the reply handle without replying, and is still alive.
+    NoReply,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Timeout => f.write_str("call timed out"),
+            CallError::NoProc => f.write_str("no such process"),
+            CallError::CallingSelf => f.write_str("a process called itself"),
+            CallError::Exited(r) => write!(f, "server exited: {r}"),
+            CallError::Deadlock => f.write_str("call would deadlock: a cycle of calls"),
+            CallError::NoReply => f.write_str("server dropped the reply handle without replying"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Why a server did not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The name is held by this running process; the new server's `init` never ran (S7).
+    AlreadyStarted(Pid),
+    /// `init` returned [`ExitReason::Ignore`] (S2).
+    Ignore,
+    /// `init` returned this error or panicked (S3, S4).
+    Init(ExitReason),
+    /// `init` did not finish within the start timeout (S6).
+    Timeout,
+    /// There is no runtime to start on: the caller is not a process and the options name
+    /// none.
+    NoRuntime,
+    /// The runtime is shutting down.
+    ShuttingDown,
+    /// A start function (a supervisor child's) failed for its own reason.
+    Failed(ExitReason),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::AlreadyStarted(p) => write!(f, "already started as {p}"),
+            StartError::Ignore => f.write_str("init ignored the start"),
+            StartError::Init(r) => write!(f, "init failed: {r}"),
+            StartError::Timeout => f.write_str("init timed out"),
+            StartError::NoRuntime => f.write_str("no runtime: start from a process or pass one in the options"),
+            StartError::ShuttingDown => f.write_str("the runtime is shutting down"),
+            StartError::Failed(r) => write!(f, "start failed: {r}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A link or monitor target was not alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoProc;
+
+impl fmt::Display for NoProc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no such process")
+    }
+}
+
+impl std::error::Error for NoProc {}

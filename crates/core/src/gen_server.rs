@@ -1,0 +1,135 @@
+//! The `GenServer` trait and the values its callbacks return.
+
+use crate::{Context, ExitReason, MonitorRef, Pid, ReplyTo, ServerRef, StartError, StartOpts};
+
+/// What a callback asks the server to do next.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Flow {
+    /// Keep running (Elixir's `{:noreply, state}`).
+    Continue,
+    /// Run `terminate(reason)`, then exit with `reason` (`{:stop, reason, state}`).
+    Stop(ExitReason),
+}
+
+/// What `handle_call` asks the server to do next.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum CallFlow<R> {
+    /// Reply now and keep running (`{:reply, r, state}`).
+    Reply(R),
+    /// Keep running without replying; the reply is sent later through the
+    /// [`ReplyTo`] handle (`{:noreply, state}`, S16).
+    NoReply,
+    /// Run `terminate(reason)`, then send the reply, then exit (`{:stop, reason, r,
+    /// state}`, S15).
+    Stop(ExitReason, R),
+    /// Run `terminate(reason)` and exit without replying; the caller gets
+    /// [`CallError::Exited`](crate::CallError::Exited) with `reason` (S14).
+    StopNoReply(ExitReason),
+}
+
+/// A monitor fired: the monitored process exited (S31), or was already dead when the
+/// monitor was set (`reason` = `NoProc`, S32).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Down {
+    /// The monitor, as `monitor` returned it.
+    pub monitor: MonitorRef,
+    /// The process that exited.
+    pub pid: Pid,
+    /// Its exit reason (`Killed` if it was killed).
+    pub reason: ExitReason,
+}
+
+/// A generic server: Elixir's `GenServer`, with the state as the implementing type.
+///
+/// Only `init` is required. The defaults follow `use GenServer` (S17): an info message
+/// without a handler is logged and ignored, a call without `handle_call` crashes the
+/// server (the caller gets the exit), `terminate` does nothing.
+///
+/// A callback that panics is caught: the server exits with
+/// [`ExitReason::Panic`], `terminate` runs, and the worker thread carries on.
+pub trait GenServer: Sized + Send + 'static {
+    /// What `init` receives: Elixir's `init_arg`.
+    type Args: Send + 'static;
+    /// What `send`, `send_self` and `send_after` deliver to `handle_info`.
+    type Info: Send + 'static;
+    /// Requests for `handle_call`.
+    type Call: Send + 'static;
+    /// Replies from `handle_call`.
+    type Reply: Send + 'static;
+
+    /// Builds the state. Runs before `start`/`start_link` returns, in the new process (its
+    /// `ctx.pid()` is the new pid and its name is already claimed, S7). `Err(reason)`
+    /// makes the start return [`StartError::Init`] (or [`StartError::Ignore`] for
+    /// [`ExitReason::Ignore`], S2) and the process never runs; `terminate` is not called.
+    fn init(args: Self::Args, ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason>;
+
+    /// Handles a message sent with `send`, `send_self` or `send_after`. Default: logs it
+    /// as unexpected and keeps running (S17).
+    fn handle_info(&mut self, msg: Self::Info, ctx: &mut Context<'_, Self>) -> Flow {
+        let _ = msg;
+        log::warn!(
+            "{} {} received an unexpected message in handle_info",
+            std::any::type_name::<Self>(),
+            ctx.pid()
+        );
+        Flow::Continue
+    }
+
+    /// Handles a call. Default: crashes, like Elixir's injected clause (S17).
+    fn handle_call(&mut self, req: Self::Call, from: ReplyTo<Self::Reply>, ctx: &mut Context<'_, Self>) -> CallFlow<Self::Reply> {
+        let _ = (req, from);
+        panic!(
+            "attempted to call GenServer {} but no handle_call/3 clause was provided",
+            ctx.pid()
+        );
+    }
+
+    /// Handles a trapped exit signal (only delivered while `ctx.trap_exits(true)` is on).
+    /// Default: an exit from the parent (the process that started this one with
+    /// `start_link`, or the runtime, for a root) stops the server with that reason, so
+    /// `terminate` runs (S19, S21); an exit from anyone else is ignored and the server keeps
+    /// running (S20).
+    fn handle_exit(&mut self, from: Pid, reason: ExitReason, ctx: &mut Context<'_, Self>) -> Flow {
+        if ctx.is_parent(from) {
+            Flow::Stop(reason)
+        } else {
+            Flow::Continue
+        }
+    }
+
+    /// Handles a monitor's `Down`. Default: ignores it.
+    fn handle_down(&mut self, down: Down, ctx: &mut Context<'_, Self>) -> Flow {
+        let _ = (down, ctx);
+        Flow::Continue
+    }
+
+    /// Handles a stop request ([`ServerRef::stop`]) after the messages queued before it
+    /// (S18). Default: stop with the requested reason. A server that must wind down
+    /// asynchronously (a supervisor waiting for its children) may return
+    /// [`Flow::Continue`] and stop later; the `stop` caller keeps waiting until the process
+    /// has exited.
+    fn handle_stop(&mut self, reason: ExitReason, ctx: &mut Context<'_, Self>) -> Flow {
+        let _ = ctx;
+        Flow::Stop(reason)
+    }
+
+    /// Runs before the server exits, after a `Stop`, a panic, a stop request, or a trapped
+    /// exit from the parent. Not run when the server is killed, when an untrapped exit
+    /// signal ends it, or when `init` failed (S19).
+    fn terminate(&mut self, reason: &ExitReason, ctx: &mut Context<'_, Self>) {
+        let _ = (reason, ctx);
+    }
+
+    /// Starts the server without a link (S1). From outside any process, name the runtime
+    /// in `opts`.
+    fn start(args: Self::Args, opts: StartOpts) -> Result<ServerRef<Self>, StartError> {
+        crate::process::start(args, opts, false)
+    }
+
+    /// Starts the server linked to the calling process, if the caller is one (S1).
+    fn start_link(args: Self::Args, opts: StartOpts) -> Result<ServerRef<Self>, StartError> {
+        crate::process::start(args, opts, true)
+    }
+}

@@ -1,0 +1,124 @@
+//! arbor-core: lightweight processes with mailboxes, scheduled on a pool of worker threads
+//! of our own (no async executor), with timers, links, monitors, exit signals and the
+//! [`GenServer`] trait: Elixir/Erlang's process model, in Rust.
+//!
+//! ```
+//! use arbor_core::{Context, ExitReason, GenServer, CallFlow, ReplyTo, Runtime};
+//!
+//! struct Counter(u64);
+//!
+//! impl GenServer for Counter {
+//!     type Args = u64;
+//!     type Info = u64;
+//!     type Call = ();
+//!     type Reply = u64;
+//!
+//!     fn init(start: u64, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+//!         Ok(Counter(start))
+//!     }
+//!
+//!     fn handle_info(&mut self, n: u64, _ctx: &mut Context<'_, Self>) -> arbor_core::Flow {
+//!         self.0 += n;
+//!         arbor_core::Flow::Continue
+//!     }
+//!
+//!     fn handle_call(&mut self, _: (), _from: ReplyTo<u64>, _ctx: &mut Context<'_, Self>) -> CallFlow<u64> {
+//!         CallFlow::Reply(self.0)
+//!     }
+//! }
+//!
+//! let rt = Runtime::new().unwrap();
+//! let counter = rt.start::<Counter>(40).unwrap();
+//! counter.send(2).unwrap();
+//! assert_eq!(counter.call(()), Ok(42));
+//! ```
+//!
+//! The contract (ordering, calls, exits, links, monitors, and every departure from OTP)
+//! is in `docs/semantics.md`; the machinery in `docs/architecture.md`.
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod error;
+mod exit;
+mod mailbox;
+mod pid;
+mod reply;
+mod scheduler;
+mod sync;
+
+#[cfg(not(loom))]
+mod context;
+#[cfg(not(loom))]
+mod gen_server;
+#[cfg(not(loom))]
+mod naming;
+#[cfg(not(loom))]
+mod panic;
+#[cfg(not(loom))]
+mod process;
+#[cfg(not(loom))]
+mod runtime;
+#[cfg(not(loom))]
+mod server_ref;
+#[cfg(not(loom))]
+mod signal;
+#[cfg(not(loom))]
+mod timer;
+
+pub use error::{CallError, NoProc, SendError, StartError};
+pub use exit::ExitReason;
+pub use pid::Pid;
+
+#[cfg(not(loom))]
+pub use context::{Context, TimerRef};
+#[cfg(not(loom))]
+pub use gen_server::{CallFlow, Down, Flow, GenServer};
+#[cfg(not(loom))]
+pub use naming::{ExitObserver, Naming, StartOpts};
+#[cfg(not(loom))]
+pub use process::MonitorRef;
+#[cfg(not(loom))]
+pub use reply::ReplyTo;
+#[cfg(not(loom))]
+pub use runtime::{Builder, Runtime, RuntimeHandle};
+#[cfg(not(loom))]
+pub use server_ref::{ServerRef, DEFAULT_CALL_TIMEOUT};
+
+/// The pid of the process running on this thread, if any (Elixir's `self()` outside a
+/// callback's context).
+#[cfg(not(loom))]
+pub fn current_pid() -> Option<Pid> {
+    process::current().map(|p| p.header().pid())
+}
+
+/// Sends an exit signal to `pid`, from the calling process or from outside (S36).
+/// Does nothing if `pid` is not alive.
+#[cfg(not(loom))]
+pub fn exit(pid: Pid, reason: ExitReason) {
+    if let Some(rt) = RuntimeHandle::of(pid) {
+        rt.exit(pid, reason)
+    }
+}
+
+/// Kills `pid`: untrappable, reason `Killed`, `terminate` does not run.
+#[cfg(not(loom))]
+pub fn kill(pid: Pid) {
+    if let Some(rt) = RuntimeHandle::of(pid) {
+        rt.kill(pid)
+    }
+}
+
+/// True while `pid` is alive.
+#[cfg(not(loom))]
+pub fn is_alive(pid: Pid) -> bool {
+    RuntimeHandle::of(pid).is_some_and(|rt| rt.is_alive(pid))
+}
+
+/// Internals exposed to the loom models in `tests/loom_*.rs` only.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_api {
+    pub use crate::mailbox::{Mailbox, Pop};
+    pub use crate::reply::Slot;
+    pub use crate::scheduler::Sleep;
+}

@@ -1,0 +1,56 @@
+//! Catching panics in callbacks, and keeping them quiet.
+//!
+//! A panic inside a callback is caught with `catch_unwind` and becomes
+//! [`ExitReason::Panic`](crate::ExitReason::Panic); the crash report goes through `log`.
+//! So that such panics do not also print the default "thread panicked" message to
+//! stderr, the first runtime installs a panic hook that stays silent while a callback
+//! runs on this thread and defers to the previous hook otherwise.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
+
+thread_local! {
+    static IN_CALLBACK: Cell<u32> = const { Cell::new(0) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Installs the quiet hook once per program.
+pub(crate) fn install_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_CALLBACK.with(|c| c.get()) == 0 {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f`, catching a panic and turning it into its message.
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    IN_CALLBACK.with(|c| c.set(c.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    IN_CALLBACK.with(|c| c.set(c.get() - 1));
+    result.map_err(|payload| message(&*payload))
+}
+
+/// Drops `value`, catching a panic in its `Drop`; logs what panicked.
+pub(crate) fn drop_quietly<T>(value: T, what: &str) {
+    if let Err(msg) = catch(move || drop(value)) {
+        log::error!("arbor: dropping {what} panicked: {msg}");
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_string()
+    }
+}

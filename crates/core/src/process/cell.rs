@@ -1,0 +1,493 @@
+//! The typed process: a GenServer's state, its mailbox, its run loop, and its start.
+//!
+//! Invariants:
+//! - The runner lock is held by whoever runs the process: the starter during `init`, then
+//!   one worker at a time (the mailbox's `Running` state says who may take it, so the lock
+//!   is never contended on the hot path). The state and the runner's own queues
+//!   (continuations, live timers, stop waiters) are touched only under it.
+//! - `finalized` is set once, by whoever drops the state (a worker, or the starter when
+//!   `init` failed); the table slot is freed at the same time.
+//! - A message popped after the process began to exit is failed or dropped, never
+//!   handled.
+
+use super::current::CurrentGuard;
+use super::header::{Header, Process, SysMsg};
+use crate::context::{ContinueFn, Context};
+use crate::error::{CallError, StartError};
+use crate::gen_server::{CallFlow, Flow, GenServer};
+use crate::mailbox::{Mailbox, Pop};
+use crate::panic::{catch, drop_quietly};
+use crate::reply::{ReplyTo, Slot};
+use crate::runtime::RtShared;
+use crate::scheduler::Runnable;
+use crate::sync::Mutex;
+use crate::{ExitReason, Pid, ServerRef, StartOpts};
+use std::any::Any;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Messages a run handles before it yields the worker.
+const BUDGET: usize = 64;
+
+/// What a process's mailbox carries.
+pub(crate) enum Envelope<G: GenServer> {
+    /// For `handle_info`.
+    Info(G::Info),
+    /// For `handle_info`, from a timer: dropped if the timer was cancelled meanwhile.
+    Timer(u64, G::Info),
+    /// For `handle_call`.
+    Call(G::Call, Arc<Slot<G::Reply>>, Option<Pid>),
+    /// A stop request (S18), answered once the process has exited.
+    Stop(ExitReason, Arc<Slot<()>>),
+    /// A trapped exit or a `Down`.
+    Sys(SysMsg),
+}
+
+/// The runner's own data, beside the state.
+pub(crate) struct Local<G: GenServer> {
+    pub(crate) continues: VecDeque<ContinueFn<G>>,
+    pub(crate) timers: HashSet<u64>,
+    stop_waiters: Vec<Arc<Slot<()>>>,
+    finalized: bool,
+}
+
+pub(crate) struct Runner<G: GenServer> {
+    state: Option<G>,
+    local: Local<G>,
+}
+
+/// A process running the GenServer `G`.
+pub(crate) struct Cell<G: GenServer> {
+    header: Arc<Header>,
+    mailbox: Mailbox<Envelope<G>>,
+    runner: Mutex<Runner<G>>,
+}
+
+enum Outcome {
+    Continue,
+    Stop(ExitReason, Option<Box<dyn FnOnce()>>),
+}
+
+impl<G: GenServer> Cell<G> {
+    fn new(pid: Pid, parent: Pid, rt: Arc<RtShared>) -> Cell<G> {
+        Cell {
+            header: Arc::new(Header::new(pid, parent, std::any::type_name::<G>(), rt)),
+            mailbox: Mailbox::new_running(),
+            runner: Mutex::new(Runner {
+                state: None,
+                local: Local {
+                    continues: VecDeque::new(),
+                    timers: HashSet::new(),
+                    stop_waiters: Vec::new(),
+                    finalized: false,
+                },
+            }),
+        }
+    }
+
+    pub(crate) fn header(&self) -> &Arc<Header> {
+        &self.header
+    }
+
+    /// Queues an envelope and schedules the process if it was idle.
+    pub(crate) fn push(self: &Arc<Self>, env: Envelope<G>) -> Result<(), Envelope<G>> {
+        if self.mailbox.push(env)? {
+            self.header.rt().pool.schedule(self.clone());
+        }
+        Ok(())
+    }
+
+    /// Drops a queued `Down` of `monitor` (demonitor with flush, S33).
+    pub(crate) fn flush_down(&self, monitor: crate::MonitorRef) {
+        let removed = self
+            .mailbox
+            .remove_where(|m| matches!(m, Envelope::Sys(SysMsg::Down(d)) if d.monitor == monitor));
+        drop(removed);
+    }
+
+    /// Number of queued messages.
+    pub(crate) fn queue_len(&self) -> usize {
+        self.mailbox.len()
+    }
+
+    fn handle(self: &Arc<Self>, runner: &mut Runner<G>, env: Result<ContinueFn<G>, Envelope<G>>) -> Outcome {
+        let Runner { state, local } = runner;
+        let Some(st) = state.as_mut() else {
+            return Outcome::Continue;
+        };
+        let what: &'static str;
+        let mut ctx = Context::new(self, local);
+        let result = match env {
+            Ok(f) => {
+                what = "a continuation";
+                catch(|| flow(f(st, &mut ctx)))
+            }
+            Err(Envelope::Info(m)) => {
+                what = "handle_info";
+                catch(|| flow(st.handle_info(m, &mut ctx)))
+            }
+            Err(Envelope::Timer(key, m)) => {
+                if !ctx.local_mut().timers.remove(&key) {
+                    drop_quietly(m, "a cancelled timer's message");
+                    return Outcome::Continue;
+                }
+                what = "handle_info (timer)";
+                catch(|| flow(st.handle_info(m, &mut ctx)))
+            }
+            Err(Envelope::Call(req, slot, caller)) => {
+                what = "handle_call";
+                let Some(key) = self.header.hold_call(slot.clone()) else {
+                    let reason = self.header.exit_reason().unwrap_or(ExitReason::NoProc);
+                    slot.resolve(Err(CallError::Exited(reason)));
+                    drop_quietly(req, "a call request");
+                    return Outcome::Continue;
+                };
+                let reply_to = ReplyTo::new(slot, self.header.clone(), key, caller);
+                catch(|| match st.handle_call(req, reply_to.clone(), &mut ctx) {
+                    CallFlow::Reply(r) => {
+                        reply_to.reply(r);
+                        Outcome::Continue
+                    }
+                    CallFlow::NoReply => Outcome::Continue,
+                    CallFlow::Stop(reason, r) => Outcome::Stop(
+                        reason,
+                        Some(Box::new(move || {
+                            reply_to.reply(r);
+                        })),
+                    ),
+                    CallFlow::StopNoReply(reason) => Outcome::Stop(reason, None),
+                })
+            }
+            Err(Envelope::Stop(reason, slot)) => {
+                what = "a stop request";
+                ctx.local_mut().stop_waiters.push(slot);
+                catch(|| flow(st.handle_stop(reason, &mut ctx)))
+            }
+            Err(Envelope::Sys(SysMsg::Exit { from, reason })) => {
+                what = "handle_exit";
+                catch(|| flow(st.handle_exit(from, reason, &mut ctx)))
+            }
+            Err(Envelope::Sys(SysMsg::Down(down))) => {
+                what = "handle_down";
+                catch(|| flow(st.handle_down(down, &mut ctx)))
+            }
+        };
+        match result {
+            Ok(outcome) => outcome,
+            Err(msg) => {
+                let reason = ExitReason::panic(&msg);
+                self.crash_report(what, &reason);
+                Outcome::Stop(reason, None)
+            }
+        }
+    }
+
+    fn crash_report(&self, what: &str, reason: &ExitReason) {
+        log::error!(
+            "GenServer {} of type {} terminating while running {}: {}",
+            self.header.display_name(),
+            self.header.type_name(),
+            what,
+            reason
+        );
+    }
+
+    /// Runs `terminate` (unless already dead), then `after`, then dies and finalizes.
+    fn exit(self: &Arc<Self>, runner: &mut Runner<G>, mut reason: ExitReason, after: Option<Box<dyn FnOnce()>>) {
+        if self.header.is_alive() {
+            if let Some(st) = runner.state.as_mut() {
+                let mut ctx = Context::new(self, &mut runner.local);
+                if let Err(msg) = catch(|| st.terminate(&reason, &mut ctx)) {
+                    let panic = ExitReason::panic(&msg);
+                    self.crash_report("terminate", &panic);
+                    reason = panic;
+                }
+            }
+            if !reason.is_clean() {
+                log::debug!("{} exits: {}", self.header.display_name(), reason);
+            }
+            if let Some(after) = after {
+                let _ = catch(after);
+            }
+            Arc::clone(self).die(reason);
+        }
+        self.finalize(runner);
+    }
+
+    /// Drops the state, cancels timers, answers stop waiters, frees the table slot.
+    fn finalize(&self, runner: &mut Runner<G>) {
+        if runner.local.finalized {
+            return;
+        }
+        runner.local.finalized = true;
+        if let Some(state) = runner.state.take() {
+            drop_quietly(state, "a server's state");
+        }
+        let rt = self.header.rt();
+        for key in runner.local.timers.drain() {
+            rt.timers.cancel(key);
+        }
+        let continues = std::mem::take(&mut runner.local.continues);
+        drop_quietly(continues, "pending continuations");
+        let reason = self.header.exit_reason().unwrap_or(ExitReason::Normal);
+        for w in runner.local.stop_waiters.drain(..) {
+            w.resolve(Ok(()));
+        }
+        let _ = reason;
+        rt.table.remove(self.header.pid());
+    }
+}
+
+fn flow(f: Flow) -> Outcome {
+    match f {
+        Flow::Continue => Outcome::Continue,
+        Flow::Stop(r) => Outcome::Stop(r, None),
+    }
+}
+
+/// Fails or drops a message the process will never handle.
+fn abort_envelope<G: GenServer>(env: Envelope<G>, reason: &ExitReason) {
+    match env {
+        Envelope::Call(req, slot, _) => {
+            slot.resolve(Err(CallError::Exited(reason.clone())));
+            drop_quietly(req, "a call request");
+        }
+        Envelope::Stop(_, slot) => {
+            slot.resolve(Err(CallError::Exited(reason.clone())));
+        }
+        other => drop_quietly(other, "a message"),
+    }
+}
+
+impl<G: GenServer> Process for Cell<G> {
+    fn header(&self) -> &Arc<Header> {
+        &self.header
+    }
+
+    fn die(self: Arc<Self>, reason: ExitReason) {
+        if !self.header.begin_exit(&reason) {
+            return;
+        }
+        let (queue, schedule) = self.mailbox.close().unwrap_or_default();
+        self.header.release_names(&reason);
+        for env in queue {
+            abort_envelope(env, &reason);
+        }
+        self.header.announce(&reason);
+        if schedule {
+            let rt = Arc::clone(self.header.rt());
+            rt.pool.schedule(self);
+        }
+    }
+
+    fn deliver(self: Arc<Self>, msg: SysMsg) -> bool {
+        self.push(Envelope::Sys(msg)).is_ok()
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl<G: GenServer> Runnable for Cell<G> {
+    fn run(self: Arc<Self>) {
+        self.mailbox.begin_run();
+        let mut runner = self.runner.lock();
+        let guard = CurrentGuard::enter(self.clone());
+        for _ in 0..BUDGET {
+            let work = match runner.local.continues.pop_front() {
+                Some(f) => Ok(f),
+                None => match self.mailbox.pop() {
+                    Pop::Msg(m) => Err(m),
+                    Pop::Empty => return,
+                    Pop::Closed => {
+                        self.finalize(&mut runner);
+                        return;
+                    }
+                },
+            };
+            if !self.header.is_alive() {
+                // Died between the reason being set and the mailbox closing.
+                if let Err(env) = work {
+                    abort_envelope(env, &self.header.exit_reason().unwrap_or(ExitReason::NoProc));
+                }
+                continue;
+            }
+            match self.handle(&mut runner, work) {
+                Outcome::Continue => {}
+                Outcome::Stop(reason, after) => {
+                    self.exit(&mut runner, reason, after);
+                    return;
+                }
+            }
+        }
+        drop(guard);
+        let more = !runner.local.continues.is_empty();
+        drop(runner);
+        if self.mailbox.yield_now(more) {
+            let rt = Arc::clone(self.header.rt());
+            rt.pool.inject(self);
+        }
+    }
+}
+
+/// Starts a `G` (S1–S7): allocates the pid, claims the name, links, runs `init`.
+pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) -> Result<ServerRef<G>, StartError> {
+    let caller = super::current();
+    let rt = match (&opts.runtime, &caller) {
+        (Some(h), _) => Arc::clone(h.shared()),
+        (None, Some(c)) => Arc::clone(c.header().rt()),
+        (None, None) => return Err(StartError::NoRuntime),
+    };
+    if rt.is_shutting_down() {
+        return Err(StartError::ShuttingDown);
+    }
+    let linked_caller = match &caller {
+        Some(c) if link && Arc::ptr_eq(c.header().rt(), &rt) => Some(Arc::clone(c)),
+        _ => None,
+    };
+    let parent = match &linked_caller {
+        Some(c) => c.header().pid(),
+        None => Pid::runtime(rt.id()),
+    };
+    let cell: Arc<Cell<G>> = rt.table.insert(|pid| Arc::new(Cell::new(pid, parent, Arc::clone(&rt))));
+    let pid = cell.header.pid();
+    if let Some(name) = opts.name {
+        if let Err(holder) = name.register(pid) {
+            // Never ran: no one can know of it yet, so it vanishes without notice.
+            let mut runner = cell.runner.lock();
+            cell.header.begin_exit(&ExitReason::Normal);
+            cell.mailbox.close();
+            cell.header.announce(&ExitReason::Normal);
+            runner.local.finalized = true;
+            drop(runner);
+            rt.table.remove(pid);
+            return Err(StartError::AlreadyStarted(holder));
+        }
+        cell.header.set_name(name);
+    }
+    if let Some(c) = &linked_caller {
+        cell.header.add_link(c.header().pid());
+        c.header().add_link(pid);
+    }
+    match opts.timeout {
+        None => {
+            let mut runner = cell.runner.lock();
+            let _wait = match &caller {
+                Some(c) => c.header().begin_wait(pid).ok(),
+                None => None,
+            };
+            let result = run_init(&cell, &mut runner, args);
+            finish_start(&cell, runner, result, linked_caller.as_deref())
+        }
+        Some(timeout) => start_on_pool(cell, args, timeout, caller, linked_caller),
+    }
+}
+
+fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::Args) -> Result<G, ExitReason> {
+    let _current = CurrentGuard::enter(cell.clone());
+    let mut ctx = Context::new(cell, &mut runner.local);
+    match catch(|| G::init(args, &mut ctx)) {
+        Ok(r) => r,
+        Err(msg) => {
+            let reason = ExitReason::panic(&msg);
+            cell.crash_report("init", &reason);
+            Err(reason)
+        }
+    }
+}
+
+fn finish_start<G: GenServer>(
+    cell: &Arc<Cell<G>>,
+    mut runner: crate::sync::MutexGuard<'_, Runner<G>>,
+    result: Result<G, ExitReason>,
+    linked_caller: Option<&dyn Process>,
+) -> Result<ServerRef<G>, StartError> {
+    match result {
+        Ok(state) => {
+            runner.state = Some(state);
+            if let Some(reason) = cell.header.exit_reason() {
+                // Killed while in init (its name was already visible).
+                cell.finalize(&mut runner);
+                return Err(StartError::Init(reason));
+            }
+            let more = !runner.local.continues.is_empty();
+            drop(runner);
+            if cell.mailbox.yield_now(more) {
+                cell.header.rt().pool.schedule(cell.clone());
+            }
+            Ok(ServerRef::from_cell(cell.clone()))
+        }
+        Err(reason) => {
+            // The caller gets the error as a return value, not also as an exit signal.
+            if let Some(c) = linked_caller {
+                c.header().remove_link(cell.header.pid());
+                cell.header.remove_link(c.header().pid());
+            }
+            let err = match &reason {
+                ExitReason::Ignore => StartError::Ignore,
+                r => StartError::Init(r.clone()),
+            };
+            Arc::clone(cell).die(reason);
+            cell.finalize(&mut runner);
+            Err(err)
+        }
+    }
+}
+
+/// S6: `init` runs on a worker; the starter waits until the deadline, then kills it.
+fn start_on_pool<G: GenServer>(
+    cell: Arc<Cell<G>>,
+    args: G::Args,
+    timeout: Duration,
+    caller: Option<Arc<dyn Process>>,
+    linked_caller: Option<Arc<dyn Process>>,
+) -> Result<ServerRef<G>, StartError> {
+    let slot: Arc<Slot<()>> = Arc::new(Slot::new());
+    let outcome: Arc<Mutex<Option<Result<ServerRef<G>, StartError>>>> = Arc::new(Mutex::new(None));
+    let task = InitTask {
+        cell: cell.clone(),
+        args: Mutex::new(Some(args)),
+        slot: slot.clone(),
+        outcome: outcome.clone(),
+        linked_caller,
+    };
+    let _wait = match &caller {
+        Some(c) => c.header().begin_wait(cell.header.pid()).ok(),
+        None => None,
+    };
+    cell.header.rt().pool.inject(Arc::new(task));
+    let deadline = Instant::now().checked_add(timeout);
+    match slot.wait(deadline) {
+        Ok(()) => outcome.lock().take().unwrap_or(Err(StartError::Timeout)),
+        Err(_) => {
+            Arc::clone(&cell).die(ExitReason::Killed);
+            Err(StartError::Timeout)
+        }
+    }
+}
+
+struct InitTask<G: GenServer> {
+    cell: Arc<Cell<G>>,
+    args: Mutex<Option<G::Args>>,
+    slot: Arc<Slot<()>>,
+    outcome: Arc<Mutex<Option<Result<ServerRef<G>, StartError>>>>,
+    linked_caller: Option<Arc<dyn Process>>,
+}
+
+impl<G: GenServer> Runnable for InitTask<G> {
+    fn run(self: Arc<Self>) {
+        let Some(args) = self.args.lock().take() else { return };
+        let mut runner = self.cell.runner.lock();
+        let result = run_init(&self.cell, &mut runner, args);
+        let started = finish_start(&self.cell, runner, result, self.linked_caller.as_deref());
+        *self.outcome.lock() = Some(started);
+        if !self.slot.resolve(Ok(())) {
+            // The starter gave up: it has killed the process; make sure it is gone.
+            if let Some(Ok(server)) = self.outcome.lock().take() {
+                server.kill();
+            }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The untyped half of a process, and exit signals.
+//!
+//! Invariants:
+//! - `exit_reason` is set once, by the first `die`; `alive` turns false right after, and
+//!   never back. Everything that reads the reason checks `alive` first.
+//! - `watchers.closed` turns true once, in `announce`, after the process's names are
+//!   released; links, monitors and hooks added later are refused (the caller then acts as
+//!   if the target were already dead: `NoProc`).
+//! - `calls.closed` turns true once, when the calls the process holds are failed with its
+//!   exit reason; a call it dequeues later is failed at once.
+//! - No two of these locks are ever held at once, and no lock is held while user code
+//!   (a hook, an observer, a message's `Drop`) runs.
+//!
+//! Exit propagation is iterative: a signal that kills a process whose links must then be
+//! signalled queues those signals on a per-thread work list that the outermost
+//! [`deliver_exit`] drains, so a long chain or a cycle of links uses constant stack, and a
+//! process already dead ignores further signals, so cycles end.
+
+use crate::error::CallError;
+use crate::reply::Abort;
+use crate::runtime::RtShared;
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::{Down, ExitObserver, ExitReason, Naming, Pid};
+use slab::Slab;
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, OnceLock};
+
+/// Identifies one monitor: fresh for each `monitor` call (S31).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MonitorRef(pub(crate) u64);
+
+static NEXT_REF: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl MonitorRef {
+    pub(crate) fn fresh() -> MonitorRef {
+        MonitorRef(NEXT_REF.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Who hears of a process's exit through a monitor.
+pub(crate) enum Watcher {
+    /// A process: gets `handle_down`.
+    Process(Pid),
+    /// Anything else (an outside waiter, a remote node): its callback runs.
+    Observer(Arc<dyn ExitObserver>),
+}
+
+/// System messages that travel in the user lane (they are ordered with user messages,
+/// as Erlang orders them).
+pub(crate) enum SysMsg {
+    /// A trapped exit signal.
+    Exit { from: Pid, reason: ExitReason },
+    /// A monitor fired.
+    Down(Down),
+}
+
+/// What the table holds: a process, type-erased.
+pub(crate) trait Process: Send + Sync + 'static {
+    /// The untyped half.
+    fn header(&self) -> &Arc<Header>;
+    /// Ends the process now with `reason` (no `terminate`): the untrappable path.
+    fn die(self: Arc<Self>, reason: ExitReason);
+    /// Queues a system message; false if the process is dead.
+    fn deliver(self: Arc<Self>, msg: SysMsg) -> bool;
+    /// For downcasts to the typed cell.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+struct Watchers {
+    closed: bool,
+    links: Vec<Pid>,
+    monitors: Vec<(MonitorRef, Watcher)>,
+    hooks: Vec<Arc<dyn ExitObserver>>,
+}
+
+struct Calls {
+    closed: bool,
+    held: Slab<Arc<dyn Abort>>,
+}
+
+/// The untyped half of a process.
+pub(crate) struct Header {
+    pid: Pid,
+    parent: Pid,
+    type_name: &'static str,
+    rt: Arc<RtShared>,
+    name: OnceLock<Arc<dyn Naming>>,
+    trap: AtomicBool,
+    alive: AtomicBool,
+    exit_reason: OnceLock<ExitReason>,
+    /// The process this one is blocked calling (packed), or 0: for cycle detection.
+    waiting_on: AtomicU64,
+    watchers: Mutex<Watchers>,
+    calls: Mutex<Calls>,
+}
+
+impl Header {
+    pub(crate) fn new(pid: Pid, parent: Pid, type_name: &'static str, rt: Arc<RtShared>) -> Header {
+        Header {
+            pid,
+            parent,
+            type_name,
+            rt,
+            name: OnceLock::new(),
+            trap: AtomicBool::new(false),
+            alive: AtomicBool::new(true),
+            exit_reason: OnceLock::new(),
+            waiting_on: AtomicU64::new(0),
+            watchers: Mutex::new(Watchers {
+                closed: false,
+                links: Vec::new(),
+                monitors: Vec::new(),
+                hooks: Vec::new(),
+            }),
+            calls: Mutex::new(Calls {
+                closed: false,
+                held: Slab::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    pub(crate) fn parent(&self) -> Pid {
+        self.parent
+    }
+
+    pub(crate) fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    pub(crate) fn rt(&self) -> &Arc<RtShared> {
+        &self.rt
+    }
+
+    pub(crate) fn set_name(&self, name: Arc<dyn Naming>) {
+        let _ = self.name.set(name);
+    }
+
+    pub(crate) fn name(&self) -> Option<&Arc<dyn Naming>> {
+        self.name.get()
+    }
+
+    /// Name for logs: the registered name if any, else the pid.
+    pub(crate) fn display_name(&self) -> String {
+        match self.name.get() {
+            Some(n) => format!("{} ({})", n.describe(), self.pid),
+            None => self.pid.to_string(),
+        }
+    }
+
+    pub(crate) fn trap_exits(&self) -> bool {
+        self.trap.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_trap_exits(&self, on: bool) -> bool {
+        self.trap.swap(on, Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// The exit reason, once the process has begun to exit.
+    pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
+        if self.is_alive() {
+            None
+        } else {
+            self.exit_reason.get().cloned()
+        }
+    }
+
+    /// First step of every death: records the reason. False if another death came first.
+    pub(crate) fn begin_exit(&self, reason: &ExitReason) -> bool {
+        if self.exit_reason.set(reason.as_exit()).is_err() {
+            return false;
+        }
+        self.alive.store(false, Ordering::Release);
+        true
+    }
+
+    /// Releases the process's names (its via-name, then every exit hook): before anyone
+    /// else learns of the exit.
+    pub(crate) fn release_names(&self, reason: &ExitReason) {
+        if let Some(name) = self.name.get() {
+            let name = Arc::clone(name);
+            let pid = self.pid;
+            if catch_unwind(AssertUnwindSafe(|| name.unregister(pid))).is_err() {
+                log::error!("arbor: a name's unregister panicked for {pid}");
+            }
+        }
+        let hooks = {
+            let mut w = self.watchers.lock();
+            std::mem::take(&mut w.hooks)
+        };
+        for hook in hooks {
+            let pid = self.pid;
+            if catch_unwind(AssertUnwindSafe(|| hook.on_exit(pid, reason))).is_err() {
+                log::error!("arbor: an exit hook panicked for {pid}");
+            }
+        }
+    }
+
+    /// Tells everyone else: fails held calls, signals links, fires monitors.
+    pub(crate) fn announce(&self, reason: &ExitReason) {
+        let reason = reason.as_exit();
+        let held = {
+            let mut calls = self.calls.lock();
+            calls.closed = true;
+            std::mem::take(&mut calls.held)
+        };
+        for (_, slot) in held {
+            slot.abort(CallError::Exited(reason.clone()));
+        }
+        let (links, monitors, hooks) = {
+            let mut w = self.watchers.lock();
+            w.closed = true;
+            (
+                std::mem::take(&mut w.links),
+                std::mem::take(&mut w.monitors),
+                std::mem::take(&mut w.hooks),
+            )
+        };
+        // Hooks added after release_names ran (a race with registration): run them now.
+        for hook in hooks {
+            let pid = self.pid;
+            let _ = catch_unwind(AssertUnwindSafe(|| hook.on_exit(pid, &reason)));
+        }
+        for other in links {
+            if let Some(p) = self.rt.table.get(other) {
+                p.header().remove_link(self.pid);
+                deliver_exit(&p, self.pid, reason.clone(), false);
+            }
+        }
+        for (monitor, watcher) in monitors {
+            match watcher {
+                Watcher::Process(w) => {
+                    if let Some(p) = self.rt.table.get(w) {
+                        p.deliver(SysMsg::Down(Down {
+                            monitor,
+                            pid: self.pid,
+                            reason: reason.clone(),
+                        }));
+                    }
+                }
+                Watcher::Observer(o) => {
+                    let pid = self.pid;
+                    if catch_unwind(AssertUnwindSafe(|| o.on_exit(pid, &reason))).is_err() {
+                        log::error!("arbor: an exit observer panicked for {pid}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a link to `other`; false if this process is already exiting.
+    pub(crate) fn add_link(&self, other: Pid) -> bool {
+        let mut w = self.watchers.lock();
+        if w.closed {
+            return false;
+        }
+        if !w.links.contains(&other) {
+            w.links.push(other);
+        }
+        true
+    }
+
+    pub(crate) fn remove_link(&self, other: Pid) {
+        let mut w = self.watchers.lock();
+        w.links.retain(|p| *p != other);
+    }
+
+    pub(crate) fn is_linked(&self, other: Pid) -> bool {
+        self.watchers.lock().links.contains(&other)
+    }
+
+    pub(crate) fn links(&self) -> Vec<Pid> {
+        self.watchers.lock().links.clone()
+    }
+
+    /// Adds a monitor; false if this process is already exiting.
+    pub(crate) fn add_monitor(&self, monitor: MonitorRef, watcher: Watcher) -> bool {
+        let mut w = self.watchers.lock();
+        if w.closed {
+            return false;
+        }
+        w.monitors.push((monitor, watcher));
+        true
+    }
+
+    /// Removes a monitor; true if it was active.
+    pub(crate) fn remove_monitor(&self, monitor: MonitorRef) -> bool {
+        let mut w = self.watchers.lock();
+        let before = w.monitors.len();
+        w.monitors.retain(|(r, _)| *r != monitor);
+        w.monitors.len() != before
+    }
+
+    /// Adds an exit hook, run before links and monitors are told; false if exiting.
+    pub(crate) fn add_hook(&self, hook: Arc<dyn ExitObserver>) -> bool {
+        let mut w = self.watchers.lock();
+        if w.closed {
+            return false;
+        }
+        w.hooks.push(hook);
+        true
+    }
+
+    /// Registers a call this process is about to handle, so that its death fails it.
+    pub(crate) fn hold_call(&self, slot: Arc<dyn Abort>) -> Option<usize> {
+        let mut calls = self.calls.lock();
+        if calls.closed {
+            return None;
+        }
+        Some(calls.held.insert(slot))
+    }
+
+    /// The call was answered (or its handle dropped).
+    pub(crate) fn forget_call(&self, key: usize) {
+        let mut calls = self.calls.lock();
+        if !calls.closed {
+            calls.held.try_remove(key);
+        }
+    }
+
+    /// The packed form of this pid for the `waiting_on` chain.
+    fn packed(pid: Pid) -> u64 {
+        ((pid.index() as u64 + 1) << 32) | (pid.serial() & 0xffff_ffff)
+    }
+
+    /// Marks this process as blocked calling `target`, unless that closes a cycle.
+    pub(crate) fn begin_wait(&self, target: Pid) -> Result<WaitGuard<'_>, CallError> {
+        let me = Self::packed(self.pid);
+        self.waiting_on.store(Self::packed(target), Ordering::SeqCst);
+        let guard = WaitGuard { header: self };
+        if target.rt() != self.pid.rt() {
+            return Ok(guard);
+        }
+        let mut next = Self::packed(target);
+        for _ in 0..4096 {
+            let index = (next >> 32) as u32 - 1;
+            let Some(p) = self.rt.table.get_packed(index, next as u32) else {
+                return Ok(guard);
+            };
+            next = p.header().waiting_on.load(Ordering::SeqCst);
+            if next == 0 {
+                return Ok(guard);
+            }
+            if next == me {
+                return Err(CallError::Deadlock);
+            }
+        }
+        Ok(guard)
+    }
+}
+
+/// Clears `waiting_on` when the wait ends.
+pub(crate) struct WaitGuard<'a> {
+    header: &'a Header,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.header.waiting_on.store(0, Ordering::SeqCst);
+    }
+}
+
+type Job = (Arc<dyn Process>, Pid, ExitReason, bool);
+
+thread_local! {
+    static PENDING: RefCell<Option<VecDeque<Job>>> = const { RefCell::new(None) };
+}
+
+/// Delivers an exit signal from `from` to `target` (S34–S36): `kill` ends it with
+/// `Killed` whatever it does; otherwise a trapping target gets a message, a `Normal`
+/// signal from another process is ignored, and anything else ends the target at once,
+/// without `terminate` and without handling its queued messages.
+pub(crate) fn deliver_exit(target: &Arc<dyn Process>, from: Pid, reason: ExitReason, kill: bool) {
+    let job = (Arc::clone(target), from, reason, kill);
+    let nested = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        match p.as_mut() {
+            Some(q) => {
+                q.push_back(job.clone());
+                true
+            }
+            None => {
+                *p = Some(VecDeque::new());
+                false
+            }
+        }
+    });
+    if nested {
+        return;
+    }
+    let mut next = Some(job);
+    while let Some((target, from, reason, kill)) = next {
+        signal_one(target, from, reason, kill);
+        next = PENDING.with(|p| p.borrow_mut().as_mut().and_then(|q| q.pop_front()));
+    }
+    PENDING.with(|p| *p.borrow_mut() = None);
+}
+
+fn signal_one(target: Arc<dyn Process>, from: Pid, reason: ExitReason, kill: bool) {
+    let h = target.header();
+    if kill {
+        target.die(ExitReason::Killed);
+    } else if h.trap_exits() {
+        target.deliver(SysMsg::Exit { from, reason });
+    } else if reason.is_normal() {
+        if from == h.pid() {
+            target.die(ExitReason::Normal);
+        }
+    } else {
+        target.die(reason);
+    }
+}

@@ -1,0 +1,114 @@
+//! The process table: a slab of live processes, indexed by the pid's slot index and
+//! checked against its serial, so a stale pid never resolves to a newer process.
+
+use super::Process;
+use crate::Pid;
+use parking_lot::{Condvar, Mutex, RwLock};
+use slab::Slab;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Serial numbers of processes: global to the program, never reused.
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
+struct Entry {
+    serial: u64,
+    process: Arc<dyn Process>,
+}
+
+/// Live processes of one runtime.
+pub(crate) struct Table {
+    rt: u32,
+    slots: RwLock<Slab<Entry>>,
+    /// Signalled when the table becomes empty.
+    empty: (Mutex<()>, Condvar),
+}
+
+impl Table {
+    pub(crate) fn new(rt: u32) -> Self {
+        Table {
+            rt,
+            slots: RwLock::new(Slab::new()),
+            empty: (Mutex::new(()), Condvar::new()),
+        }
+    }
+
+    /// Allocates a pid and stores the process `make` builds for it.
+    pub(crate) fn insert<P: Process>(&self, make: impl FnOnce(Pid) -> Arc<P>) -> Arc<P> {
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let mut slots = self.slots.write();
+        let entry = slots.vacant_entry();
+        let pid = Pid::new(self.rt, entry.key() as u32, serial);
+        let process = make(pid);
+        entry.insert(Entry {
+            serial,
+            process: process.clone(),
+        });
+        process
+    }
+
+    /// The live process named by `pid`.
+    pub(crate) fn get(&self, pid: Pid) -> Option<Arc<dyn Process>> {
+        if pid.rt() != self.rt || pid.is_pseudo() {
+            return None;
+        }
+        let slots = self.slots.read();
+        match slots.get(pid.index() as usize) {
+            Some(e) if e.serial == pid.serial() => Some(Arc::clone(&e.process)),
+            _ => None,
+        }
+    }
+
+    /// The process in slot `index` if its serial's low 32 bits are `serial_low`.
+    pub(crate) fn get_packed(&self, index: u32, serial_low: u32) -> Option<Arc<dyn Process>> {
+        let slots = self.slots.read();
+        match slots.get(index as usize) {
+            Some(e) if e.serial as u32 == serial_low => Some(Arc::clone(&e.process)),
+            _ => None,
+        }
+    }
+
+    /// Frees `pid`'s slot.
+    pub(crate) fn remove(&self, pid: Pid) {
+        let now_empty = {
+            let mut slots = self.slots.write();
+            let idx = pid.index() as usize;
+            if matches!(slots.get(idx), Some(e) if e.serial == pid.serial()) {
+                slots.remove(idx);
+            }
+            slots.is_empty()
+        };
+        if now_empty {
+            let _g = self.empty.0.lock();
+            self.empty.1.notify_all();
+        }
+    }
+
+    /// Every live process, most recently started first.
+    pub(crate) fn snapshot(&self) -> Vec<Arc<dyn Process>> {
+        let slots = self.slots.read();
+        let mut all: Vec<(u64, Arc<dyn Process>)> =
+            slots.iter().map(|(_, e)| (e.serial, Arc::clone(&e.process))).collect();
+        drop(slots);
+        all.sort_by(|a, b| b.0.cmp(&a.0));
+        all.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Number of live processes.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.read().len()
+    }
+
+    /// Waits until the table is empty or `deadline` passes; true if empty.
+    pub(crate) fn wait_empty(&self, deadline: std::time::Instant) -> bool {
+        let mut g = self.empty.0.lock();
+        loop {
+            if self.len() == 0 {
+                return true;
+            }
+            if self.empty.1.wait_until(&mut g, deadline).timed_out() {
+                return self.len() == 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! One-shot reply slots, and [`ReplyTo`], the handle a server answers a call through.
+//!
+//! A [`Slot`] is resolved exactly once: by the reply, by the server's death (its exit
+//! reason), by the reply handle being dropped unanswered, or by the caller giving up at
+//! its deadline. Whichever comes first wins; every later attempt is dropped. In
+//! particular a reply that arrives after the caller gave up is dropped with the slot and
+//! can never reach a later call, because every call has a slot of its own (S11).
+//!
+//! The caller spins briefly, then parks; the resolver unparks it. Modelled by loom in
+//! `tests/loom_reply.rs` (reply racing timeout and exit).
+
+use crate::error::CallError;
+use crate::sync::{park_timeout, spin_hint, thread, AtomicBool, Mutex, Ordering};
+use std::time::{Duration, Instant};
+
+enum State<R> {
+    /// Nobody has resolved the slot yet.
+    Empty,
+    /// Resolved, not yet taken by the caller.
+    Full(Result<R, CallError>),
+    /// The caller took the value, or gave up; later resolutions are dropped.
+    Closed,
+}
+
+/// A one-shot slot for one call's outcome.
+pub(crate) struct Slot<R> {
+    state: Mutex<State<R>>,
+    /// Set once the state leaves `Empty`: lets the caller spin without the lock.
+    done: AtomicBool,
+    waiter: thread::Thread,
+}
+
+/// Type-erased resolution with an error: how a dying server fails the calls it holds.
+pub(crate) trait Abort: Send + Sync {
+    /// Resolves the slot with `err` unless it is already resolved.
+    fn abort(&self, err: CallError);
+}
+
+impl<R: Send> Abort for Slot<R> {
+    fn abort(&self, err: CallError) {
+        self.resolve(Err(err));
+    }
+}
+
+/// Spins before parking: a reply from another worker often lands within this.
+const SPIN_ROUNDS: u32 = 200;
+
+impl<R> Slot<R> {
+    /// A slot whose waiter is the calling thread.
+    pub(crate) fn new() -> Self {
+        Slot {
+            state: Mutex::new(State::Empty),
+            done: AtomicBool::new(false),
+            waiter: thread::current(),
+        }
+    }
+
+    /// Resolves the slot. Returns false (and drops `value`) if it was already resolved or
+    /// abandoned.
+    pub(crate) fn resolve(&self, value: Result<R, CallError>) -> bool {
+        let rejected = {
+            let mut state = self.state.lock();
+            match *state {
+                State::Empty => {
+                    *state = State::Full(value);
+                    self.done.store(true, Ordering::Release);
+                    None
+                }
+                _ => Some(value),
+            }
+        };
+        match rejected {
+            None => {
+                self.waiter.unpark();
+                true
+            }
+            Some(v) => {
+                drop(v);
+                false
+            }
+        }
+    }
+
+    /// True once resolved (or closed).
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Takes the outcome if there is one.
+    pub(crate) fn try_take(&self) -> Option<Result<R, CallError>> {
+        if !self.is_done() {
+            return None;
+        }
+        let mut state = self.state.lock();
+        match std::mem::replace(&mut *state, State::Closed) {
+            State::Full(v) => Some(v),
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
+
+    /// The caller gives up: returns the outcome if it arrived meanwhile, else closes the
+    /// slot so that a later resolution is dropped.
+    pub(crate) fn abandon(&self) -> Option<Result<R, CallError>> {
+        let mut state = self.state.lock();
+        match std::mem::replace(&mut *state, State::Closed) {
+            State::Full(v) => Some(v),
+            _ => {
+                self.done.store(true, Ordering::Release);
+                None
+            }
+        }
+    }
+
+    /// Waits for the outcome until `deadline` (None: forever). Spins briefly first; parks
+    /// inside [`block_in_place`](crate::scheduler::block_in_place) so that a worker
+    /// blocked here is compensated.
+    #[cfg(not(loom))]
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<R, CallError> {
+        for i in 0..SPIN_ROUNDS {
+            if self.is_done() {
+                break;
+            }
+            if i < SPIN_ROUNDS - 10 {
+                spin_hint();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        if let Some(v) = self.try_take() {
+            return v;
+        }
+        crate::scheduler::block_in_place(|| loop {
+            if let Some(v) = self.try_take() {
+                return v;
+            }
+            match deadline {
+                None => park_timeout(Duration::from_secs(3600)),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return self.abandon().unwrap_or(Err(CallError::Timeout));
+                    }
+                    park_timeout(d - now);
+                }
+            }
+        })
+    }
+}
+
+#[cfg(loom)]
+impl<R> Slot<R> {
+    /// loom: waits until resolved, or (if `give_up`) abandons at the first wait.
+    pub(crate) fn wait_loom(&self, give_up: bool) -> Result<R, CallError> {
+        loop {
+            if let Some(v) = self.try_take() {
+                return v;
+            }
+            if give_up {
+                return self.abandon().unwrap_or(Err(CallError::Timeout));
+            }
+            park_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+#[cfg(not(loom))]
+pub use handle::ReplyTo;
+
+#[cfg(not(loom))]
+mod handle {
+    use super::Slot;
+    use crate::error::CallError;
+    use crate::process::Header;
+    use crate::Pid;
+    use std::fmt;
+    use std::sync::Arc;
+
+    /// The handle through which a server answers one call: Elixir's `from`.
+    ///
+    /// `handle_call` receives it. Return [`CallFlow::Reply`](crate::CallFlow::Reply) to
+    /// answer at once, or keep the handle (it is `Clone` and `Send`), return
+    /// [`CallFlow::NoReply`](crate::CallFlow::NoReply), and call [`ReplyTo::reply`] later,
+    /// from this server or any other thread (S16). If every copy is dropped unanswered the
+    /// caller gets [`CallError::NoReply`] at once (OTP would leave it waiting for its
+    /// timeout); if the server dies first, the caller gets the exit reason.
+    ///
+    /// (DESIGN.md calls this `From`; renamed so that `use arbor::prelude::*` does not
+    /// shadow `std::convert::From`.)
+    pub struct ReplyTo<R: Send + 'static> {
+        inner: Arc<Inner<R>>,
+    }
+
+    struct Inner<R: Send + 'static> {
+        slot: Arc<Slot<R>>,
+        server: Arc<Header>,
+        key: usize,
+        caller: Option<Pid>,
+    }
+
+    impl<R: Send + 'static> ReplyTo<R> {
+        pub(crate) fn new(slot: Arc<Slot<R>>, server: Arc<Header>, key: usize, caller: Option<Pid>) -> Self {
+            ReplyTo {
+                inner: Arc::new(Inner {
+                    slot,
+                    server,
+                    key,
+                    caller,
+                }),
+            }
+        }
+
+        /// Sends the reply. Returns false if the call was already answered, the caller
+        /// gave up (timeout), or the server has exited (its callers then get the exit
+        /// reason instead).
+        pub fn reply(&self, value: R) -> bool {
+            let inner = &*self.inner;
+            if !inner.server.is_alive() {
+                return false;
+            }
+            inner.server.forget_call(inner.key);
+            inner.slot.resolve(Ok(value))
+        }
+
+        /// The calling process, if the call came from one (not from an outside thread).
+        pub fn caller(&self) -> Option<Pid> {
+            self.inner.caller
+        }
+    }
+
+    impl<R: Send + 'static> Clone for ReplyTo<R> {
+        fn clone(&self) -> Self {
+            ReplyTo {
+                inner: Arc::clone(&self.inner),
+            }
+        }
+    }
+
+    impl<R: Send + 'static> fmt::Debug for ReplyTo<R> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ReplyTo").field("caller", &self.inner.caller).finish()
+        }
+    }
+
+    impl<R: Send + 'static> Drop for Inner<R> {
+        fn drop(&mut self) {
+            if self.slot.is_done() {
+                return;
+            }
+            self.server.forget_call(self.key);
+            let err = match self.server.exit_reason() {
+                Some(reason) => CallError::Exited(reason),
+                None => CallError::NoReply,
+            };
+            self.slot.resolve(Err(err));
+        }
+    }
+}

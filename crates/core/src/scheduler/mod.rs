@@ -1,0 +1,16 @@
+//! The scheduler: runs type-erased [`Runnable`]s on a pool of worker threads. It knows
+//! nothing of processes, mailboxes or GenServers.
+//!
+//! - `pool.rs`: the pool, its global run queue, the per-worker LIFO slot, and the
+//!   compensation that keeps the pool busy while a worker blocks.
+//! - `sleep.rs`: how idle workers park and how work wakes them, without lost wake-ups.
+//!
+//! The sleep/wake protocol and the blocking compensation are explained, race by race, in
+//! `docs/scheduler.md`.
+
+mod pool;
+mod sleep;
+
+pub(crate) use pool::{block_in_place, Pool, PoolConfig, Runnable, Task};
+#[cfg(loom)]
+pub(crate) use sleep::Sleep;

@@ -1,0 +1,306 @@
+//! The worker pool.
+//!
+//! Run queues: one global FIFO (the injector) shared by every worker, plus a LIFO slot per
+//! worker. A task scheduled *from* a worker goes into that worker's LIFO slot and runs
+//! next on the same worker, so a process that wakes another hands it over without
+//! crossing cores (ping-pong stays on one core); the slot's previous occupant moves to the
+//! injector, where any worker can take it. After [`MAX_LIFO_STREAK`] LIFO runs in a row a
+//! worker takes from the injector first, so a pair of processes bouncing messages cannot
+//! starve the queue. Tasks scheduled from outside the pool, and tasks that spent their
+//! budget, go to the injector.
+//!
+//! Blocking: a worker about to block (a call made from inside a handler, see
+//! [`block_in_place`]) first empties its LIFO slot into the injector and counts itself as
+//! blocked. If fewer than `target` workers are then left unblocked and none is idle, a new
+//! worker thread is started to compensate. When the blocked worker resumes, the pool may
+//! briefly have more than `target` runnable workers; the excess retire after they have
+//! been idle for [`KEEP_ALIVE`]. So with one worker thread, a chain of 64 servers, each
+//! calling the next inside `handle_call`, completes: each blocked link of the chain is
+//! compensated by a thread of its own.
+//!
+//! Lifecycle states of a worker thread: *running* a task, *searching* the queues,
+//! *idle* (parked, listed in [`Sleep`]), *blocked* (inside `block_in_place`), *retired*.
+
+use super::sleep::Sleep;
+use crate::sync::{thread, AtomicBool, AtomicUsize, Mutex, Ordering};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Something the pool can run: a process, type-erased.
+pub(crate) trait Runnable: Send + Sync + 'static {
+    /// Runs a slice of work. The task re-schedules itself if it has more.
+    fn run(self: Arc<Self>);
+}
+
+/// A unit of scheduling.
+pub(crate) type Task = Arc<dyn Runnable>;
+
+/// Consecutive LIFO-slot runs before a worker looks at the injector first.
+const MAX_LIFO_STREAK: u32 = 32;
+
+/// How long a surplus worker (started to compensate a blocked one) lingers idle before it
+/// exits.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// Pool settings.
+pub(crate) struct PoolConfig {
+    /// Workers that run tasks at once (blocked ones aside).
+    pub(crate) threads: usize,
+    /// Prefix of worker thread names.
+    pub(crate) name: String,
+    /// Stack size of worker threads, if set.
+    pub(crate) stack_size: Option<usize>,
+}
+
+struct Counts {
+    /// Worker threads alive (running, searching, idle or blocked).
+    threads: usize,
+    /// Of those, how many are inside `block_in_place`.
+    blocked: usize,
+    /// Join handles of every worker ever started (finished ones are pruned).
+    handles: Vec<std::thread::JoinHandle<()>>,
+    /// Serial for thread names.
+    next_name: usize,
+}
+
+/// A pool of worker threads.
+pub(crate) struct Pool {
+    injector: Mutex<VecDeque<Task>>,
+    injector_len: AtomicUsize,
+    sleep: Sleep,
+    counts: Mutex<Counts>,
+    target: usize,
+    name: String,
+    stack_size: Option<usize>,
+    shutdown: AtomicBool,
+}
+
+struct WorkerCtx {
+    pool: Arc<Pool>,
+    lifo: Option<Task>,
+}
+
+thread_local! {
+    static WORKER: RefCell<Option<WorkerCtx>> = const { RefCell::new(None) };
+}
+
+impl Pool {
+    /// Starts `config.threads` workers.
+    pub(crate) fn start(config: PoolConfig) -> std::io::Result<Arc<Pool>> {
+        let pool = Arc::new(Pool {
+            injector: Mutex::new(VecDeque::new()),
+            injector_len: AtomicUsize::new(0),
+            sleep: Sleep::new(),
+            counts: Mutex::new(Counts {
+                threads: 0,
+                blocked: 0,
+                handles: Vec::new(),
+                next_name: 0,
+            }),
+            target: config.threads.max(1),
+            name: config.name,
+            stack_size: config.stack_size,
+            shutdown: AtomicBool::new(false),
+        });
+        for _ in 0..pool.target {
+            let mut counts = pool.counts.lock();
+            pool.spawn_worker(&mut counts)?;
+        }
+        Ok(pool)
+    }
+
+    fn spawn_worker(self: &Arc<Self>, counts: &mut Counts) -> std::io::Result<()> {
+        counts.handles.retain(|h| !h.is_finished());
+        let mut builder = std::thread::Builder::new().name(format!("{}-{}", self.name, counts.next_name));
+        if let Some(size) = self.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let pool = Arc::clone(self);
+        let handle = builder.spawn(move || pool.worker_main())?;
+        counts.next_name += 1;
+        counts.threads += 1;
+        counts.handles.push(handle);
+        Ok(())
+    }
+
+    /// Schedules a task: into the current worker's LIFO slot when called on one of this
+    /// pool's workers, else onto the injector.
+    pub(crate) fn schedule(self: &Arc<Self>, task: Task) {
+        let task = WORKER.with(|w| {
+            let mut w = w.borrow_mut();
+            match w.as_mut() {
+                Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => ctx.lifo.replace(task),
+                _ => Some(task),
+            }
+        });
+        if let Some(task) = task {
+            self.inject(task);
+        }
+    }
+
+    /// Queues a task on the injector and wakes an idle worker if there is one.
+    pub(crate) fn inject(&self, task: Task) {
+        {
+            let mut q = self.injector.lock();
+            q.push_back(task);
+            self.injector_len.store(q.len(), Ordering::SeqCst);
+        }
+        self.sleep.wake_one();
+    }
+
+    fn pop_injector(&self) -> Option<Task> {
+        if self.injector_len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut q = self.injector.lock();
+        let t = q.pop_front();
+        self.injector_len.store(q.len(), Ordering::SeqCst);
+        t
+    }
+
+    fn has_work(&self) -> bool {
+        self.injector_len.load(Ordering::SeqCst) > 0 || self.shutdown.load(Ordering::SeqCst)
+    }
+
+    fn worker_main(self: Arc<Self>) {
+        WORKER.with(|w| {
+            *w.borrow_mut() = Some(WorkerCtx {
+                pool: Arc::clone(&self),
+                lifo: None,
+            })
+        });
+        let mut streak = 0u32;
+        loop {
+            let lifo = if streak < MAX_LIFO_STREAK {
+                WORKER.with(|w| w.borrow_mut().as_mut().and_then(|c| c.lifo.take()))
+            } else {
+                None
+            };
+            let task = match lifo {
+                Some(t) => {
+                    streak += 1;
+                    Some(t)
+                }
+                None => {
+                    streak = 0;
+                    // A streak cut short leaves the LIFO task behind: queue it fairly.
+                    if let Some(t) = WORKER.with(|w| w.borrow_mut().as_mut().and_then(|c| c.lifo.take())) {
+                        self.inject(t);
+                    }
+                    self.pop_injector()
+                }
+            };
+            match task {
+                Some(t) => t.run(),
+                None => {
+                    if self.shutdown.load(Ordering::SeqCst) {
+                        self.counts.lock().threads -= 1;
+                        break;
+                    }
+                    if !self.idle() {
+                        break;
+                    }
+                }
+            }
+        }
+        WORKER.with(|w| {
+            if let Some(ctx) = w.borrow_mut().take() {
+                if let Some(t) = ctx.lifo {
+                    self.inject(t);
+                }
+            }
+        });
+    }
+
+    /// Parks an idle worker. Returns false if this worker should retire.
+    fn idle(self: &Arc<Self>) -> bool {
+        let surplus = {
+            let counts = self.counts.lock();
+            counts.threads - counts.blocked > self.target
+        };
+        let timeout = if surplus { Some(KEEP_ALIVE) } else { None };
+        let woken = self.sleep.sleep(timeout, || self.has_work());
+        if surplus && !woken && !self.has_work() {
+            let mut counts = self.counts.lock();
+            if counts.threads - counts.blocked > self.target {
+                // Retire. `threads` is decremented here, under the same lock as the
+                // check, so two surplus workers cannot both retire for one surplus.
+                counts.threads -= 1;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Stops every worker once the queues drain and joins them, waiting at most `grace`
+    /// for threads stuck in a handler. Called off the pool.
+    pub(crate) fn shutdown(&self, grace: Duration) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.sleep.wake_all();
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            let handles = std::mem::take(&mut self.counts.lock().handles);
+            if handles.is_empty() {
+                break;
+            }
+            for h in handles {
+                while !h.is_finished() && std::time::Instant::now() < deadline {
+                    self.sleep.wake_all();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                if h.is_finished() {
+                    let _ = h.join();
+                } else {
+                    log::warn!("arbor: a worker thread is stuck in a handler; leaving it detached");
+                }
+            }
+        }
+    }
+
+    /// True if the calling thread is one of this pool's workers.
+    pub(crate) fn is_current(self: &Arc<Self>) -> bool {
+        WORKER.with(|w| matches!(w.borrow().as_ref(), Some(c) if Arc::ptr_eq(&c.pool, self)))
+    }
+
+    /// Worker threads alive now (for tests and introspection).
+    pub(crate) fn thread_count(&self) -> usize {
+        self.counts.lock().threads
+    }
+}
+
+/// Runs `f`, which may block, without starving the pool: if the calling thread is a
+/// worker, its LIFO task is handed to the injector and, when no other worker is free, a
+/// new worker is started to stand in for this one while it blocks. Off the pool, just runs
+/// `f`.
+pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
+    let pool = WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        w.as_mut().map(|ctx| (Arc::clone(&ctx.pool), ctx.lifo.take()))
+    });
+    let Some((pool, lifo)) = pool else {
+        return f();
+    };
+    if let Some(t) = lifo {
+        pool.inject(t);
+    }
+    {
+        let mut counts = pool.counts.lock();
+        counts.blocked += 1;
+        let unblocked = counts.threads - counts.blocked;
+        if unblocked < pool.target && pool.sleep.idle_count() == 0 && !pool.shutdown.load(Ordering::SeqCst) {
+            if let Err(e) = pool.spawn_worker(&mut counts) {
+                log::error!("arbor: could not start a compensating worker thread: {e}");
+            }
+        }
+    }
+    struct Unblock<'a>(&'a Pool);
+    impl Drop for Unblock<'_> {
+        fn drop(&mut self) {
+            self.0.counts.lock().blocked -= 1;
+        }
+    }
+    let _unblock = Unblock(&pool);
+    f()
+}

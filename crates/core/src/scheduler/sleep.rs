@@ -1,0 +1,117 @@
+//! Parking idle workers and waking them, with no lost wake-up.
+//!
+//! The race to prevent: a worker finds every queue empty and decides to park while, at
+//! the same moment, a producer pushes work and looks for a worker to wake. If the
+//! producer looks before the worker is listed as idle, and the worker parks after the
+//! push, the work sits with everyone asleep.
+//!
+//! The protocol (a Dekker handshake, both sides `SeqCst`):
+//! - worker: list itself as idle (store `num_idle`), fence, look at the queues again;
+//!   park only if they are still empty.
+//! - producer: push, fence, read `num_idle`; if non-zero, take one idle worker off the
+//!   list and unpark it.
+//!
+//! Either the worker's second look sees the work, or the producer's read sees the idle
+//! worker (or both). Parking is token-based (`Thread::unpark` before `park` makes `park`
+//! return at once), so an unpark that lands between the second look and the park is not
+//! lost. A worker that wakes removes itself from the list if it is still there (a
+//! spurious or timed wake-up). Modelled by loom in `tests/loom_sleep.rs`.
+
+use crate::sync::{fence, park_timeout, thread, AtomicUsize, Mutex, Ordering};
+use std::time::Duration;
+
+/// The list of parked workers.
+pub(crate) struct Sleep {
+    idle: Mutex<Vec<thread::Thread>>,
+    num_idle: AtomicUsize,
+}
+
+impl Default for Sleep {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sleep {
+    /// No worker is idle.
+    pub(crate) fn new() -> Self {
+        Sleep {
+            idle: Mutex::new(Vec::new()),
+            num_idle: AtomicUsize::new(0),
+        }
+    }
+
+    /// Number of parked (or parking) workers.
+    pub(crate) fn idle_count(&self) -> usize {
+        self.num_idle.load(Ordering::SeqCst)
+    }
+
+    /// Parks the calling worker unless `has_work` (evaluated after it is listed as idle)
+    /// says there is work. `timeout = None` parks until woken.
+    /// Returns true if the worker was woken by a producer (rather than by a timeout or
+    /// a second look that found work).
+    pub(crate) fn sleep(&self, timeout: Option<Duration>, has_work: impl Fn() -> bool) -> bool {
+        let me = thread::current();
+        {
+            let mut idle = self.idle.lock();
+            idle.push(me.clone());
+            self.num_idle.store(idle.len(), Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        if has_work() {
+            return !self.unlist(&me);
+        }
+        match timeout {
+            Some(t) => park_timeout(t),
+            None => thread::park(),
+        }
+        !self.unlist(&me)
+    }
+
+    /// Removes `me` from the idle list; true if it was still there (nobody woke it).
+    fn unlist(&self, me: &thread::Thread) -> bool {
+        let mut idle = self.idle.lock();
+        let id = me.id();
+        if let Some(i) = idle.iter().position(|t| t.id() == id) {
+            idle.swap_remove(i);
+            self.num_idle.store(idle.len(), Ordering::SeqCst);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Producer side: after making work visible, wakes one idle worker if there is one.
+    /// Returns true if it woke someone.
+    pub(crate) fn wake_one(&self) -> bool {
+        fence(Ordering::SeqCst);
+        if self.num_idle.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let woken = {
+            let mut idle = self.idle.lock();
+            let t = idle.pop();
+            self.num_idle.store(idle.len(), Ordering::SeqCst);
+            t
+        };
+        match woken {
+            Some(t) => {
+                t.unpark();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Wakes every idle worker (shutdown).
+    pub(crate) fn wake_all(&self) {
+        let all = {
+            let mut idle = self.idle.lock();
+            self.num_idle.store(0, Ordering::SeqCst);
+            std::mem::take(&mut *idle)
+        };
+        for t in all {
+            t.unpark();
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! `ServerRef<G>`: the typed handle to a running server.
+
+use crate::error::{CallError, SendError};
+use crate::gen_server::GenServer;
+use crate::process::{current, Cell, Envelope, Process};
+use crate::reply::Slot;
+use crate::{signal, ExitObserver, ExitReason, MonitorRef, Naming, NoProc, Pid, RuntimeHandle};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The default call timeout: 5 seconds, as in Elixir (S10).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A typed, cloneable handle to a server of type `G`.
+///
+/// Holding one does not keep the server alive: every operation on a server that has
+/// exited fails at once (`SendError`, `CallError::NoProc`).
+pub struct ServerRef<G: GenServer> {
+    cell: Arc<Cell<G>>,
+}
+
+impl<G: GenServer> ServerRef<G> {
+    pub(crate) fn from_cell(cell: Arc<Cell<G>>) -> Self {
+        ServerRef { cell }
+    }
+
+    /// The typed handle for `pid`, if it is alive on a runtime and runs a `G`: a checked
+    /// downcast.
+    pub fn from_pid(pid: Pid) -> Option<ServerRef<G>> {
+        let rt = RuntimeHandle::of(pid)?;
+        let process = rt.shared().table.get(pid)?;
+        process.as_any().downcast::<Cell<G>>().ok().map(ServerRef::from_cell)
+    }
+
+    /// The server registered under `name`, if any (S23).
+    pub fn whereis(name: &dyn Naming) -> Option<ServerRef<G>> {
+        name.whereis().and_then(ServerRef::from_pid)
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> Pid {
+        self.cell.header().pid()
+    }
+
+    /// True until the server begins to exit.
+    pub fn is_alive(&self) -> bool {
+        self.cell.header().is_alive()
+    }
+
+    /// The runtime the server runs on.
+    pub fn runtime(&self) -> RuntimeHandle {
+        RuntimeHandle::from_shared(Arc::clone(self.cell.header().rt()))
+    }
+
+    /// Sends a message to `handle_info`. Messages from one sender are handled in the
+    /// order sent (S10). A dead server hands the message back (Elixir's `send` would drop
+    /// it silently).
+    pub fn send(&self, msg: G::Info) -> Result<(), SendError<G::Info>> {
+        self.cell.push(Envelope::Info(msg)).map_err(|env| match env {
+            Envelope::Info(m) => SendError(m),
+            _ => unreachable!("push hands back what it was given"),
+        })
+    }
+
+    /// Calls the server and waits up to 5 s for the reply (S10).
+    pub fn call(&self, req: G::Call) -> Result<G::Reply, CallError> {
+        self.call_timeout(req, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// Calls the server and waits up to `timeout` for the reply. Never hangs: `NoProc` at
+    /// once for a dead server (S12), its exit reason at once if it dies first (S14),
+    /// `CallingSelf` for a call to oneself (S13), `Deadlock` if the call would close a
+    /// cycle of calls, `Timeout` at the deadline, the late reply then being dropped (S11).
+    /// A zero timeout returns `Timeout` at once without sending. `Duration::MAX` waits
+    /// forever.
+    pub fn call_timeout(&self, req: G::Call, timeout: Duration) -> Result<G::Reply, CallError> {
+        if timeout.is_zero() {
+            return Err(CallError::Timeout);
+        }
+        let target = self.pid();
+        let caller = current();
+        if let Some(c) = &caller {
+            if c.header().pid() == target {
+                return Err(CallError::CallingSelf);
+            }
+        }
+        if !self.is_alive() {
+            return Err(CallError::NoProc);
+        }
+        let _wait = match &caller {
+            Some(c) => Some(c.header().begin_wait(target)?),
+            None => None,
+        };
+        let slot = Arc::new(Slot::new());
+        let caller_pid = caller.as_ref().map(|c| c.header().pid());
+        if self.cell.push(Envelope::Call(req, slot.clone(), caller_pid)).is_err() {
+            return Err(CallError::NoProc);
+        }
+        slot.wait(Instant::now().checked_add(timeout))
+    }
+
+    /// Asks the server to stop with `reason` and waits until it has exited (S18): messages
+    /// queued before the request are handled first, then `terminate(reason)` runs, even if
+    /// the server does not trap exits. `NoProc` if it is not alive, `CallingSelf` from the
+    /// server itself, `Timeout` if it has not exited within `timeout` (`Duration::MAX`:
+    /// wait forever), `Exited(r)` if it exited for another reason first.
+    pub fn stop(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
+        if let Some(c) = current() {
+            if c.header().pid() == self.pid() {
+                return Err(CallError::CallingSelf);
+            }
+        }
+        if !self.is_alive() {
+            return Err(CallError::NoProc);
+        }
+        let slot = Arc::new(Slot::new());
+        if self.cell.push(Envelope::Stop(reason, slot.clone())).is_err() {
+            return Err(CallError::NoProc);
+        }
+        slot.wait(Instant::now().checked_add(timeout))
+    }
+
+    /// Sends the server an exit signal (from the calling process, or from outside).
+    pub fn exit(&self, reason: ExitReason) {
+        let from = current().map(|c| c.header().pid()).unwrap_or_else(|| Pid::external(self.pid().rt()));
+        signal::exit(self.cell.header().rt(), from, self.pid(), reason)
+    }
+
+    /// Kills the server: untrappable, no `terminate`, reason `Killed`. Its names are
+    /// released and its links and monitors told at once; a handler already running
+    /// finishes detached and its results are discarded (a Rust thread cannot be
+    /// pre-empted).
+    pub fn kill(&self) {
+        Arc::clone(&self.cell).die(ExitReason::Killed)
+    }
+
+    /// Calls `observer` when the server exits (with `NoProc` error if it already has).
+    pub fn monitor_with(&self, observer: impl ExitObserver) -> Result<MonitorRef, NoProc> {
+        signal::monitor_observer(self.cell.header().rt(), self.pid(), Arc::new(observer))
+    }
+
+    /// Waits until the server has exited, up to `timeout`; returns its exit reason, or
+    /// `None` on timeout.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<ExitReason> {
+        let slot: Arc<Slot<ExitReason>> = Arc::new(Slot::new());
+        let s = slot.clone();
+        let watched = self.monitor_with(move |_pid: Pid, reason: &ExitReason| {
+            s.resolve(Ok(reason.clone()));
+        });
+        if watched.is_err() {
+            return self.cell.header().exit_reason().or(Some(ExitReason::NoProc));
+        }
+        slot.wait(Instant::now().checked_add(timeout)).ok()
+    }
+
+    /// Number of messages waiting in the server's mailbox.
+    pub fn mailbox_len(&self) -> usize {
+        self.cell.queue_len()
+    }
+}
+
+impl<G: GenServer> Clone for ServerRef<G> {
+    fn clone(&self) -> Self {
+        ServerRef {
+            cell: Arc::clone(&self.cell),
+        }
+    }
+}
+
+impl<G: GenServer> PartialEq for ServerRef<G> {
+    fn eq(&self, other: &Self) -> bool {
+        self.pid() == other.pid()
+    }
+}
+
+impl<G: GenServer> Eq for ServerRef<G> {}
+
+impl<G: GenServer> std::hash::Hash for ServerRef<G> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.pid().hash(state)
+    }
+}
+
+impl<G: GenServer> fmt::Debug for ServerRef<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerRef<{}>({})", std::any::type_name::<G>(), self.pid())
+    }
+}

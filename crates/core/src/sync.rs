@@ -1,0 +1,77 @@
+//! The one door through which core reaches atomics, locks and threads.
+//!
+//! Under `cfg(loom)` every primitive is loom's, so the small protocols built on them
+//! (mailbox push and schedule, worker park and unpark, the reply slot racing a timeout
+//! and an exit) can be model-checked. Nothing else in core may import
+//! `std::sync::atomic`, `parking_lot` or `std::thread` directly.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
+#[cfg(not(loom))]
+pub(crate) use std::thread;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
+#[cfg(loom)]
+pub(crate) use loom::thread;
+
+/// A mutex with `parking_lot`'s non-poisoning interface, or loom's under `cfg(loom)`.
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T> {
+    #[cfg(not(loom))]
+    inner: parking_lot::Mutex<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Mutex {
+            #[cfg(not(loom))]
+            inner: parking_lot::Mutex::new(value),
+            #[cfg(loom)]
+            inner: loom::sync::Mutex::new(value),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(not(loom))]
+        {
+            self.inner.lock()
+        }
+        #[cfg(loom)]
+        {
+            self.inner.lock().unwrap()
+        }
+    }
+}
+
+/// Parks the current thread until unparked or until `timeout` passes (loom: until unparked).
+pub(crate) fn park_timeout(timeout: std::time::Duration) {
+    #[cfg(not(loom))]
+    {
+        std::thread::park_timeout(timeout)
+    }
+    #[cfg(loom)]
+    {
+        let _ = timeout;
+        loom::thread::park()
+    }
+}
+
+/// A spin hint: a real spin loop hint, or a yield to loom's scheduler.
+pub(crate) fn spin_hint() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}

@@ -1,0 +1,1 @@
+//! arbor-registry (in progress).
