@@ -78,7 +78,12 @@ pub trait GenServer: Sized + Send + 'static {
     }
 
     /// Handles a call. Default: crashes, like Elixir's injected clause (S17).
-    fn handle_call(&mut self, req: Self::Call, from: ReplyTo<Self::Reply>, ctx: &mut Context<'_, Self>) -> CallFlow<Self::Reply> {
+    fn handle_call(
+        &mut self,
+        req: Self::Call,
+        from: ReplyTo<Self::Reply>,
+        ctx: &mut Context<'_, Self>,
+    ) -> CallFlow<Self::Reply> {
         let _ = (req, from);
         panic!(
             "attempted to call GenServer {} but no handle_call/3 clause was provided",

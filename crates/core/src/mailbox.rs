@@ -113,7 +113,6 @@ impl<M> Mailbox<M> {
         }
     }
 
-
     /// Closes the mailbox. The first call returns the queued messages and whether the
     /// caller must schedule the process (it was idle) so that a worker finalizes it; later
     /// calls return `None`.

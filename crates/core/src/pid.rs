@@ -33,12 +33,20 @@ impl Pid {
     /// of the exit signals with which [`Runtime::shutdown`](crate::Runtime::shutdown) stops
     /// them.
     pub(crate) fn runtime(rt: u32) -> Pid {
-        Pid { rt, index: RESERVED, serial: 0 }
+        Pid {
+            rt,
+            index: RESERVED,
+            serial: 0,
+        }
     }
 
     /// The pseudo-pid standing for code outside any process (an OS thread of the user's).
     pub(crate) fn external(rt: u32) -> Pid {
-        Pid { rt, index: RESERVED + 1, serial: 0 }
+        Pid {
+            rt,
+            index: RESERVED + 1,
+            serial: 0,
+        }
     }
 
     /// True for the pseudo-pids that name a runtime or the outside world, not a process.

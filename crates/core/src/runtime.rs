@@ -300,7 +300,10 @@ impl RuntimeHandle {
             }
         }
         if s.pool.is_current() {
-            log::warn!("arbor: runtime {} shut down from its own worker; not joining threads", s.name);
+            log::warn!(
+                "arbor: runtime {} shut down from its own worker; not joining threads",
+                s.name
+            );
             return;
         }
         let deadline = Instant::now() + s.shutdown_timeout;
@@ -317,7 +320,10 @@ impl RuntimeHandle {
         s.timers.shutdown();
         s.pool.shutdown(Duration::from_secs(5));
         let mut runtimes = RUNTIMES.lock();
-        if runtimes.get(s.id as usize).is_some_and(|w| w.as_ptr() == Arc::as_ptr(s)) {
+        if runtimes
+            .get(s.id as usize)
+            .is_some_and(|w| w.as_ptr() == Arc::as_ptr(s))
+        {
             runtimes.remove(s.id as usize);
         }
     }

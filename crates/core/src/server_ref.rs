@@ -123,7 +123,9 @@ impl<G: GenServer> ServerRef<G> {
 
     /// Sends the server an exit signal (from the calling process, or from outside).
     pub fn exit(&self, reason: ExitReason) {
-        let from = current().map(|c| c.header().pid()).unwrap_or_else(|| Pid::external(self.pid().rt()));
+        let from = current()
+            .map(|c| c.header().pid())
+            .unwrap_or_else(|| Pid::external(self.pid().rt()));
         signal::exit(self.cell.header().rt(), from, self.pid(), reason)
     }
 

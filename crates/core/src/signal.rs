@@ -61,7 +61,11 @@ pub(crate) fn monitor_from(me: &Header, target: Pid) -> MonitorRef {
 }
 
 /// An observer watches `target`; `Err(NoProc)` if it is not alive.
-pub(crate) fn monitor_observer(rt: &RtShared, target: Pid, observer: Arc<dyn ExitObserver>) -> Result<MonitorRef, NoProc> {
+pub(crate) fn monitor_observer(
+    rt: &RtShared,
+    target: Pid,
+    observer: Arc<dyn ExitObserver>,
+) -> Result<MonitorRef, NoProc> {
     let monitor = MonitorRef::fresh();
     match rt.table.get(target) {
         Some(p) if p.header().add_monitor(monitor, Watcher::Observer(observer)) => Ok(monitor),

@@ -12,7 +12,7 @@
 
 use super::current::CurrentGuard;
 use super::header::{Header, Process, SysMsg};
-use crate::context::{ContinueFn, Context};
+use crate::context::{Context, ContinueFn};
 use crate::error::{CallError, StartError};
 use crate::gen_server::{CallFlow, Flow, GenServer};
 use crate::mailbox::{Mailbox, Pop};

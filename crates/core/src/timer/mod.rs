@@ -139,7 +139,11 @@ fn timer_main(s: Arc<Shared>) {
         let next = {
             let mut wheel = s.wheel.lock();
             wheel.advance(now, &mut fired);
-            let next = if fired.is_empty() { wheel.next_expiration() } else { Some(now) };
+            let next = if fired.is_empty() {
+                wheel.next_expiration()
+            } else {
+                Some(now)
+            };
             s.sleeping_until.store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
             next
         };

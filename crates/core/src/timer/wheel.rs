@@ -109,10 +109,7 @@ struct List {
 
 impl List {
     /// The empty list.
-    const EMPTY: List = List {
-        head: NIL,
-        tail: NIL,
-    };
+    const EMPTY: List = List { head: NIL, tail: NIL };
 }
 
 /// Something `advance` has to do at a given time.

@@ -135,9 +135,7 @@ fn equal_far_deadlines_keep_insertion_order() {
     w.insert(far, 2);
     assert!(fire(&mut w, far - 100).is_empty());
     w.insert(far, 3);
-    assert!(w
-        .next_expiration()
-        .is_some_and(|at| at > far - 100 && at <= far));
+    assert!(w.next_expiration().is_some_and(|at| at > far - 100 && at <= far));
     assert!(fire(&mut w, far - 1).is_empty());
     assert_eq!(fire(&mut w, far), vec![0, 1, 2, 3]);
 }
