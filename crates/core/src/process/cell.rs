@@ -49,6 +49,8 @@ pub(crate) struct Local<G: GenServer> {
     pub(crate) continues: VecDeque<ContinueFn<G>>,
     pub(crate) timers: HashSet<u64>,
     stop_waiters: Vec<Arc<Slot<()>>>,
+    /// A reply handle kept until the process has exited (see `handle`).
+    hold: Option<Box<dyn Any + Send>>,
     finalized: bool,
 }
 
@@ -80,6 +82,7 @@ impl<G: GenServer> Cell<G> {
                     continues: VecDeque::new(),
                     timers: HashSet::new(),
                     stop_waiters: Vec::new(),
+                    hold: None,
                     finalized: false,
                 },
             }),
@@ -144,20 +147,33 @@ impl<G: GenServer> Cell<G> {
                     return Outcome::Continue;
                 };
                 let reply_to = ReplyTo::new(slot, self.header.clone(), key, caller);
-                catch(|| match st.handle_call(req, reply_to.clone(), &mut ctx) {
-                    CallFlow::Reply(r) => {
+                let given = reply_to.clone();
+                let result = catch(|| st.handle_call(req, given, &mut ctx));
+                // The runtime's own copy of the handle outlives the exit, so a caller whose
+                // server stops without replying gets the exit reason, not `NoReply`.
+                return match result {
+                    Ok(CallFlow::Reply(r)) => {
                         reply_to.reply(r);
                         Outcome::Continue
                     }
-                    CallFlow::NoReply => Outcome::Continue,
-                    CallFlow::Stop(reason, r) => Outcome::Stop(
+                    Ok(CallFlow::NoReply) => Outcome::Continue,
+                    Ok(CallFlow::Stop(reason, r)) => Outcome::Stop(
                         reason,
                         Some(Box::new(move || {
                             reply_to.reply(r);
                         })),
                     ),
-                    CallFlow::StopNoReply(reason) => Outcome::Stop(reason, None),
-                })
+                    Ok(CallFlow::StopNoReply(reason)) => {
+                        ctx.local_mut().hold = Some(Box::new(reply_to));
+                        Outcome::Stop(reason, None)
+                    }
+                    Err(msg) => {
+                        ctx.local_mut().hold = Some(Box::new(reply_to));
+                        let reason = ExitReason::panic(&msg);
+                        self.crash_report(what, &reason);
+                        Outcome::Stop(reason, None)
+                    }
+                };
             }
             Err(Envelope::Stop(reason, slot)) => {
                 what = "a stop request";
@@ -228,6 +244,7 @@ impl<G: GenServer> Cell<G> {
         for key in runner.local.timers.drain() {
             rt.timers.cancel(key);
         }
+        drop(runner.local.hold.take());
         let continues = std::mem::take(&mut runner.local.continues);
         drop_quietly(continues, "pending continuations");
         let reason = self.header.exit_reason().unwrap_or(ExitReason::Normal);
