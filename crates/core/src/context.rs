@@ -42,9 +42,10 @@ impl<'a, G: GenServer> Context<'a, G> {
         self.cell.header().parent()
     }
 
-    /// True if `pid` is this process's parent (see [`Context::parent`]).
+    /// True if `pid` is this process's parent (see [`Context::parent`]), or the runtime
+    /// itself: a runtime's shutdown stops every root and orphan as a parent would.
     pub fn is_parent(&self, pid: Pid) -> bool {
-        pid == self.cell.header().parent()
+        pid == self.cell.header().parent() || (pid.is_runtime() && pid.rt() == self.pid().rt())
     }
 
     /// A typed handle to this process.

@@ -294,8 +294,11 @@ impl RuntimeHandle {
             return;
         }
         let from = Pid::runtime(s.id);
+        // Roots: processes started from outside, and orphans whose parent is gone. The
+        // rest are stopped by their parents (supervisors, in their own order).
         for p in s.table.snapshot() {
-            if p.header().parent() == from {
+            let parent = p.header().parent();
+            if parent == from || s.table.get(parent).is_none() {
                 deliver_exit(&p, from, ExitReason::Shutdown, false);
             }
         }
