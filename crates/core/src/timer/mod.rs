@@ -121,8 +121,10 @@ fn ticks(t: u64) -> Duration {
     Duration::from_nanos(t.saturating_mul(TICK.as_nanos() as u64))
 }
 
+/// Time left until `deadline`, never more than the delay asked for: the deadline was
+/// rounded up by less than a tick, so a tick is taken off.
 fn left(s: &Shared, deadline: u64) -> Duration {
-    ticks(deadline).saturating_sub(s.epoch.elapsed())
+    ticks(deadline).saturating_sub(s.epoch.elapsed()).saturating_sub(TICK)
 }
 
 /// The last stretch before a deadline is spun rather than slept: the OS's wake-up latency

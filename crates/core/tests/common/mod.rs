@@ -78,6 +78,8 @@ pub enum Req {
     Cancel(usize),
     Read(usize),
     SendSelf(String),
+    SleepThenCancel(Duration, usize),
+    ArmMany(usize, Duration),
     SendSelfN(usize),
 }
 
@@ -190,6 +192,17 @@ impl GenServer for Probe {
             }
             Req::Cancel(i) => CallFlow::Reply(Rep::Left(ctx.cancel_timer(self.timers[i]))),
             Req::Read(i) => CallFlow::Reply(Rep::Left(ctx.read_timer(self.timers[i]))),
+            Req::SleepThenCancel(d, i) => {
+                std::thread::sleep(d);
+                CallFlow::Reply(Rep::Left(ctx.cancel_timer(self.timers[i])))
+            }
+            Req::ArmMany(n, d) => {
+                for i in 0..n {
+                    let t = ctx.send_after(d, format!("many{i}"));
+                    self.timers.push(t);
+                }
+                CallFlow::Reply(Rep::Unit)
+            }
             Req::SendSelf(m) => {
                 ctx.send_self(m);
                 CallFlow::Reply(Rep::Unit)
