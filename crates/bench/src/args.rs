@@ -21,6 +21,9 @@ pub(crate) struct Args {
     pub(crate) runs: usize,
     pub(crate) only: Vec<String>,
     pub(crate) threads: usize,
+    /// Internal: run this workload's arbor side once and print its figures as
+    /// `key value` lines (see `fresh_process` in workloads/mod.rs).
+    pub(crate) child: Option<String>,
 }
 
 impl Args {
@@ -31,6 +34,7 @@ impl Args {
             runs: 5,
             only: workloads::ALL.iter().map(|w| w.name.to_string()).collect(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            child: None,
         };
         while let Some(flag) = it.next() {
             let (flag, inline) = match flag.split_once('=') {
@@ -54,6 +58,12 @@ impl Args {
                 }
                 "--runs" => args.runs = positive(&flag, &value)?,
                 "--threads" => args.threads = positive(&flag, &value)?,
+                "--child" => {
+                    if !workloads::ALL.iter().any(|w| w.name == value) {
+                        return Err(format!("unknown workload {value:?}"));
+                    }
+                    args.child = Some(value);
+                }
                 "--only" => {
                     let names: Vec<String> = value
                         .split(',')

@@ -29,6 +29,7 @@ pub(crate) const WORKLOAD: Workload = Workload {
     arbor,
     raw: Some(raw),
     na_reason: "",
+    fresh_process: false,
 };
 
 fn calls(cfg: &Config) -> u64 {

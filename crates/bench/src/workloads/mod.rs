@@ -65,6 +65,9 @@ pub(crate) struct Workload {
     pub(crate) raw: Option<fn(&Config) -> Figures>,
     /// Why there is no raw baseline (when `raw` is `None`).
     pub(crate) na_reason: &'static str,
+    /// Run each arbor measurement in a fresh process of this binary, so that memory freed
+    /// by earlier runs and workloads does not hide the RSS growth it measures.
+    pub(crate) fresh_process: bool,
 }
 
 /// Every workload, in run order.

@@ -23,6 +23,7 @@ pub(crate) const WORKLOAD: Workload = Workload {
     arbor,
     raw: None,
     na_reason: "an OS thread per server is not comparable to a process",
+    fresh_process: true,
 };
 
 fn servers(cfg: &Config) -> u64 {

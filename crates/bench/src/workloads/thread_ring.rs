@@ -15,6 +15,7 @@ pub(crate) const WORKLOAD: Workload = Workload {
     arbor,
     raw: Some(raw),
     na_reason: "",
+    fresh_process: false,
 };
 
 fn sizes(cfg: &Config) -> (usize, u64) {

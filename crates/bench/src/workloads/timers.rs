@@ -27,6 +27,7 @@ pub(crate) const WORKLOAD: Workload = Workload {
     arbor,
     raw: Some(raw),
     na_reason: "",
+    fresh_process: false,
 };
 
 struct Params {

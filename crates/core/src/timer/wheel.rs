@@ -232,6 +232,7 @@ impl<T> Wheel<T> {
             if at > target {
                 break;
             }
+            debug_assert!(at > self.now, "event at {at} not after now {}", self.now);
             self.now = at;
             match event {
                 Event::Slot(list) => self.drain_slot(list, out),
