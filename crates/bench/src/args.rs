@@ -71,7 +71,10 @@ impl Args {
                         .filter(|s| !s.is_empty())
                         .map(String::from)
                         .collect();
-                    if let Some(bad) = names.iter().find(|n| !workloads::ALL.iter().any(|w| w.name == n.as_str())) {
+                    if let Some(bad) = names
+                        .iter()
+                        .find(|n| !workloads::ALL.iter().any(|w| w.name == n.as_str()))
+                    {
                         return Err(format!("unknown workload {bad:?}"));
                     }
                     if names.is_empty() {

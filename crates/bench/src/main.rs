@@ -94,7 +94,14 @@ fn main() {
 fn in_fresh_process(w: &Workload, cfg: &Config) -> Figures {
     let exe = std::env::current_exe().expect("arbor-bench: cannot find its own executable");
     let out = Command::new(exe)
-        .args(["--size", cfg.size.name(), "--threads", &cfg.threads.to_string(), "--child", w.name])
+        .args([
+            "--size",
+            cfg.size.name(),
+            "--threads",
+            &cfg.threads.to_string(),
+            "--child",
+            w.name,
+        ])
         .stderr(Stdio::inherit())
         .output()
         .expect("arbor-bench: cannot start a child process");

@@ -89,6 +89,9 @@ pub enum StartError {
     ShuttingDown,
     /// A start function (a supervisor child's) failed for its own reason.
     Failed(ExitReason),
+    /// The naming service of the start's name could not take it (a registry that is not
+    /// running); the server never ran.
+    NameUnavailable(String),
 }
 
 impl fmt::Display for StartError {
@@ -101,6 +104,7 @@ impl fmt::Display for StartError {
             StartError::NoRuntime => f.write_str("no runtime: start from a process or pass one in the options"),
             StartError::ShuttingDown => f.write_str("the runtime is shutting down"),
             StartError::Failed(r) => write!(f, "start failed: {r}"),
+            StartError::NameUnavailable(why) => write!(f, "name unavailable: {why}"),
         }
     }
 }

@@ -74,7 +74,7 @@ pub use context::{Context, TimerRef};
 #[cfg(not(loom))]
 pub use gen_server::{CallFlow, Down, Flow, GenServer};
 #[cfg(not(loom))]
-pub use naming::{ExitObserver, Naming, StartOpts};
+pub use naming::{ExitObserver, NameError, Naming, StartOpts};
 #[cfg(not(loom))]
 pub use process::MonitorRef;
 #[cfg(not(loom))]

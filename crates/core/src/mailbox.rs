@@ -19,12 +19,16 @@
 //! share the queue (they are ordered as Erlang orders them); untrappable signals act on
 //! the process directly instead of queueing (see `process/header.rs`).
 
+// Items are `pub` (in a private module) so that the loom models can reach them
+// through `loom_api`; outside `cfg(loom)` they are crate-private in effect.
+#![allow(unreachable_pub)]
+
 use crate::sync::Mutex;
 use std::collections::VecDeque;
 
 /// Scheduling state of a process, guarded by the mailbox lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Sched {
+pub enum Sched {
     /// Not queued and not running: the next push must schedule it.
     Idle,
     /// In a run queue (or about to be): pushes need do nothing more.
@@ -35,7 +39,7 @@ pub(crate) enum Sched {
 }
 
 /// What the runner found.
-pub(crate) enum Pop<M> {
+pub enum Pop<M> {
     /// The next message.
     Msg(M),
     /// Nothing queued; the state is now `Idle`.
@@ -51,13 +55,13 @@ struct Inner<M> {
 }
 
 /// A multi-producer, single-consumer queue with the scheduling handshake built in.
-pub(crate) struct Mailbox<M> {
+pub struct Mailbox<M> {
     inner: Mutex<Inner<M>>,
 }
 
 impl<M> Mailbox<M> {
     /// A mailbox owned by its creator (state `Running`) until [`Mailbox::release`].
-    pub(crate) fn new_running() -> Self {
+    pub fn new_running() -> Self {
         Mailbox {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
@@ -69,7 +73,7 @@ impl<M> Mailbox<M> {
 
     /// Queues `msg`. `Ok(true)`: the caller must schedule the process. `Err(msg)`: the
     /// process is dead and the message is handed back.
-    pub(crate) fn push(&self, msg: M) -> Result<bool, M> {
+    pub fn push(&self, msg: M) -> Result<bool, M> {
         let mut inner = self.inner.lock();
         if inner.closed {
             return Err(msg);
@@ -79,7 +83,7 @@ impl<M> Mailbox<M> {
     }
 
     /// Runner only: takes the next message, or goes idle, or reports death.
-    pub(crate) fn pop(&self) -> Pop<M> {
+    pub fn pop(&self) -> Pop<M> {
         let mut inner = self.inner.lock();
         if inner.closed {
             return Pop::Closed;
@@ -94,7 +98,7 @@ impl<M> Mailbox<M> {
     }
 
     /// Runner only, at the start of a run: `Scheduled` becomes `Running`.
-    pub(crate) fn begin_run(&self) {
+    pub fn begin_run(&self) {
         let mut inner = self.inner.lock();
         debug_assert_eq!(inner.sched, Sched::Scheduled);
         inner.sched = Sched::Running;
@@ -102,7 +106,7 @@ impl<M> Mailbox<M> {
 
     /// Runner only, when its budget is spent: true if the process must be re-queued
     /// (messages, death, or `more` work of the runner's own wait), false if it went idle.
-    pub(crate) fn yield_now(&self, more: bool) -> bool {
+    pub fn yield_now(&self, more: bool) -> bool {
         let mut inner = self.inner.lock();
         if more || inner.closed || !inner.queue.is_empty() {
             inner.sched = Sched::Scheduled;
@@ -116,7 +120,7 @@ impl<M> Mailbox<M> {
     /// Closes the mailbox. The first call returns the queued messages and whether the
     /// caller must schedule the process (it was idle) so that a worker finalizes it; later
     /// calls return `None`.
-    pub(crate) fn close(&self) -> Option<(VecDeque<M>, bool)> {
+    pub fn close(&self) -> Option<(VecDeque<M>, bool)> {
         let mut inner = self.inner.lock();
         if inner.closed {
             return None;
@@ -128,7 +132,7 @@ impl<M> Mailbox<M> {
     }
 
     /// Drops the queued messages `pred` selects (runner only); returns them.
-    pub(crate) fn remove_where(&self, pred: impl Fn(&M) -> bool) -> Vec<M> {
+    pub fn remove_where(&self, pred: impl Fn(&M) -> bool) -> Vec<M> {
         let mut inner = self.inner.lock();
         let mut removed = Vec::new();
         let mut kept = VecDeque::with_capacity(inner.queue.len());
@@ -143,13 +147,8 @@ impl<M> Mailbox<M> {
         removed
     }
 
-    /// True once closed.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.inner.lock().closed
-    }
-
     /// Number of queued messages.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.inner.lock().queue.len()
     }
 }

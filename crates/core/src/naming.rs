@@ -13,8 +13,10 @@ use std::time::Duration;
 /// a second start under a taken name never runs its `init` (S7). It is released with
 /// `unregister` when the process exits, before its links and monitors are told.
 pub trait Naming: Send + Sync + 'static {
-    /// Claims the name for `pid`; `Err(holder)` if another live process holds it.
-    fn register(&self, pid: Pid) -> Result<(), Pid>;
+    /// Claims the name for `pid`: [`NameError::Taken`] with the holder if another live
+    /// process holds it, [`NameError::Unavailable`] if the naming service cannot take
+    /// names now (a registry that is not running).
+    fn register(&self, pid: Pid) -> Result<(), NameError>;
     /// Releases the name if `pid` holds it.
     fn unregister(&self, pid: Pid);
     /// The pid holding the name, if any.
@@ -22,6 +24,29 @@ pub trait Naming: Send + Sync + 'static {
     /// The name, for logs and crash reports.
     fn describe(&self) -> String;
 }
+
+/// Why a name could not be claimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is held by this live process: the start returns
+    /// [`StartError::AlreadyStarted`](crate::StartError::AlreadyStarted).
+    Taken(Pid),
+    /// The naming service cannot register names now: the start returns
+    /// [`StartError::NameUnavailable`](crate::StartError::NameUnavailable) with this text.
+    Unavailable(String),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Taken(p) => write!(f, "name taken by {p}"),
+            NameError::Unavailable(why) => write!(f, "name unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
 
 /// Told when a process exits: the seam behind which a remote monitor or link can stand,
 /// and how code outside any process waits for an exit.

@@ -9,9 +9,17 @@
 //! The caller spins briefly, then parks; the resolver unparks it. Modelled by loom in
 //! `tests/loom_reply.rs` (reply racing timeout and exit).
 
+// Items are `pub` (in a private module) so that the loom models can reach them
+// through `loom_api`; outside `cfg(loom)` they are crate-private in effect.
+#![allow(unreachable_pub)]
+
 use crate::error::CallError;
-use crate::sync::{park_timeout, spin_hint, thread, AtomicBool, Mutex, Ordering};
-use std::time::{Duration, Instant};
+use crate::sync::{park_timeout, thread, AtomicBool, Mutex, Ordering};
+#[cfg(not(loom))]
+use crate::sync::spin_hint;
+use std::time::Duration;
+#[cfg(not(loom))]
+use std::time::Instant;
 
 enum State<R> {
     /// Nobody has resolved the slot yet.
@@ -23,7 +31,7 @@ enum State<R> {
 }
 
 /// A one-shot slot for one call's outcome.
-pub(crate) struct Slot<R> {
+pub struct Slot<R> {
     state: Mutex<State<R>>,
     /// Set once the state leaves `Empty`: lets the caller spin without the lock.
     done: AtomicBool,
@@ -47,7 +55,7 @@ const SPIN_ROUNDS: u32 = 200;
 
 impl<R> Slot<R> {
     /// A slot whose waiter is the calling thread.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Slot {
             state: Mutex::new(State::Empty),
             done: AtomicBool::new(false),
@@ -57,7 +65,7 @@ impl<R> Slot<R> {
 
     /// Resolves the slot. Returns false (and drops `value`) if it was already resolved or
     /// abandoned.
-    pub(crate) fn resolve(&self, value: Result<R, CallError>) -> bool {
+    pub fn resolve(&self, value: Result<R, CallError>) -> bool {
         let rejected = {
             let mut state = self.state.lock();
             match *state {
@@ -82,12 +90,12 @@ impl<R> Slot<R> {
     }
 
     /// True once resolved (or closed).
-    pub(crate) fn is_done(&self) -> bool {
+    pub fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
     }
 
     /// Takes the outcome if there is one.
-    pub(crate) fn try_take(&self) -> Option<Result<R, CallError>> {
+    pub fn try_take(&self) -> Option<Result<R, CallError>> {
         if !self.is_done() {
             return None;
         }
@@ -103,7 +111,7 @@ impl<R> Slot<R> {
 
     /// The caller gives up: returns the outcome if it arrived meanwhile, else closes the
     /// slot so that a later resolution is dropped.
-    pub(crate) fn abandon(&self) -> Option<Result<R, CallError>> {
+    pub fn abandon(&self) -> Option<Result<R, CallError>> {
         let mut state = self.state.lock();
         match std::mem::replace(&mut *state, State::Closed) {
             State::Full(v) => Some(v),
@@ -118,7 +126,7 @@ impl<R> Slot<R> {
     /// inside [`block_in_place`](crate::scheduler::block_in_place) so that a worker
     /// blocked here is compensated.
     #[cfg(not(loom))]
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<R, CallError> {
+    pub fn wait(&self, deadline: Option<Instant>) -> Result<R, CallError> {
         for i in 0..SPIN_ROUNDS {
             if self.is_done() {
                 break;
@@ -153,7 +161,7 @@ impl<R> Slot<R> {
 #[cfg(loom)]
 impl<R> Slot<R> {
     /// loom: waits until resolved, or (if `give_up`) abandons at the first wait.
-    pub(crate) fn wait_loom(&self, give_up: bool) -> Result<R, CallError> {
+    pub fn wait_loom(&self, give_up: bool) -> Result<R, CallError> {
         loop {
             if let Some(v) = self.try_take() {
                 return v;

@@ -107,10 +107,10 @@ fn s6_start_timeout_fails_a_slow_init() {
 struct OneName(Arc<parking_lot::Mutex<Option<Pid>>>);
 
 impl Naming for OneName {
-    fn register(&self, pid: Pid) -> Result<(), Pid> {
+    fn register(&self, pid: Pid) -> Result<(), NameError> {
         let mut slot = self.0.lock();
         match *slot {
-            Some(holder) if is_alive(holder) => Err(holder),
+            Some(holder) if is_alive(holder) => Err(NameError::Taken(holder)),
             _ => {
                 *slot = Some(pid);
                 Ok(())

@@ -1,7 +1,6 @@
 //! Timers: S25–S30, and the beyond-OTP cancel guarantee.
 
 mod common;
-use arbor_core::*;
 use common::*;
 use std::time::{Duration, Instant};
 

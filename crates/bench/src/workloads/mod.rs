@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 mod call_latency;
 mod fan_in;
 mod ping_pong;
+mod restart_storm;
 mod spawn;
 mod thread_ring;
 mod timers;
@@ -78,6 +79,7 @@ pub(crate) const ALL: &[Workload] = &[
     spawn::WORKLOAD,
     thread_ring::WORKLOAD,
     timers::WORKLOAD,
+    restart_storm::WORKLOAD,
 ];
 
 /// How long any wait for a workload to finish may take before we call it a hang.
@@ -102,7 +104,10 @@ pub(crate) fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() 
     let start = Instant::now();
     let mut pause = Duration::from_micros(10);
     while !done() {
-        assert!(start.elapsed() < deadline, "arbor-bench: hang: {what} not done after {deadline:?}");
+        assert!(
+            start.elapsed() < deadline,
+            "arbor-bench: hang: {what} not done after {deadline:?}"
+        );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(1));
     }

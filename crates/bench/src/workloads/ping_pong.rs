@@ -52,7 +52,12 @@ impl GenServer for Pinger {
         })
     }
 
-    fn handle_call(&mut self, (peer, n): Self::Call, from: ReplyTo<u64>, _ctx: &mut Context<'_, Self>) -> CallFlow<u64> {
+    fn handle_call(
+        &mut self,
+        (peer, n): Self::Call,
+        from: ReplyTo<u64>,
+        _ctx: &mut Context<'_, Self>,
+    ) -> CallFlow<u64> {
         peer.send(n).expect("ponger is alive");
         self.peer = Some(peer);
         self.done = Some(from);
@@ -66,7 +71,11 @@ impl GenServer for Pinger {
             let done = self.done.take().expect("a pending start call");
             assert!(done.reply(self.received), "the start call's caller is gone");
         } else {
-            self.peer.as_ref().expect("a peer").send(left - 1).expect("ponger is alive");
+            self.peer
+                .as_ref()
+                .expect("a peer")
+                .send(left - 1)
+                .expect("ponger is alive");
         }
         Flow::Continue
     }
@@ -110,7 +119,10 @@ fn arbor(cfg: &Config) -> Figures {
     let back = ponger.call(()).expect("ponger count");
     assert_eq!(back, n, "ping_pong: ponger received {back} balls, expected {n}");
     rt.shutdown();
-    vec![("round_trips_per_s", rate(n, elapsed)), ("elapsed_s", elapsed.as_secs_f64())]
+    vec![
+        ("round_trips_per_s", rate(n, elapsed)),
+        ("elapsed_s", elapsed.as_secs_f64()),
+    ]
 }
 
 fn raw(cfg: &Config) -> Figures {
@@ -145,5 +157,8 @@ fn raw(cfg: &Config) -> Figures {
     let back = b.join().unwrap();
     assert_eq!(received, n, "raw ping_pong: a received {received}, expected {n}");
     assert_eq!(back, n, "raw ping_pong: b received {back}, expected {n}");
-    vec![("round_trips_per_s", rate(n, elapsed)), ("elapsed_s", elapsed.as_secs_f64())]
+    vec![
+        ("round_trips_per_s", rate(n, elapsed)),
+        ("elapsed_s", elapsed.as_secs_f64()),
+    ]
 }

@@ -21,7 +21,7 @@ use crate::reply::{ReplyTo, Slot};
 use crate::runtime::RtShared;
 use crate::scheduler::Runnable;
 use crate::sync::Mutex;
-use crate::{ExitReason, Pid, ServerRef, StartOpts};
+use crate::{ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -371,7 +371,7 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     let cell: Arc<Cell<G>> = rt.table.insert(|pid| Arc::new(Cell::new(pid, parent, Arc::clone(&rt))));
     let pid = cell.header.pid();
     if let Some(name) = opts.name {
-        if let Err(holder) = name.register(pid) {
+        if let Err(e) = name.register(pid) {
             // Never ran: no one can know of it yet, so it vanishes without notice.
             let mut runner = cell.runner.lock();
             cell.header.begin_exit(&ExitReason::Normal);
@@ -380,7 +380,10 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
             runner.local.finalized = true;
             drop(runner);
             rt.table.remove(pid);
-            return Err(StartError::AlreadyStarted(holder));
+            return Err(match e {
+                NameError::Taken(holder) => StartError::AlreadyStarted(holder),
+                NameError::Unavailable(why) => StartError::NameUnavailable(why),
+            });
         }
         cell.header.set_name(name);
     }
@@ -461,13 +464,11 @@ fn start_on_pool<G: GenServer>(
     caller: Option<Arc<dyn Process>>,
     linked_caller: Option<Arc<dyn Process>>,
 ) -> Result<ServerRef<G>, StartError> {
-    let slot: Arc<Slot<()>> = Arc::new(Slot::new());
-    let outcome: Arc<Mutex<Option<Result<ServerRef<G>, StartError>>>> = Arc::new(Mutex::new(None));
+    let slot: Arc<Slot<Result<ServerRef<G>, StartError>>> = Arc::new(Slot::new());
     let task = InitTask {
         cell: cell.clone(),
         args: Mutex::new(Some(args)),
         slot: slot.clone(),
-        outcome: outcome.clone(),
         linked_caller,
     };
     let _wait = match &caller {
@@ -475,9 +476,8 @@ fn start_on_pool<G: GenServer>(
         None => None,
     };
     cell.header.rt().pool.inject(Arc::new(task));
-    let deadline = Instant::now().checked_add(timeout);
-    match slot.wait(deadline) {
-        Ok(()) => outcome.lock().take().unwrap_or(Err(StartError::Timeout)),
+    match slot.wait(Instant::now().checked_add(timeout)) {
+        Ok(started) => started,
         Err(_) => {
             Arc::clone(&cell).die(ExitReason::Killed);
             Err(StartError::Timeout)
@@ -488,21 +488,21 @@ fn start_on_pool<G: GenServer>(
 struct InitTask<G: GenServer> {
     cell: Arc<Cell<G>>,
     args: Mutex<Option<G::Args>>,
-    slot: Arc<Slot<()>>,
-    outcome: Arc<Mutex<Option<Result<ServerRef<G>, StartError>>>>,
+    slot: Arc<Slot<Result<ServerRef<G>, StartError>>>,
     linked_caller: Option<Arc<dyn Process>>,
 }
 
 impl<G: GenServer> Runnable for InitTask<G> {
     fn run(self: Arc<Self>) {
         let Some(args) = self.args.lock().take() else { return };
-        let mut runner = self.cell.runner.lock();
+        let runner = self.cell.runner.lock();
+        let mut runner = runner;
         let result = run_init(&self.cell, &mut runner, args);
         let started = finish_start(&self.cell, runner, result, self.linked_caller.as_deref());
-        *self.outcome.lock() = Some(started);
-        if !self.slot.resolve(Ok(())) {
-            // The starter gave up: it has killed the process; make sure it is gone.
-            if let Some(Ok(server)) = self.outcome.lock().take() {
+        let server = started.as_ref().ok().cloned();
+        if !self.slot.resolve(Ok(started)) {
+            // The starter gave up at its deadline (and killed the process): make sure.
+            if let Some(server) = server {
                 server.kill();
             }
         }

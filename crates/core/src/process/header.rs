@@ -142,10 +142,6 @@ impl Header {
         let _ = self.name.set(name);
     }
 
-    pub(crate) fn name(&self) -> Option<&Arc<dyn Naming>> {
-        self.name.get()
-    }
-
     /// Name for logs: the registered name if any, else the pid.
     pub(crate) fn display_name(&self) -> String {
         match self.name.get() {
@@ -273,14 +269,6 @@ impl Header {
     pub(crate) fn remove_link(&self, other: Pid) {
         let mut w = self.watchers.lock();
         w.links.retain(|p| *p != other);
-    }
-
-    pub(crate) fn is_linked(&self, other: Pid) -> bool {
-        self.watchers.lock().links.contains(&other)
-    }
-
-    pub(crate) fn links(&self) -> Vec<Pid> {
-        self.watchers.lock().links.clone()
     }
 
     /// Adds a monitor; false if this process is already exiting.

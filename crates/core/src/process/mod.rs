@@ -17,7 +17,7 @@ mod header;
 mod table;
 
 pub(crate) use cell::{start, Cell, Envelope, Local};
-pub(crate) use current::{current, CurrentGuard};
+pub(crate) use current::current;
 pub use header::MonitorRef;
 pub(crate) use header::{deliver_exit, Header, Process, SysMsg, Watcher};
 pub(crate) use table::Table;

@@ -90,7 +90,7 @@ impl Table {
         let mut all: Vec<(u64, Arc<dyn Process>)> =
             slots.iter().map(|(_, e)| (e.serial, Arc::clone(&e.process))).collect();
         drop(slots);
-        all.sort_by(|a, b| b.0.cmp(&a.0));
+        all.sort_by_key(|e| std::cmp::Reverse(e.0));
         all.into_iter().map(|(_, p)| p).collect()
     }
 

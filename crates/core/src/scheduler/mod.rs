@@ -8,9 +8,11 @@
 //! The sleep/wake protocol and the blocking compensation are explained, race by race, in
 //! `docs/scheduler.md`.
 
+#[cfg(not(loom))]
 mod pool;
 mod sleep;
 
-pub(crate) use pool::{block_in_place, Pool, PoolConfig, Runnable, Task};
+#[cfg(not(loom))]
+pub(crate) use pool::{block_in_place, Pool, PoolConfig, Runnable};
 #[cfg(loom)]
-pub(crate) use sleep::Sleep;
+pub use sleep::Sleep;

@@ -22,7 +22,7 @@
 //! *idle* (parked, listed in [`Sleep`]), *blocked* (inside `block_in_place`), *retired*.
 
 use super::sleep::Sleep;
-use crate::sync::{thread, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;

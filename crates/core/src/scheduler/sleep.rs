@@ -17,11 +17,15 @@
 //! lost. A worker that wakes removes itself from the list if it is still there (a
 //! spurious or timed wake-up). Modelled by loom in `tests/loom_sleep.rs`.
 
+// Items are `pub` (in a private module) so that the loom models can reach them
+// through `loom_api`; outside `cfg(loom)` they are crate-private in effect.
+#![allow(unreachable_pub)]
+
 use crate::sync::{fence, park_timeout, thread, AtomicUsize, Mutex, Ordering};
 use std::time::Duration;
 
 /// The list of parked workers.
-pub(crate) struct Sleep {
+pub struct Sleep {
     idle: Mutex<Vec<thread::Thread>>,
     num_idle: AtomicUsize,
 }
@@ -34,7 +38,7 @@ impl Default for Sleep {
 
 impl Sleep {
     /// No worker is idle.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Sleep {
             idle: Mutex::new(Vec::new()),
             num_idle: AtomicUsize::new(0),
@@ -42,7 +46,7 @@ impl Sleep {
     }
 
     /// Number of parked (or parking) workers.
-    pub(crate) fn idle_count(&self) -> usize {
+    pub fn idle_count(&self) -> usize {
         self.num_idle.load(Ordering::SeqCst)
     }
 
@@ -50,7 +54,7 @@ impl Sleep {
     /// says there is work. `timeout = None` parks until woken.
     /// Returns true if the worker was woken by a producer (rather than by a timeout or
     /// a second look that found work).
-    pub(crate) fn sleep(&self, timeout: Option<Duration>, has_work: impl Fn() -> bool) -> bool {
+    pub fn sleep(&self, timeout: Option<Duration>, has_work: impl Fn() -> bool) -> bool {
         let me = thread::current();
         {
             let mut idle = self.idle.lock();
@@ -83,7 +87,7 @@ impl Sleep {
 
     /// Producer side: after making work visible, wakes one idle worker if there is one.
     /// Returns true if it woke someone.
-    pub(crate) fn wake_one(&self) -> bool {
+    pub fn wake_one(&self) -> bool {
         fence(Ordering::SeqCst);
         if self.num_idle.load(Ordering::SeqCst) == 0 {
             return false;
@@ -104,7 +108,7 @@ impl Sleep {
     }
 
     /// Wakes every idle worker (shutdown).
-    pub(crate) fn wake_all(&self) {
+    pub fn wake_all(&self) {
         let all = {
             let mut idle = self.idle.lock();
             self.num_idle.store(0, Ordering::SeqCst);

@@ -27,9 +27,9 @@
 //!   the slot is emptied and each entry either fires (its deadline is that
 //!   start) or is re-placed relative to the new `now`, which puts it on a
 //!   lower level. The overflow list is re-examined when `now` enters the
-//!   top-level frame of its earliest deadline. Lists are only ever appended
-//!   to and are drained front to back, so all pending entries with the same
-//!   deadline share one list, in insertion order.
+//!   top-level frame of (a lower bound on) its earliest deadline. Lists are
+//!   only ever appended to and are drained front to back, so all pending
+//!   entries with the same deadline share one list, in insertion order.
 //! * Events come in time order: level-`l` slots all start before any
 //!   level-(`l`+1) slot, and every level before the overflow, so `advance`
 //!   visits only occupied slots (skipping empty ranges by bitmap) and its
@@ -157,6 +157,7 @@ impl<T> Wheel<T> {
     }
 
     /// The wheel's current time (the last `advance` target, or the start).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn now(&self) -> u64 {
         self.now
     }
@@ -167,6 +168,7 @@ impl<T> Wheel<T> {
     }
 
     /// Whether no timer is pending.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -254,7 +254,7 @@ impl GenServer for Parent {
             ctx.trap_exits(true);
         }
         let child = Probe::start_link(("child".into(), log.clone(), child_mode), StartOpts::new())
-            .map_err(|e| ExitReason::custom(e))?;
+            .map_err(ExitReason::custom)?;
         log.push(format!("child:{}", child.pid()));
         Ok(Parent)
     }

@@ -1,0 +1,61 @@
+//! loom model of worker park/unpark: work pushed while a worker decides to sleep always
+//! wakes it (loom reports a deadlock otherwise).
+#![cfg(loom)]
+
+use arbor_core::loom_api::Sleep;
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+#[test]
+fn pushed_work_always_wakes_a_sleeping_worker() {
+    loom::model(|| {
+        let sleep = Arc::new(Sleep::new());
+        let work = Arc::new(AtomicBool::new(false));
+        let (s2, w2) = (sleep.clone(), work.clone());
+        let worker = thread::spawn(move || {
+            while !w2.load(Ordering::SeqCst) {
+                s2.sleep(None, || w2.load(Ordering::SeqCst));
+            }
+        });
+        work.store(true, Ordering::SeqCst);
+        sleep.wake_one();
+        worker.join().unwrap();
+    });
+}
+
+#[test]
+fn two_pushes_two_sleepers() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(|| {
+        let sleep = Arc::new(Sleep::new());
+        let items = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, items) = (sleep.clone(), items.clone());
+                thread::spawn(move || {
+                    // Take one item, sleeping while there is none.
+                    loop {
+                        let n = items.load(Ordering::SeqCst);
+                        if n > 0 && items.compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                            return;
+                        }
+                        if n == 0 {
+                            s.sleep(None, || items.load(Ordering::SeqCst) > 0);
+                        } else {
+                            thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            items.fetch_add(1, Ordering::SeqCst);
+            sleep.wake_one();
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+    });
+}
