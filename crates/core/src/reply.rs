@@ -14,9 +14,9 @@
 #![allow(unreachable_pub)]
 
 use crate::error::CallError;
-use crate::sync::{park_timeout, thread, AtomicBool, Mutex, Ordering};
 #[cfg(not(loom))]
 use crate::sync::spin_hint;
+use crate::sync::{park_timeout, thread, AtomicBool, Mutex, Ordering};
 use std::time::Duration;
 #[cfg(not(loom))]
 use std::time::Instant;

@@ -18,7 +18,12 @@ impl GenServer for ChainLink {
     fn init(next: Self::Args, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
         Ok(ChainLink { next })
     }
-    fn handle_call(&mut self, depth: u32, _from: ReplyTo<Self::Reply>, _ctx: &mut Context<'_, Self>) -> CallFlow<Self::Reply> {
+    fn handle_call(
+        &mut self,
+        depth: u32,
+        _from: ReplyTo<Self::Reply>,
+        _ctx: &mut Context<'_, Self>,
+    ) -> CallFlow<Self::Reply> {
         match &self.next {
             Some(next) => CallFlow::Reply(next.call(depth + 1).and_then(|r| r)),
             None => CallFlow::Reply(Ok(depth)),
@@ -66,7 +71,10 @@ fn deadlock_two_servers_calling_each_other_fails_at_once() {
     let b = probe(&rt, "b", &log, InitMode::Ok).unwrap();
     let start = Instant::now();
     // a calls b, whose handler calls a back: a cycle.
-    let r = a.call(Req::Call(b.clone(), Box::new(Req::Call(a.clone(), Box::new(Req::Echo(1))))));
+    let r = a.call(Req::Call(
+        b.clone(),
+        Box::new(Req::Call(a.clone(), Box::new(Req::Echo(1)))),
+    ));
     assert_eq!(r, Ok(Rep::Called(Ok(Box::new(Rep::Called(Err(CallError::Deadlock)))))));
     assert!(start.elapsed() < Duration::from_secs(1), "no timeout was waited for");
     assert!(a.is_alive() && b.is_alive());
@@ -82,8 +90,9 @@ fn deadlock_through_a_chain_of_three_fails_at_once() {
     let start = Instant::now();
     let inner = Req::Call(a.clone(), Box::new(Req::Echo(1)));
     let r = a.call(Req::Call(b.clone(), Box::new(Req::Call(c.clone(), Box::new(inner)))));
-    let want = Rep::Called(Ok(Box::new(Rep::Called(Ok(Box::new(Rep::Called(Err(CallError::Deadlock))))))));
+    let want = Rep::Called(Ok(Box::new(Rep::Called(Ok(Box::new(Rep::Called(Err(
+        CallError::Deadlock,
+    ))))))));
     assert_eq!(r, Ok(want));
     assert!(start.elapsed() < Duration::from_secs(1));
 }
-

@@ -5,7 +5,6 @@ use arbor_core::*;
 use common::*;
 use std::time::{Duration, Instant};
 
-
 /// Starts a trapping `a` and a plain `b`, with `b` linked from `a`.
 fn linked_pair(rt: &Runtime, log: &Log, a_mode: InitMode, b_mode: InitMode) -> (ServerRef<Probe>, ServerRef<Probe>) {
     let a = probe(rt, "a", log, a_mode).unwrap();
@@ -109,7 +108,12 @@ fn s31_each_monitor_delivers_its_own_down() {
     let m2 = w.call(Req::Monitor(t.pid())).unwrap();
     assert_ne!(m1, m2);
     t.exit(ExitReason::shutdown_with("done"));
-    assert!(wait_until(|| log.get().iter().filter(|e| *e == "w:down:shutdown: done").count() == 2));
+    assert!(wait_until(|| log
+        .get()
+        .iter()
+        .filter(|e| *e == "w:down:shutdown: done")
+        .count()
+        == 2));
     // Killed reads as killed, a panic as its message.
     let t = probe(&rt, "t2", &log, InitMode::Ok).unwrap();
     w.call(Req::Monitor(t.pid())).unwrap();
@@ -138,7 +142,9 @@ fn s33_demonitor_stops_and_flushes_down() {
     let log = Log::default();
     let w = probe(&rt, "w", &log, InitMode::Ok).unwrap();
     let t = probe(&rt, "t", &log, InitMode::Ok).unwrap();
-    let Rep::Mon(m) = w.call(Req::Monitor(t.pid())).unwrap() else { panic!() };
+    let Rep::Mon(m) = w.call(Req::Monitor(t.pid())).unwrap() else {
+        panic!()
+    };
     assert_eq!(w.call(Req::Demonitor(t.pid(), m)), Ok(Rep::Bool(true)));
     assert_eq!(w.call(Req::Demonitor(t.pid(), m)), Ok(Rep::Bool(false)));
     t.kill();
@@ -232,7 +238,9 @@ fn link_cycles_and_long_chains_propagate_iteratively() {
     let rt = rt(2);
     let log = Log::default();
     let n = 20_000;
-    let servers: Vec<_> = (0..n).map(|i| probe(&rt, &format!("p{i}"), &log, InitMode::Ok).unwrap()).collect();
+    let servers: Vec<_> = (0..n)
+        .map(|i| probe(&rt, &format!("p{i}"), &log, InitMode::Ok).unwrap())
+        .collect();
     for i in 0..n {
         rt.link(servers[i].pid(), servers[(i + 1) % n].pid()).unwrap();
     }

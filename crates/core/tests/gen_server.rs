@@ -22,10 +22,17 @@ fn s1_start_link_links_the_calling_process() {
     let rt = rt(2);
     let log = Log::default();
     let parent = rt.start::<Parent>((log.clone(), InitMode::Ok, false)).unwrap();
-    let child_pid = log.get().iter().find_map(|e| e.strip_prefix("child:").map(String::from)).unwrap();
+    let child_pid = log
+        .get()
+        .iter()
+        .find_map(|e| e.strip_prefix("child:").map(String::from))
+        .unwrap();
     // Killing the parent takes the linked child with it (S34).
     parent.kill();
-    assert!(wait_until(|| rt.process_count() == 0), "{child_pid} should die with its parent");
+    assert!(
+        wait_until(|| rt.process_count() == 0),
+        "{child_pid} should die with its parent"
+    );
 }
 
 #[test]
@@ -233,7 +240,12 @@ impl GenServer for SelfCaller {
     fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
         Ok(SelfCaller)
     }
-    fn handle_call(&mut self, stop: bool, _f: ReplyTo<Self::Reply>, ctx: &mut Context<'_, Self>) -> CallFlow<Self::Reply> {
+    fn handle_call(
+        &mut self,
+        stop: bool,
+        _f: ReplyTo<Self::Reply>,
+        ctx: &mut Context<'_, Self>,
+    ) -> CallFlow<Self::Reply> {
         let me = ctx.myself();
         if stop {
             CallFlow::Reply(me.stop(ExitReason::Normal, Duration::from_secs(1)).err())
@@ -292,7 +304,10 @@ fn s14_killed_server_fails_in_flight_and_queued_calls_with_killed() {
     s.kill();
     assert_eq!(queued.join().unwrap(), Err(CallError::Exited(ExitReason::Killed)));
     assert_eq!(busy.join().unwrap(), Err(CallError::Exited(ExitReason::Killed)));
-    assert!(start.elapsed() < Duration::from_millis(250), "calls fail at the kill, not after the handler");
+    assert!(
+        start.elapsed() < Duration::from_millis(250),
+        "calls fail at the kill, not after the handler"
+    );
     assert!(!log.get().iter().any(|e| e.contains("terminate")));
 }
 
@@ -367,7 +382,10 @@ fn s18_stop_handles_queued_messages_then_terminate() {
     s.send("m1".into()).unwrap();
     s.send("m2".into()).unwrap();
     assert_eq!(s.stop(ExitReason::Normal, Duration::MAX), Ok(()));
-    assert_eq!(log.get(), vec!["a:init", "a:info:m1", "a:info:m2", "a:terminate:normal"]);
+    assert_eq!(
+        log.get(),
+        vec!["a:init", "a:info:m1", "a:info:m2", "a:terminate:normal"]
+    );
     assert_eq!(s.stop(ExitReason::Normal, Duration::MAX), Err(CallError::NoProc));
 }
 

@@ -61,7 +61,10 @@ fn yield_requeues_when_messages_wait() {
         // Exactly one of the runner and the sender re-queues the process if a message
         // waits; neither does otherwise.
         let waiting = mb.len();
-        assert_eq!(usize::from(requeue) + usize::from(scheduled_by_push), usize::from(waiting > 0));
+        assert_eq!(
+            usize::from(requeue) + usize::from(scheduled_by_push),
+            usize::from(waiting > 0)
+        );
     });
 }
 

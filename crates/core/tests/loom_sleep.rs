@@ -38,7 +38,11 @@ fn two_pushes_two_sleepers() {
                     // Take one item, sleeping while there is none.
                     loop {
                         let n = items.load(Ordering::SeqCst);
-                        if n > 0 && items.compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                        if n > 0
+                            && items
+                                .compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst)
+                                .is_ok()
+                        {
                             return;
                         }
                         if n == 0 {

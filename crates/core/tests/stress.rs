@@ -26,7 +26,10 @@ impl GenServer for Counter {
 }
 
 fn scale() -> f64 {
-    std::env::var("ARBOR_STRESS").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0)
+    std::env::var("ARBOR_STRESS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0)
 }
 
 #[test]

@@ -31,7 +31,9 @@ fn s26_read_timer_reports_time_left_then_none() {
     let log = Log::default();
     let s = probe(&rt, "a", &log, InitMode::Ok).unwrap();
     s.call(Req::SendAfter(Duration::from_secs(60), "late".into())).unwrap();
-    let Rep::Left(Some(left)) = s.call(Req::Read(0)).unwrap() else { panic!("pending timer has time left") };
+    let Rep::Left(Some(left)) = s.call(Req::Read(0)).unwrap() else {
+        panic!("pending timer has time left")
+    };
     assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50));
     s.call(Req::SendAfter(Duration::from_millis(1), "soon".into())).unwrap();
     assert!(log.wait_for("a:info:soon"));
@@ -46,11 +48,14 @@ fn s27_cancel_returns_time_left_and_the_message_never_comes() {
     let log = Log::default();
     let s = probe(&rt, "a", &log, InitMode::Ok).unwrap();
     s.call(Req::SendAfter(Duration::from_millis(50), "x".into())).unwrap();
-    let Rep::Left(Some(left)) = s.call(Req::Cancel(0)).unwrap() else { panic!("pending timer cancels") };
+    let Rep::Left(Some(left)) = s.call(Req::Cancel(0)).unwrap() else {
+        panic!("pending timer cancels")
+    };
     assert!(left <= Duration::from_millis(50));
     assert_eq!(s.call(Req::Cancel(0)), Ok(Rep::Left(None)), "second cancel");
     // Wait past the deadline with a timer that must fire, then check x never came.
-    s.call(Req::SendAfter(Duration::from_millis(80), "after".into())).unwrap();
+    s.call(Req::SendAfter(Duration::from_millis(80), "after".into()))
+        .unwrap();
     assert!(log.wait_for("a:info:after"));
     assert!(!log.contains("a:info:x"));
 }
@@ -60,7 +65,8 @@ fn s27_beyond_otp_cancel_suppresses_a_message_already_in_the_mailbox() {
     let rt = rt(2);
     let log = Log::default();
     let s = probe(&rt, "a", &log, InitMode::Ok).unwrap();
-    s.call(Req::SendAfter(Duration::from_millis(5), "stale".into())).unwrap();
+    s.call(Req::SendAfter(Duration::from_millis(5), "stale".into()))
+        .unwrap();
     // The server sleeps past the deadline (the message lands in its mailbox), then cancels.
     let r = s.call(Req::SleepThenCancel(Duration::from_millis(60), 0)).unwrap();
     assert_eq!(r, Rep::Left(None), "it had fired");
@@ -84,8 +90,10 @@ fn s30_timers_fire_in_deadline_order_and_creation_order() {
     let rt = rt(2);
     let log = Log::default();
     let s = probe(&rt, "a", &log, InitMode::Ok).unwrap();
-    s.call(Req::SendAfter(Duration::from_millis(40), "forty".into())).unwrap();
-    s.call(Req::SendAfter(Duration::from_millis(20), "twenty".into())).unwrap();
+    s.call(Req::SendAfter(Duration::from_millis(40), "forty".into()))
+        .unwrap();
+    s.call(Req::SendAfter(Duration::from_millis(20), "twenty".into()))
+        .unwrap();
     s.call(Req::ArmMany(5, Duration::from_millis(10))).unwrap();
     assert!(log.wait_for("a:info:forty"));
     let infos: Vec<String> = log.get().into_iter().filter(|e| e.starts_with("a:info:")).collect();
@@ -98,11 +106,15 @@ fn s30_timers_fire_in_deadline_order_and_creation_order() {
 
 #[test]
 fn many_pending_timers_and_cheap_cancel() {
-    let n: usize = std::env::var("ARBOR_TIMERS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: usize = std::env::var("ARBOR_TIMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let rt = rt(2);
     let log = Log::default();
     let s = probe(&rt, "a", &log, InitMode::Ok).unwrap();
-    s.call_timeout(Req::ArmMany(n, Duration::from_secs(3600)), DEADLINE).unwrap();
+    s.call_timeout(Req::ArmMany(n, Duration::from_secs(3600)), DEADLINE)
+        .unwrap();
     assert_eq!(rt.timer_count(), n);
     let start = Instant::now();
     for i in 0..1000 {

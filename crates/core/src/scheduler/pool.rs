@@ -40,6 +40,9 @@ pub(crate) type Task = Arc<dyn Runnable>;
 /// Consecutive LIFO-slot runs before a worker looks at the injector first.
 const MAX_LIFO_STREAK: u32 = 32;
 
+/// Rounds a worker spins for work before it parks (a few tens of microseconds).
+const SPIN_ROUNDS: u32 = 512;
+
 /// How long a surplus worker (started to compensate a blocked one) lingers idle before it
 /// exits.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
@@ -75,6 +78,8 @@ pub(crate) struct Pool {
     name: String,
     stack_size: Option<usize>,
     shutdown: AtomicBool,
+    /// Workers spinning before they park (at most one at a time).
+    spinning: AtomicUsize,
 }
 
 struct WorkerCtx {
@@ -103,6 +108,7 @@ impl Pool {
             name: config.name,
             stack_size: config.stack_size,
             shutdown: AtomicBool::new(false),
+            spinning: AtomicUsize::new(0),
         });
         for _ in 0..pool.target {
             let mut counts = pool.counts.lock();
@@ -199,6 +205,9 @@ impl Pool {
                         self.counts.lock().threads -= 1;
                         break;
                     }
+                    if self.spin_for_work() {
+                        continue;
+                    }
                     if !self.idle() {
                         break;
                     }
@@ -212,6 +221,30 @@ impl Pool {
                 }
             }
         });
+    }
+
+    /// Before parking, one worker at a time spins briefly for new work: a message that
+    /// arrives within microseconds (a caller's next request, the next hop of a ring) is
+    /// then picked up without a futex wake-up. Returns true if work appeared.
+    fn spin_for_work(&self) -> bool {
+        if self.spinning.fetch_add(1, Ordering::SeqCst) > 0 {
+            self.spinning.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        let mut found = false;
+        for i in 0..SPIN_ROUNDS {
+            if self.has_work() {
+                found = true;
+                break;
+            }
+            if i % 16 == 15 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        self.spinning.fetch_sub(1, Ordering::SeqCst);
+        found
     }
 
     /// Parks an idle worker. Returns false if this worker should retire.

@@ -1,0 +1,112 @@
+//! Runtime lifecycle: builder, shutdown, drop.
+
+mod common;
+use arbor_core::*;
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn builder_names_threads_and_sizes_the_pool() {
+    let rt = Runtime::builder()
+        .worker_threads(3)
+        .thread_name("unit")
+        .build()
+        .unwrap();
+    assert_eq!(rt.worker_count(), 3);
+    assert_eq!(rt.name(), "unit");
+    struct Name;
+    impl GenServer for Name {
+        type Args = ();
+        type Info = ();
+        type Call = ();
+        type Reply = String;
+        fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+            Ok(Name)
+        }
+        fn handle_call(&mut self, _: (), _f: ReplyTo<String>, _ctx: &mut Context<'_, Self>) -> CallFlow<String> {
+            CallFlow::Reply(std::thread::current().name().unwrap_or("").to_string())
+        }
+    }
+    let s = rt.start::<Name>(()).unwrap();
+    assert!(s.call(()).unwrap().starts_with("unit-"));
+}
+
+#[test]
+fn shutdown_stops_every_process_and_runs_trapping_terminates() {
+    let rt = rt(2);
+    let log = Log::default();
+    let plain = probe(&rt, "plain", &log, InitMode::Ok).unwrap();
+    let trap = probe(&rt, "trap", &log, InitMode::Trap).unwrap();
+    let _tree = rt.start::<Parent>((log.clone(), InitMode::Trap, false)).unwrap();
+    assert_eq!(rt.process_count(), 4);
+    rt.shutdown();
+    assert!(!plain.is_alive() && !trap.is_alive());
+    assert!(log.contains("trap:terminate:shutdown"));
+    // The linked child of a non-trapping parent died with it (its parent stopped it).
+    assert!(log.contains("child:terminate:shutdown"));
+    assert!(!log.contains("plain:terminate:shutdown"));
+}
+
+#[test]
+fn drop_shuts_down_and_start_after_is_refused() {
+    let rt = rt(1);
+    let handle = rt.handle().clone();
+    let log = Log::default();
+    let s = probe(&rt, "a", &log, InitMode::Trap).unwrap();
+    drop(rt);
+    assert!(!s.is_alive());
+    assert!(log.contains("a:terminate:shutdown"));
+    let err = Probe::start(("b".into(), log, InitMode::Ok), StartOpts::new().runtime(&handle)).unwrap_err();
+    assert_eq!(err, StartError::ShuttingDown);
+}
+
+#[test]
+fn shutdown_kills_what_does_not_stop_in_time() {
+    struct Stubborn;
+    impl GenServer for Stubborn {
+        type Args = ();
+        type Info = ();
+        type Call = ();
+        type Reply = ();
+        fn init(_: (), ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+            ctx.trap_exits(true);
+            Ok(Stubborn)
+        }
+        fn handle_exit(&mut self, _from: Pid, _r: ExitReason, _ctx: &mut Context<'_, Self>) -> Flow {
+            Flow::Continue
+        }
+    }
+    let rt = Runtime::builder()
+        .worker_threads(1)
+        .shutdown_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let s = rt.start::<Stubborn>(()).unwrap();
+    rt.shutdown();
+    assert!(!s.is_alive());
+    assert_eq!(s.wait_exit(DEADLINE), Some(ExitReason::Killed));
+}
+
+#[test]
+fn start_outside_a_process_needs_a_runtime() {
+    let log = Log::default();
+    let err = Probe::start(("a".into(), log, InitMode::Ok), StartOpts::new()).unwrap_err();
+    assert_eq!(err, StartError::NoRuntime);
+}
+
+#[test]
+fn a_stale_pid_never_reaches_a_new_process() {
+    let rt = rt(1);
+    let log = Log::default();
+    let old = probe(&rt, "old", &log, InitMode::Ok).unwrap();
+    let old_pid = old.pid();
+    old.kill();
+    assert!(wait_until(|| rt.process_count() == 0));
+    // The new process may reuse the slot, never the pid.
+    let new = probe(&rt, "new", &log, InitMode::Ok).unwrap();
+    assert_ne!(new.pid(), old_pid);
+    assert!(ServerRef::<Probe>::from_pid(old_pid).is_none());
+    assert!(!is_alive(old_pid));
+    kill(old_pid);
+    assert!(new.is_alive());
+}
