@@ -69,7 +69,7 @@ impl<'a, G: GenServer> Context<'a, G> {
     /// Runs `f` before any queued message, even one already in the mailbox (Elixir's
     /// `{:continue, arg}` and `handle_continue`, S8). Continuations run in the order given.
     pub fn continue_with(&mut self, f: impl FnOnce(&mut G, &mut Context<'_, G>) -> Flow + Send + 'static) {
-        self.local.continues.push_back(Box::new(f));
+        self.local.push_continue(Box::new(f));
     }
 
     /// Delivers `msg` to `handle_info` after `delay` (S25). A zero delay still goes
@@ -83,7 +83,7 @@ impl<'a, G: GenServer> Context<'a, G> {
                 let _ = cell.push(Envelope::Timer(key, msg));
             }),
         );
-        self.local.timers.insert(key);
+        self.local.add_timer(key);
         TimerRef(key)
     }
 
@@ -91,7 +91,7 @@ impl<'a, G: GenServer> Context<'a, G> {
     /// was already cancelled, or is unknown (S27). Beyond OTP: once this returns, the
     /// timer's message is never handled, even if it had already reached the mailbox.
     pub fn cancel_timer(&mut self, timer: TimerRef) -> Option<Duration> {
-        if !self.local.timers.remove(&timer.0) {
+        if !self.local.remove_timer(timer.0) {
             return None;
         }
         self.cell.header().rt().timers.cancel(timer.0)
@@ -100,7 +100,7 @@ impl<'a, G: GenServer> Context<'a, G> {
     /// The time a pending timer has left, or `None` once it has fired or been cancelled
     /// (S26).
     pub fn read_timer(&self, timer: TimerRef) -> Option<Duration> {
-        if !self.local.timers.contains(&timer.0) {
+        if !self.local.has_timer(timer.0) {
             return None;
         }
         self.cell.header().rt().timers.remaining(timer.0)

@@ -33,8 +33,8 @@ pub enum Sched {
     Idle,
     /// In a run queue (or about to be): pushes need do nothing more.
     Scheduled,
-    /// A worker (or the starter, during `init`) owns it; it will look at the queue again
-    /// before it lets go.
+    /// A worker (set at its first pop), or the starter during `init`, owns it; it will look
+    /// at the queue again before it lets go. For a sender this is the same as `Scheduled`.
     Running,
 }
 
@@ -60,7 +60,7 @@ pub struct Mailbox<M> {
 }
 
 impl<M> Mailbox<M> {
-    /// A mailbox owned by its creator (state `Running`) until [`Mailbox::release`].
+    /// A mailbox owned by its creator (state `Running`) until its first [`Mailbox::yield_now`].
     pub fn new_running() -> Self {
         Mailbox {
             inner: Mutex::new(Inner {
@@ -89,19 +89,15 @@ impl<M> Mailbox<M> {
             return Pop::Closed;
         }
         match inner.queue.pop_front() {
-            Some(m) => Pop::Msg(m),
+            Some(m) => {
+                inner.sched = Sched::Running;
+                Pop::Msg(m)
+            }
             None => {
                 inner.sched = Sched::Idle;
                 Pop::Empty
             }
         }
-    }
-
-    /// Runner only, at the start of a run: `Scheduled` becomes `Running`.
-    pub fn begin_run(&self) {
-        let mut inner = self.inner.lock();
-        debug_assert_eq!(inner.sched, Sched::Scheduled);
-        inner.sched = Sched::Running;
     }
 
     /// Runner only, when its budget is spent: true if the process must be re-queued

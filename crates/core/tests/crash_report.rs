@@ -35,7 +35,10 @@ fn panics_are_reported_through_log_and_the_worker_survives() {
         .filter(|(l, _)| *l == log::Level::Error)
         .map(|(_, m)| m.clone())
         .collect();
-    let report = errors.iter().find(|m| m.contains(&pid.to_string())).expect("a crash report");
+    let report = errors
+        .iter()
+        .find(|m| m.contains(&pid.to_string()))
+        .expect("a crash report");
     assert!(report.contains("Probe"), "{report}");
     assert!(report.contains("handle_info"), "{report}");
     assert!(report.contains("boom in handle_info"), "{report}");

@@ -44,14 +44,68 @@ pub(crate) enum Envelope<G: GenServer> {
     Sys(SysMsg),
 }
 
-/// The runner's own data, beside the state.
+/// The runner's own data, beside the state. What most processes never use (continuations,
+/// timers, stop requests) lives in a box allocated on first use, to keep an idle process
+/// small.
 pub(crate) struct Local<G: GenServer> {
-    pub(crate) continues: VecDeque<ContinueFn<G>>,
-    pub(crate) timers: HashSet<u64>,
+    extra: Option<Box<Extra<G>>>,
+    finalized: bool,
+}
+
+#[derive(Default)]
+struct Extra<G: GenServer> {
+    continues: VecDeque<ContinueFn<G>>,
+    timers: HashSet<u64>,
     stop_waiters: Vec<Arc<Slot<()>>>,
     /// A reply handle kept until the process has exited (see `handle`).
     hold: Option<Box<dyn Any + Send>>,
-    finalized: bool,
+}
+
+impl<G: GenServer> Default for Local<G> {
+    fn default() -> Self {
+        Local {
+            extra: None,
+            finalized: false,
+        }
+    }
+}
+
+impl<G: GenServer> Local<G> {
+    fn extra(&mut self) -> &mut Extra<G> {
+        self.extra.get_or_insert_with(|| {
+            Box::new(Extra {
+                continues: VecDeque::new(),
+                timers: HashSet::new(),
+                stop_waiters: Vec::new(),
+                hold: None,
+            })
+        })
+    }
+
+    pub(crate) fn push_continue(&mut self, f: ContinueFn<G>) {
+        self.extra().continues.push_back(f);
+    }
+
+    fn pop_continue(&mut self) -> Option<ContinueFn<G>> {
+        self.extra.as_mut().and_then(|e| e.continues.pop_front())
+    }
+
+    fn has_continues(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| !e.continues.is_empty())
+    }
+
+    pub(crate) fn add_timer(&mut self, key: u64) {
+        self.extra().timers.insert(key);
+    }
+
+    /// Forgets a live timer; false if it was not live (fired and handled, or cancelled).
+    pub(crate) fn remove_timer(&mut self, key: u64) -> bool {
+        self.extra.as_mut().is_some_and(|e| e.timers.remove(&key))
+    }
+
+    pub(crate) fn has_timer(&self, key: u64) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.timers.contains(&key))
+    }
 }
 
 pub(crate) struct Runner<G: GenServer> {
@@ -78,13 +132,7 @@ impl<G: GenServer> Cell<G> {
             mailbox: Mailbox::new_running(),
             runner: Mutex::new(Runner {
                 state: None,
-                local: Local {
-                    continues: VecDeque::new(),
-                    timers: HashSet::new(),
-                    stop_waiters: Vec::new(),
-                    hold: None,
-                    finalized: false,
-                },
+                local: Local::default(),
             }),
         }
     }
@@ -131,7 +179,7 @@ impl<G: GenServer> Cell<G> {
                 catch(|| flow(st.handle_info(m, &mut ctx)))
             }
             Err(Envelope::Timer(key, m)) => {
-                if !ctx.local_mut().timers.remove(&key) {
+                if !ctx.local_mut().remove_timer(key) {
                     drop_quietly(m, "a cancelled timer's message");
                     return Outcome::Continue;
                 }
@@ -164,11 +212,11 @@ impl<G: GenServer> Cell<G> {
                         })),
                     ),
                     Ok(CallFlow::StopNoReply(reason)) => {
-                        ctx.local_mut().hold = Some(Box::new(reply_to));
+                        ctx.local_mut().extra().hold = Some(Box::new(reply_to));
                         Outcome::Stop(reason, None)
                     }
                     Err(msg) => {
-                        ctx.local_mut().hold = Some(Box::new(reply_to));
+                        ctx.local_mut().extra().hold = Some(Box::new(reply_to));
                         let reason = ExitReason::panic(&msg);
                         self.crash_report(what, &reason);
                         Outcome::Stop(reason, None)
@@ -177,7 +225,7 @@ impl<G: GenServer> Cell<G> {
             }
             Err(Envelope::Stop(reason, slot)) => {
                 what = "a stop request";
-                ctx.local_mut().stop_waiters.push(slot);
+                ctx.local_mut().extra().stop_waiters.push(slot);
                 catch(|| flow(st.handle_stop(reason, &mut ctx)))
             }
             Err(Envelope::Sys(SysMsg::Exit { from, reason })) => {
@@ -241,17 +289,22 @@ impl<G: GenServer> Cell<G> {
             drop_quietly(state, "a server's state");
         }
         let rt = self.header.rt();
-        for key in runner.local.timers.drain() {
-            rt.timers.cancel(key);
+        if let Some(extra) = runner.local.extra.take() {
+            let Extra {
+                continues,
+                timers,
+                stop_waiters,
+                hold,
+            } = *extra;
+            for key in timers {
+                rt.timers.cancel(key);
+            }
+            drop(hold);
+            drop_quietly(continues, "pending continuations");
+            for w in stop_waiters {
+                w.resolve(Ok(()));
+            }
         }
-        drop(runner.local.hold.take());
-        let continues = std::mem::take(&mut runner.local.continues);
-        drop_quietly(continues, "pending continuations");
-        let reason = self.header.exit_reason().unwrap_or(ExitReason::Normal);
-        for w in runner.local.stop_waiters.drain(..) {
-            w.resolve(Ok(()));
-        }
-        let _ = reason;
         rt.table.remove(self.header.pid());
     }
 }
@@ -309,11 +362,10 @@ impl<G: GenServer> Process for Cell<G> {
 
 impl<G: GenServer> Runnable for Cell<G> {
     fn run(self: Arc<Self>) {
-        self.mailbox.begin_run();
         let mut runner = self.runner.lock();
         let guard = CurrentGuard::enter(self.clone());
         for _ in 0..BUDGET {
-            let work = match runner.local.continues.pop_front() {
+            let work = match runner.local.pop_continue() {
                 Some(f) => Ok(f),
                 None => match self.mailbox.pop() {
                     Pop::Msg(m) => Err(m),
@@ -340,7 +392,7 @@ impl<G: GenServer> Runnable for Cell<G> {
             }
         }
         drop(guard);
-        let more = !runner.local.continues.is_empty();
+        let more = runner.local.has_continues();
         drop(runner);
         if self.mailbox.yield_now(more) {
             let rt = Arc::clone(self.header.rt());
@@ -432,7 +484,7 @@ fn finish_start<G: GenServer>(
                 cell.finalize(&mut runner);
                 return Err(StartError::Init(reason));
             }
-            let more = !runner.local.continues.is_empty();
+            let more = runner.local.has_continues();
             drop(runner);
             if cell.mailbox.yield_now(more) {
                 cell.header.rt().pool.schedule(cell.clone());
