@@ -89,7 +89,7 @@ pub fn supervision_tree(root: Pid) -> Option<TreeNode> {
 /// line saying so.
 ///
 /// ```text
-/// root <0.0.1> supervisor running
+/// root <0.0.1> supervisor running restarts=0
 /// ├── "Dynamic.Supervisor" <0.1.2> dynamic supervisor running restarts=0
 /// │   ├── "Recording" <0.5.9> worker running restarts=2
 /// │   └── "Recording" <0.6.4> worker running restarts=0

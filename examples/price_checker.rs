@@ -9,8 +9,8 @@
 //! it off. The PriceChecker itself is not in the seed; here it checks the price of item `2`
 //! every 20 ms. `cargo run --example price_checker` runs a few checks, then shuts down.
 
-use arbor_core::{Context, ExitReason, Flow, GenServer, Pid, Runtime, StartOpts};
-use arbor_supervisor::{
+use arbor::prelude::*;
+use arbor::supervisor::{
     render_tree, ChildSpec, DynamicOpts, DynamicSupervisor, StartChildError, Strategy, Supervisor, SupervisorOpts,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
