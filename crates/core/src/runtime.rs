@@ -262,6 +262,22 @@ impl RuntimeHandle {
         signal::monitor_observer(&self.shared, pid, Arc::new(observer))
     }
 
+    /// Waits until `pid` has exited, up to `timeout`: its exit reason, `Some(NoProc)` if it
+    /// was not alive, `None` on timeout. Inside a handler the wait is compensated like a
+    /// call (the pool does not starve).
+    pub fn wait_exit(&self, pid: Pid, timeout: Duration) -> Option<ExitReason> {
+        let slot: Arc<crate::reply::Slot<ExitReason>> = Arc::new(crate::reply::Slot::new());
+        let s = slot.clone();
+        let watched = self.monitor(pid, move |_pid: Pid, reason: &ExitReason| {
+            s.resolve(Ok(reason.clone()));
+        });
+        if watched.is_err() {
+            let exiting = self.shared.table.get(pid).and_then(|p| p.header().exit_reason());
+            return Some(exiting.unwrap_or(ExitReason::NoProc));
+        }
+        slot.wait(Instant::now().checked_add(timeout)).ok()
+    }
+
     /// Removes a monitor set with [`RuntimeHandle::monitor`]; true if it was active.
     pub fn demonitor(&self, pid: Pid, monitor: MonitorRef) -> bool {
         signal::demonitor(&self.shared, pid, monitor)

@@ -145,15 +145,10 @@ impl<G: GenServer> ServerRef<G> {
     /// Waits until the server has exited, up to `timeout`; returns its exit reason, or
     /// `None` on timeout.
     pub fn wait_exit(&self, timeout: Duration) -> Option<ExitReason> {
-        let slot: Arc<Slot<ExitReason>> = Arc::new(Slot::new());
-        let s = slot.clone();
-        let watched = self.monitor_with(move |_pid: Pid, reason: &ExitReason| {
-            s.resolve(Ok(reason.clone()));
-        });
-        if watched.is_err() {
-            return self.cell.header().exit_reason().or(Some(ExitReason::NoProc));
+        match self.cell.header().exit_reason() {
+            Some(reason) => Some(reason),
+            None => self.runtime().wait_exit(self.pid(), timeout),
         }
-        slot.wait(Instant::now().checked_add(timeout)).ok()
     }
 
     /// Number of messages waiting in the server's mailbox.

@@ -110,3 +110,17 @@ fn a_stale_pid_never_reaches_a_new_process() {
     kill(old_pid);
     assert!(new.is_alive());
 }
+
+#[test]
+fn wait_exit_by_pid_from_outside_and_inside_a_handler() {
+    let rt = rt(1);
+    let log = Log::default();
+    let target = probe(&rt, "t", &log, InitMode::Ok).unwrap();
+    let pid = target.pid();
+    assert_eq!(rt.wait_exit(pid, std::time::Duration::from_millis(20)), None, "still alive");
+    let h = rt.handle().clone();
+    let waiter = std::thread::spawn(move || h.wait_exit(pid, DEADLINE));
+    target.exit(ExitReason::custom("bye"));
+    assert_eq!(waiter.join().unwrap(), Some(ExitReason::custom("bye")));
+    assert_eq!(rt.wait_exit(pid, DEADLINE), Some(ExitReason::NoProc));
+}
