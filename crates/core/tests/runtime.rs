@@ -117,7 +117,11 @@ fn wait_exit_by_pid() {
     let log = Log::default();
     let target = probe(&rt, "t", &log, InitMode::Ok).unwrap();
     let pid = target.pid();
-    assert_eq!(rt.wait_exit(pid, std::time::Duration::from_millis(20)), None, "still alive");
+    assert_eq!(
+        rt.wait_exit(pid, std::time::Duration::from_millis(20)),
+        None,
+        "still alive"
+    );
     let h = rt.handle().clone();
     let waiter = std::thread::spawn(move || h.wait_exit(pid, DEADLINE));
     // The exit reason stays readable until the process is finalized, and a monitor set
