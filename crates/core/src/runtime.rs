@@ -271,11 +271,19 @@ impl RuntimeHandle {
         let watched = self.monitor(pid, move |_pid: Pid, reason: &ExitReason| {
             s.resolve(Ok(reason.clone()));
         });
-        if watched.is_err() {
-            let exiting = self.shared.table.get(pid).and_then(|p| p.header().exit_reason());
-            return Some(exiting.unwrap_or(ExitReason::NoProc));
+        let monitor = match watched {
+            Ok(m) => m,
+            Err(NoProc) => {
+                let exiting = self.shared.table.get(pid).and_then(|p| p.header().exit_reason());
+                return Some(exiting.unwrap_or(ExitReason::NoProc));
+            }
+        };
+        let got = slot.wait(Instant::now().checked_add(timeout)).ok();
+        if got.is_none() {
+            // Timed out: leave nothing attached to a process that goes on running.
+            self.demonitor(pid, monitor);
         }
-        slot.wait(Instant::now().checked_add(timeout)).ok()
+        got
     }
 
     /// Removes a monitor set with [`RuntimeHandle::monitor`]; true if it was active.

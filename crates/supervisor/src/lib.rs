@@ -42,7 +42,8 @@
 //! - A supervisor never blocks its worker thread waiting for a child to stop: it signals the
 //!   child, arms a kill timer, and handles the exit when it arrives (`stop.rs`). The one
 //!   exception is a static supervisor's boot failure, which happens inside `init` (before the
-//!   supervisor has a mailbox loop) and waits through a call, which core compensates.
+//!   supervisor has a mailbox loop) and waits with `RuntimeHandle::wait_exit`, which core
+//!   compensates.
 //! - Every stored child is linked to its supervisor; children are started by calling their
 //!   spec's closure from inside the supervisor's process.
 //! - Specs and options are checked before any process is started or contacted.
@@ -59,7 +60,6 @@ mod spec;
 mod stop;
 mod supervisor;
 mod tree;
-mod wait;
 
 pub use dynamic::DynamicSupervisor;
 pub use error::{ChildError, OptionsError, SpecError, StartChildError, SupervisorStartError};

@@ -1,5 +1,6 @@
-//! `Supervisor`: a static list of children, started in order, stopped in reverse order,
-//! restarted one_for_one, one_for_all or rest_for_one (S52–S62).
+//! The static supervisor's process: its state, the strategies that restart children, and
+//! the sequential, asynchronous stop of children (S52–S62). Only `handle.rs` talks to it,
+//! through [`SupCall`] / [`SupReply`].
 //!
 //! Invariants:
 //! - `children` is in start order and ids are unique. A child is `Running(pid)` (linked to
@@ -17,21 +18,19 @@
 //!   the process stops with that reason when the last child is gone.
 //! - Intensity is one window for all children (S60); each strategy event counts once (S59),
 //!   and so does each retry of a failed restart (S47).
+//! - The one synchronous wait is a boot failure's cleanup, inside `init` (no mailbox loop
+//!   yet): it uses core's `RuntimeHandle::wait_exit`, which core compensates (S53).
 
-use crate::error::{ChildError, StartChildError, SupervisorStartError};
+use crate::error::{ChildError, StartChildError};
 use crate::info::{ChildCounts, ChildInfo, ChildStatus};
 use crate::intensity::{Clock, RestartIntensity};
 use crate::opts::{Strategy, SupervisorOpts};
-use crate::spec::{validate_all, ChildSpec, Restart};
+use crate::spec::{ChildSpec, Restart};
 use crate::stop::{begin_stop, report_exit, SupMsg};
-use crate::wait::wait_exit;
 use crate::Shutdown;
-use arbor_core::{
-    CallError, CallFlow, Context, ExitReason, Flow, GenServer, Naming, Pid, ReplyTo, ServerRef, StartError, TimerRef,
-};
+use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, Pid, ReplyTo, StartError, TimerRef};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,10 +120,10 @@ enum Deferred {
 
 /// What `init` receives.
 pub(crate) struct Boot {
-    specs: Vec<ChildSpec>,
-    opts: SupervisorOpts,
+    pub(super) specs: Vec<ChildSpec>,
+    pub(super) opts: SupervisorOpts,
     /// Where `init` leaves the id and error of a child that failed to start (S53).
-    failure: Arc<Mutex<Option<(String, StartError)>>>,
+    pub(super) failure: Arc<Mutex<Option<(String, StartError)>>>,
 }
 
 /// The supervisor process.
@@ -504,20 +503,23 @@ impl StaticServer {
     }
 }
 
-/// Stops `pid` and waits for it, inside `init` (boot failure only; see `wait.rs`).
+/// Stops `pid` and waits for it, inside `init` (boot failure only, S53). The wait is core's
+/// `RuntimeHandle::wait_exit`, compensated like a call, so a one-thread runtime still has a
+/// worker to run the child's `terminate`.
 fn stop_and_wait(ctx: &mut Context<'_, StaticServer>, pid: Pid, shutdown: Shutdown) {
+    let rt = ctx.runtime();
     match shutdown {
         Shutdown::BrutalKill => ctx.kill(pid),
         Shutdown::Timeout(after) => {
             ctx.exit(pid, ExitReason::Shutdown);
-            if wait_exit(pid, after).is_some() {
+            if rt.wait_exit(pid, after).is_some() {
                 return;
             }
             ctx.kill(pid);
         }
         Shutdown::Infinity => ctx.exit(pid, ExitReason::Shutdown),
     }
-    wait_exit(pid, Duration::MAX);
+    rt.wait_exit(pid, Duration::MAX);
 }
 
 impl GenServer for StaticServer {
@@ -651,179 +653,5 @@ impl GenServer for StaticServer {
 
     fn handle_stop(&mut self, reason: ExitReason, ctx: &mut Context<'_, Self>) -> Flow {
         self.begin_shutdown(reason, ctx)
-    }
-}
-
-/// A handle to a static supervisor: Elixir's `Supervisor`.
-///
-/// Its children are given at start and started in list order, each synchronously (S52);
-/// it restarts them by its [`Strategy`] and stops them one by one in reverse start order
-/// (S61). Children are named by their spec ids, which must be unique (S53).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Supervisor {
-    server: ServerRef<StaticServer>,
-}
-
-impl Supervisor {
-    fn boot(children: Vec<ChildSpec>, opts: SupervisorOpts, link: bool) -> Result<Supervisor, SupervisorStartError> {
-        opts.limits.validate().map_err(SupervisorStartError::Options)?;
-        validate_all(&children).map_err(SupervisorStartError::Spec)?;
-        let failure = Arc::new(Mutex::new(None));
-        let start = opts.limits.start.clone();
-        let boot = Boot {
-            specs: children,
-            opts,
-            failure: failure.clone(),
-        };
-        let started = if link {
-            StaticServer::start_link(boot, start)
-        } else {
-            StaticServer::start(boot, start)
-        };
-        match started {
-            Ok(server) => Ok(Supervisor { server }),
-            Err(e) => match failure.lock().take() {
-                Some((id, error)) => Err(SupervisorStartError::ChildFailed { id, error }),
-                None => Err(SupervisorStartError::Start(e)),
-            },
-        }
-    }
-
-    /// Starts a supervisor linked to the calling process (if any) and its children, in list
-    /// order; returns once all have started (S52). Bad options or specs are rejected before
-    /// anything starts (S39, S53); if a child fails to start, the ones started before it are
-    /// stopped in reverse order and the error names it (S53). From outside any process, name
-    /// the runtime in the options.
-    pub fn start_link(children: Vec<ChildSpec>, opts: SupervisorOpts) -> Result<Supervisor, SupervisorStartError> {
-        Supervisor::boot(children, opts, true)
-    }
-
-    /// Like [`Supervisor::start_link`], without a link.
-    pub fn start(children: Vec<ChildSpec>, opts: SupervisorOpts) -> Result<Supervisor, SupervisorStartError> {
-        Supervisor::boot(children, opts, false)
-    }
-
-    /// A spec that starts this supervisor, with these children, as the child `id` of another
-    /// supervisor (type `Supervisor`, shutdown `Infinity`).
-    pub fn child_spec(id: impl Into<String>, children: Vec<ChildSpec>, opts: SupervisorOpts) -> ChildSpec {
-        ChildSpec::supervisor(id, move || {
-            Supervisor::start_link(children.clone(), opts.clone())
-                .map(|s| s.pid())
-                .map_err(StartError::from)
-        })
-    }
-
-    /// The handle of the static supervisor running as `pid`, if it is one.
-    pub fn from_pid(pid: Pid) -> Option<Supervisor> {
-        ServerRef::from_pid(pid).map(|server| Supervisor { server })
-    }
-
-    /// The supervisor registered under `name`, if any.
-    pub fn whereis(name: &dyn Naming) -> Option<Supervisor> {
-        name.whereis().and_then(Supervisor::from_pid)
-    }
-
-    /// Its pid.
-    pub fn pid(&self) -> Pid {
-        self.server.pid()
-    }
-
-    /// True until it begins to exit.
-    pub fn is_alive(&self) -> bool {
-        self.server.is_alive()
-    }
-
-    fn call(&self, req: SupCall) -> Result<SupReply, CallError> {
-        self.server.call_timeout(req, Duration::MAX)
-    }
-
-    /// Adds a child at the end of the start order and starts it (S56). `Ok(None)` if its
-    /// `init` declined (`Ignore`): the spec is kept, stopped, unless temporary.
-    /// `AlreadyStarted(pid)` / `AlreadyPresent` if the id is taken.
-    pub fn start_child(&self, spec: ChildSpec) -> Result<Option<Pid>, StartChildError> {
-        spec.validate().map_err(StartChildError::Spec)?;
-        match self.call(SupCall::Start(spec)) {
-            Ok(SupReply::Start(r)) => r,
-            Ok(_) => unreachable!("a start request gets a start reply"),
-            Err(e) => Err(StartChildError::Supervisor(e)),
-        }
-    }
-
-    /// Stops the child `id` with its shutdown procedure; returns once it has exited. The spec
-    /// is kept, stopped (a temporary child's is dropped). `Ok` if it was already stopped;
-    /// `NotFound` for an unknown id (S57).
-    pub fn terminate_child(&self, id: &str) -> Result<(), ChildError> {
-        match self.call(SupCall::Terminate(id.to_string())) {
-            Ok(SupReply::Child(r)) => r,
-            Ok(_) => unreachable!("a terminate request gets a child reply"),
-            Err(e) => Err(ChildError::Supervisor(e)),
-        }
-    }
-
-    /// Starts the stopped child `id` again (S57): `Ok(Some(pid))`, `Ok(None)` if its `init`
-    /// declined; `Running`, `Restarting`, `NotFound`, or the start's error otherwise.
-    pub fn restart_child(&self, id: &str) -> Result<Option<Pid>, ChildError> {
-        match self.call(SupCall::Restart(id.to_string())) {
-            Ok(SupReply::Restarted(r)) => r,
-            Ok(_) => unreachable!("a restart request gets a restarted reply"),
-            Err(e) => Err(ChildError::Supervisor(e)),
-        }
-    }
-
-    /// Forgets the stopped child `id` (S57): `Running`, `Restarting` or `NotFound` otherwise.
-    pub fn delete_child(&self, id: &str) -> Result<(), ChildError> {
-        match self.call(SupCall::Delete(id.to_string())) {
-            Ok(SupReply::Child(r)) => r,
-            Ok(_) => unreachable!("a delete request gets a child reply"),
-            Err(e) => Err(ChildError::Supervisor(e)),
-        }
-    }
-
-    /// The children, most recently started first (reverse start order, S55).
-    pub fn which_children(&self) -> Result<Vec<ChildInfo>, CallError> {
-        match self.call(SupCall::Which)? {
-            SupReply::Which(v) => Ok(v),
-            _ => unreachable!("a which request gets a which reply"),
-        }
-    }
-
-    /// The pid of the child `id`: `Ok(None)` if it has no process or no such child exists.
-    pub fn child_pid(&self, id: &str) -> Result<Option<Pid>, CallError> {
-        Ok(self
-            .which_children()?
-            .into_iter()
-            .find(|c| c.id == id)
-            .and_then(|c| c.status.pid()))
-    }
-
-    /// Counts of children (S57).
-    pub fn count_children(&self) -> Result<ChildCounts, CallError> {
-        match self.call(SupCall::Count)? {
-            SupReply::Count(c) => Ok(c),
-            _ => unreachable!("a count request gets a count reply"),
-        }
-    }
-
-    /// Stops the supervisor with reason `Normal`: its children are stopped one by one in
-    /// reverse start order; returns once all have exited (S61).
-    pub fn stop(&self) -> Result<(), CallError> {
-        self.stop_with(ExitReason::Normal, Duration::MAX)
-    }
-
-    /// Stops the supervisor with `reason`, waiting up to `timeout` (`Duration::MAX`: forever).
-    pub fn stop_with(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
-        self.server.stop(reason, timeout)
-    }
-
-    /// Waits up to `timeout` for the supervisor to exit; its exit reason, or `None` on
-    /// timeout.
-    pub fn wait_exit(&self, timeout: Duration) -> Option<ExitReason> {
-        self.server.wait_exit(timeout)
-    }
-}
-
-impl fmt::Debug for Supervisor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Supervisor({})", self.pid())
     }
 }

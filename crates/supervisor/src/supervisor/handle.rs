@@ -1,0 +1,197 @@
+//! [`Supervisor`]: the public handle to a static supervisor, a typed [`ServerRef`] to its
+//! process (`server.rs`).
+//!
+//! Invariants:
+//! - Options and specs are checked here, before any process is started or contacted (S39,
+//!   S53); a spec passed to `start_child` is checked again by the process.
+//! - Every request is one call without a timeout (OTP's `:infinity`); the process answers each
+//!   with the [`SupReply`] variant matching its [`SupCall`], so any other variant is a bug
+//!   (`unreachable!`). A dead supervisor makes the call fail at once.
+//! - A boot failure is reported through `Boot::failure`, which `init` fills before it fails:
+//!   if it is set, the error names the child; otherwise the start itself failed.
+
+use super::server::{Boot, StaticServer, SupCall, SupReply};
+use crate::error::{ChildError, StartChildError, SupervisorStartError};
+use crate::info::{ChildCounts, ChildInfo};
+use crate::opts::SupervisorOpts;
+use crate::spec::{validate_all, ChildSpec};
+use arbor_core::{CallError, ExitReason, GenServer, Naming, Pid, ServerRef, StartError};
+use parking_lot::Mutex;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A handle to a static supervisor: Elixir's `Supervisor`.
+///
+/// Its children are given at start and started in list order, each synchronously (S52);
+/// it restarts them by its [`Strategy`](crate::Strategy) and stops them one by one in
+/// reverse start order (S61). Children are named by their spec ids, which must be unique
+/// (S53).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Supervisor {
+    server: ServerRef<StaticServer>,
+}
+
+impl Supervisor {
+    fn boot(children: Vec<ChildSpec>, opts: SupervisorOpts, link: bool) -> Result<Supervisor, SupervisorStartError> {
+        opts.limits.validate().map_err(SupervisorStartError::Options)?;
+        validate_all(&children).map_err(SupervisorStartError::Spec)?;
+        let failure = Arc::new(Mutex::new(None));
+        let start = opts.limits.start.clone();
+        let boot = Boot {
+            specs: children,
+            opts,
+            failure: failure.clone(),
+        };
+        let started = if link {
+            StaticServer::start_link(boot, start)
+        } else {
+            StaticServer::start(boot, start)
+        };
+        match started {
+            Ok(server) => Ok(Supervisor { server }),
+            Err(e) => match failure.lock().take() {
+                Some((id, error)) => Err(SupervisorStartError::ChildFailed { id, error }),
+                None => Err(SupervisorStartError::Start(e)),
+            },
+        }
+    }
+
+    /// Starts a supervisor linked to the calling process (if any) and its children, in list
+    /// order; returns once all have started (S52). Bad options or specs are rejected before
+    /// anything starts (S39, S53); if a child fails to start, the ones started before it are
+    /// stopped in reverse order and the error names it (S53). From outside any process, name
+    /// the runtime in the options.
+    pub fn start_link(children: Vec<ChildSpec>, opts: SupervisorOpts) -> Result<Supervisor, SupervisorStartError> {
+        Supervisor::boot(children, opts, true)
+    }
+
+    /// Like [`Supervisor::start_link`], without a link.
+    pub fn start(children: Vec<ChildSpec>, opts: SupervisorOpts) -> Result<Supervisor, SupervisorStartError> {
+        Supervisor::boot(children, opts, false)
+    }
+
+    /// A spec that starts this supervisor, with these children, as the child `id` of another
+    /// supervisor (type `Supervisor`, shutdown `Infinity`).
+    pub fn child_spec(id: impl Into<String>, children: Vec<ChildSpec>, opts: SupervisorOpts) -> ChildSpec {
+        ChildSpec::supervisor(id, move || {
+            Supervisor::start_link(children.clone(), opts.clone())
+                .map(|s| s.pid())
+                .map_err(StartError::from)
+        })
+    }
+
+    /// The handle of the static supervisor running as `pid`, if it is one.
+    pub fn from_pid(pid: Pid) -> Option<Supervisor> {
+        ServerRef::from_pid(pid).map(|server| Supervisor { server })
+    }
+
+    /// The supervisor registered under `name`, if any.
+    pub fn whereis(name: &dyn Naming) -> Option<Supervisor> {
+        name.whereis().and_then(Supervisor::from_pid)
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> Pid {
+        self.server.pid()
+    }
+
+    /// True until it begins to exit.
+    pub fn is_alive(&self) -> bool {
+        self.server.is_alive()
+    }
+
+    fn call(&self, req: SupCall) -> Result<SupReply, CallError> {
+        self.server.call_timeout(req, Duration::MAX)
+    }
+
+    /// Adds a child at the end of the start order and starts it (S56). `Ok(None)` if its
+    /// `init` declined (`Ignore`): the spec is kept, stopped, unless temporary.
+    /// `AlreadyStarted(pid)` / `AlreadyPresent` if the id is taken.
+    pub fn start_child(&self, spec: ChildSpec) -> Result<Option<Pid>, StartChildError> {
+        spec.validate().map_err(StartChildError::Spec)?;
+        match self.call(SupCall::Start(spec)) {
+            Ok(SupReply::Start(r)) => r,
+            Ok(_) => unreachable!("a start request gets a start reply"),
+            Err(e) => Err(StartChildError::Supervisor(e)),
+        }
+    }
+
+    /// Stops the child `id` with its shutdown procedure; returns once it has exited. The spec
+    /// is kept, stopped (a temporary child's is dropped). `Ok` if it was already stopped;
+    /// `NotFound` for an unknown id (S57).
+    pub fn terminate_child(&self, id: &str) -> Result<(), ChildError> {
+        match self.call(SupCall::Terminate(id.to_string())) {
+            Ok(SupReply::Child(r)) => r,
+            Ok(_) => unreachable!("a terminate request gets a child reply"),
+            Err(e) => Err(ChildError::Supervisor(e)),
+        }
+    }
+
+    /// Starts the stopped child `id` again (S57): `Ok(Some(pid))`, `Ok(None)` if its `init`
+    /// declined; `Running`, `Restarting`, `NotFound`, or the start's error otherwise.
+    pub fn restart_child(&self, id: &str) -> Result<Option<Pid>, ChildError> {
+        match self.call(SupCall::Restart(id.to_string())) {
+            Ok(SupReply::Restarted(r)) => r,
+            Ok(_) => unreachable!("a restart request gets a restarted reply"),
+            Err(e) => Err(ChildError::Supervisor(e)),
+        }
+    }
+
+    /// Forgets the stopped child `id` (S57): `Running`, `Restarting` or `NotFound` otherwise.
+    pub fn delete_child(&self, id: &str) -> Result<(), ChildError> {
+        match self.call(SupCall::Delete(id.to_string())) {
+            Ok(SupReply::Child(r)) => r,
+            Ok(_) => unreachable!("a delete request gets a child reply"),
+            Err(e) => Err(ChildError::Supervisor(e)),
+        }
+    }
+
+    /// The children, most recently started first (reverse start order, S55).
+    pub fn which_children(&self) -> Result<Vec<ChildInfo>, CallError> {
+        match self.call(SupCall::Which)? {
+            SupReply::Which(v) => Ok(v),
+            _ => unreachable!("a which request gets a which reply"),
+        }
+    }
+
+    /// The pid of the child `id`: `Ok(None)` if it has no process or no such child exists.
+    pub fn child_pid(&self, id: &str) -> Result<Option<Pid>, CallError> {
+        Ok(self
+            .which_children()?
+            .into_iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.status.pid()))
+    }
+
+    /// Counts of children (S57).
+    pub fn count_children(&self) -> Result<ChildCounts, CallError> {
+        match self.call(SupCall::Count)? {
+            SupReply::Count(c) => Ok(c),
+            _ => unreachable!("a count request gets a count reply"),
+        }
+    }
+
+    /// Stops the supervisor with reason `Normal`: its children are stopped one by one in
+    /// reverse start order; returns once all have exited (S61).
+    pub fn stop(&self) -> Result<(), CallError> {
+        self.stop_with(ExitReason::Normal, Duration::MAX)
+    }
+
+    /// Stops the supervisor with `reason`, waiting up to `timeout` (`Duration::MAX`: forever).
+    pub fn stop_with(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
+        self.server.stop(reason, timeout)
+    }
+
+    /// Waits up to `timeout` for the supervisor to exit; its exit reason, or `None` on
+    /// timeout.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<ExitReason> {
+        self.server.wait_exit(timeout)
+    }
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Supervisor({})", self.pid())
+    }
+}
