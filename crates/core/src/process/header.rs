@@ -386,12 +386,20 @@ pub(crate) fn deliver_exit(target: &Arc<dyn Process>, from: Pid, reason: ExitRea
     if nested {
         return;
     }
+    // Ends the propagation on this thread even if a signal unwinds, so that a later
+    // signal is never mistaken for a nested one and left queued.
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            PENDING.with(|p| *p.borrow_mut() = None);
+        }
+    }
+    let _done = Done;
     let mut next = Some(job);
     while let Some((target, from, reason, kill)) = next {
         signal_one(target, from, reason, kill);
         next = PENDING.with(|p| p.borrow_mut().as_mut().and_then(|q| q.pop_front()));
     }
-    PENDING.with(|p| *p.borrow_mut() = None);
 }
 
 fn signal_one(target: Arc<dyn Process>, from: Pid, reason: ExitReason, kill: bool) {
