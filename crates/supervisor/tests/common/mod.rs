@@ -68,6 +68,8 @@ impl Log {
 #[derive(Default)]
 pub struct Counters {
     pub started: AtomicUsize,
+    /// Incremented when `terminate` begins (before its sleep, if any).
+    pub terminating: AtomicUsize,
     pub terminated: AtomicUsize,
 }
 
@@ -77,6 +79,9 @@ impl Counters {
     }
     pub fn terminated(&self) -> usize {
         self.terminated.load(Ordering::SeqCst)
+    }
+    pub fn terminating(&self) -> usize {
+        self.terminating.load(Ordering::SeqCst)
     }
 }
 
@@ -178,6 +183,7 @@ impl GenServer for ProbeServer {
     }
 
     fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<'_, Self>) {
+        self.cfg.counters.terminating.fetch_add(1, Ordering::SeqCst);
         if !self.cfg.terminate_sleep.is_zero() {
             std::thread::sleep(self.cfg.terminate_sleep);
         }
