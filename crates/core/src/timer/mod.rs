@@ -86,7 +86,8 @@ impl TimerService {
         let s = &*self.shared;
         let removed = s.wheel.lock().cancel(TimerKey::from_u64(key));
         removed.map(|(deadline, fire)| {
-            drop(fire);
+            // The closure owns the timer's message: its `Drop` is user code.
+            crate::panic::drop_quietly(fire, "a cancelled timer's message");
             left(s, deadline)
         })
     }
@@ -113,7 +114,7 @@ impl TimerService {
             }
         }
         let pending = std::mem::replace(&mut *self.shared.wheel.lock(), Wheel::new(0));
-        drop(pending);
+        crate::panic::drop_quietly(pending, "pending timers' messages");
     }
 }
 
