@@ -201,7 +201,8 @@ impl<G: GenServer> Cell<G> {
                 // server stops without replying gets the exit reason, not `NoReply`.
                 return match result {
                     Ok(CallFlow::Reply(r)) => {
-                        reply_to.reply(r);
+                        // A reply the caller gave up on is dropped here: its `Drop` is user code.
+                        let _ = catch(|| reply_to.reply(r));
                         Outcome::Continue
                     }
                     Ok(CallFlow::NoReply) => Outcome::Continue,

@@ -199,7 +199,13 @@ impl Pool {
                 }
             };
             match task {
-                Some(t) => t.run(),
+                Some(t) => {
+                    // Tasks catch their own panics; this is the last line of defence that
+                    // keeps the worker thread alive whatever a task does.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run())).is_err() {
+                        log::error!("arbor: a task panicked outside its callbacks; the worker carries on");
+                    }
+                }
                 None => {
                     if self.shutdown.load(Ordering::SeqCst) {
                         self.counts.lock().threads -= 1;
