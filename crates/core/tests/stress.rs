@@ -4,7 +4,6 @@
 mod common;
 use arbor_core::*;
 use common::*;
-use std::time::Duration;
 
 struct Counter(u64);
 
@@ -63,5 +62,4 @@ fn stress_many_processes_many_messages_exactly_once() {
         srv.kill();
     }
     assert!(wait_until(|| rt.process_count() == 0));
-    let _ = Duration::ZERO;
 }

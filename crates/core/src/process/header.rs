@@ -370,22 +370,23 @@ thread_local! {
 /// without `terminate` and without handling its queued messages.
 pub(crate) fn deliver_exit(target: &Arc<dyn Process>, from: Pid, reason: ExitReason, kill: bool) {
     let job = (Arc::clone(target), from, reason, kill);
-    let nested = PENDING.with(|p| {
+    // Inside a propagation already running on this thread, queue the job for it.
+    let job = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         match p.as_mut() {
             Some(q) => {
-                q.push_back(job.clone());
-                true
+                q.push_back(job);
+                None
             }
             None => {
                 *p = Some(VecDeque::new());
-                false
+                Some(job)
             }
         }
     });
-    if nested {
+    let Some(job) = job else {
         return;
-    }
+    };
     // Ends the propagation on this thread even if a signal unwinds, so that a later
     // signal is never mistaken for a nested one and left queued.
     struct Done;
