@@ -136,7 +136,7 @@ impl<'a, G: GenServer> Context<'a, G> {
     /// after this returns `handle_down` never sees it.
     pub fn demonitor(&mut self, pid: Pid, monitor: MonitorRef) -> bool {
         let active = signal::demonitor(self.cell.header().rt(), pid, monitor);
-        self.cell.flush_down(monitor);
+        self.cell.flush_down(self.local, monitor);
         active
     }
 

@@ -1,5 +1,5 @@
 //! loom model of the mailbox's push/schedule handshake: no lost wake-up, no double
-//! schedule, nothing lost at close. Run with `RUSTFLAGS="--cfg loom" cargo test -p
+//! schedule, nothing lost at close, per-sender FIFO across the inbox and the batch. Run with `RUSTFLAGS="--cfg loom" cargo test -p
 //! arbor-core --release --test loom_mailbox`.
 #![cfg(loom)]
 
@@ -9,11 +9,24 @@ use loom::sync::Arc;
 use loom::thread;
 
 fn drain(mb: &Mailbox<u32>) -> usize {
+    let mut batch = false;
     let mut n = 0;
     loop {
-        match mb.pop() {
+        match mb.pop(&mut batch) {
             Pop::Msg(_) => n += 1,
             Pop::Empty | Pop::Closed => return n,
+        }
+    }
+}
+
+/// Pops until empty or closed; returns what it got, in order, and whether it saw the close.
+fn drain_all(mb: &Mailbox<u32>, batch: &mut bool) -> (Vec<u32>, bool) {
+    let mut got = Vec::new();
+    loop {
+        match mb.pop(batch) {
+            Pop::Msg(m) => got.push(m),
+            Pop::Empty => return (got, false),
+            Pop::Closed => return (got, true),
         }
     }
 }
@@ -78,5 +91,64 @@ fn close_races_push_and_nothing_is_lost() {
         // Accepted means it was queued before the close and handed back by it.
         assert_eq!(accepted, queue.len() == 1);
         assert!(mb.close().is_none());
+    });
+}
+
+#[test]
+fn batch_swap_keeps_each_senders_order() {
+    loom::model(|| {
+        let mb = Arc::new(Mailbox::<u32>::new_running());
+        // Two messages already queued: the runner's first pop takes the inbox as a batch.
+        mb.push(1).unwrap();
+        mb.push(2).unwrap();
+        let m2 = mb.clone();
+        let producer = thread::spawn(move || {
+            let a = m2.push(3).unwrap();
+            let b = m2.push(4).unwrap();
+            usize::from(a) + usize::from(b)
+        });
+        let mut batch = false;
+        let (mut got, closed) = drain_all(&mb, &mut batch);
+        assert!(!closed);
+        let scheduled = producer.join().unwrap();
+        // Whatever the runner left behind, exactly one push scheduled it.
+        assert_eq!(scheduled, usize::from(got.len() < 4));
+        let (rest, _) = drain_all(&mb, &mut batch);
+        got.extend(rest);
+        assert_eq!(got, vec![1, 2, 3, 4]);
+    });
+}
+
+#[test]
+fn close_during_a_batch_hands_back_everything_once() {
+    loom::model(|| {
+        let mb = Arc::new(Mailbox::<u32>::new_running());
+        mb.push(1).unwrap();
+        mb.push(2).unwrap();
+        mb.push(3).unwrap();
+        let m2 = mb.clone();
+        let closer = thread::spawn(move || m2.close().map(|(q, _)| q.into_iter().collect::<Vec<_>>()));
+        let m3 = mb.clone();
+        let producer = thread::spawn(move || m3.push(4).is_ok());
+        let mut batch = false;
+        let mut popped = Vec::new();
+        // The runner pops one message, as a handler would, then looks again.
+        if let Pop::Msg(m) = mb.pop(&mut batch) {
+            popped.push(m);
+            let (rest, _) = drain_all(&mb, &mut batch);
+            popped.extend(rest);
+        }
+        let handed_back = closer.join().unwrap().expect("the only close");
+        let accepted = producer.join().unwrap();
+        let mut all: Vec<u32> = popped.iter().chain(handed_back.iter()).copied().collect();
+        all.sort_unstable();
+        let expected: Vec<u32> = if accepted { vec![1, 2, 3, 4] } else { vec![1, 2, 3] };
+        // Every accepted message was popped or handed back, exactly once.
+        assert_eq!(all, expected);
+        // The runner's messages come first, in order; the close hands back the rest in order.
+        let mut order = popped.clone();
+        order.extend(handed_back.iter().filter(|m| **m != 4));
+        let without_4: Vec<u32> = order.into_iter().filter(|m| *m != 4).collect();
+        assert_eq!(without_4, vec![1, 2, 3]);
     });
 }

@@ -50,6 +50,8 @@ pub(crate) enum Envelope<G: GenServer> {
 pub(crate) struct Local<G: GenServer> {
     extra: Option<Box<Extra<G>>>,
     finalized: bool,
+    /// The mailbox's batch may hold messages (see `mailbox.rs`).
+    batch: bool,
 }
 
 #[derive(Default)]
@@ -66,6 +68,7 @@ impl<G: GenServer> Default for Local<G> {
         Local {
             extra: None,
             finalized: false,
+            batch: false,
         }
     }
 }
@@ -150,10 +153,11 @@ impl<G: GenServer> Cell<G> {
     }
 
     /// Drops a queued `Down` of `monitor` (demonitor with flush, S33).
-    pub(crate) fn flush_down(&self, monitor: crate::MonitorRef) {
-        let removed = self
-            .mailbox
-            .remove_where(|m| matches!(m, Envelope::Sys(SysMsg::Down(d)) if d.monitor == monitor));
+    pub(crate) fn flush_down(&self, local: &mut Local<G>, monitor: crate::MonitorRef) {
+        let removed = self.mailbox.remove_where(
+            &mut local.batch,
+            |m| matches!(m, Envelope::Sys(SysMsg::Down(d)) if d.monitor == monitor),
+        );
         drop(removed);
     }
 
@@ -368,7 +372,7 @@ impl<G: GenServer> Runnable for Cell<G> {
         for _ in 0..BUDGET {
             let work = match runner.local.pop_continue() {
                 Some(f) => Ok(f),
-                None => match self.mailbox.pop() {
+                None => match self.mailbox.pop(&mut runner.local.batch) {
                     Pop::Msg(m) => Err(m),
                     Pop::Empty => return,
                     Pop::Closed => {
@@ -393,7 +397,7 @@ impl<G: GenServer> Runnable for Cell<G> {
             }
         }
         drop(guard);
-        let more = runner.local.has_continues();
+        let more = runner.local.has_continues() || runner.local.batch;
         drop(runner);
         if self.mailbox.yield_now(more) {
             let rt = Arc::clone(self.header.rt());
