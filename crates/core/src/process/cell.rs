@@ -401,7 +401,7 @@ impl<G: GenServer> Runnable for Cell<G> {
         drop(runner);
         if self.mailbox.yield_now(more) {
             let rt = Arc::clone(self.header.rt());
-            rt.pool.inject(self);
+            rt.pool.requeue(self);
         }
     }
 }

@@ -156,6 +156,31 @@ impl Pool {
         self.sleep.wake_one();
     }
 
+    /// Re-queues a task that spent its budget, from the worker that ran it. That worker
+    /// looks at the injector next, so another worker is woken only if there is other work
+    /// waiting for it: tasks already queued, or a task in this worker's LIFO slot (which
+    /// runs first). A lone busy process then keeps its worker without a wake-up (a futex
+    /// call) every budget. Off the pool, this is [`Pool::inject`].
+    pub(crate) fn requeue(self: &Arc<Self>, task: Task) {
+        let lifo_busy = WORKER.with(|w| match w.borrow().as_ref() {
+            Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => Some(ctx.lifo.is_some()),
+            _ => None,
+        });
+        let Some(lifo_busy) = lifo_busy else {
+            return self.inject(task);
+        };
+        let others = {
+            let mut q = self.injector.lock();
+            let others = !q.is_empty();
+            q.push_back(task);
+            self.injector_len.store(q.len(), Ordering::SeqCst);
+            others
+        };
+        if others || lifo_busy {
+            self.sleep.wake_one();
+        }
+    }
+
     fn pop_injector(&self) -> Option<Task> {
         if self.injector_len.load(Ordering::Acquire) == 0 {
             return None;
