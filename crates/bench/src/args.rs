@@ -3,13 +3,14 @@
 use crate::workloads::{self, Size};
 
 pub(crate) const USAGE: &str = "\
-usage: arbor-bench [--size tiny|default] [--runs N] [--only name,...] [--threads N]
+usage: arbor-bench [--size tiny|default] [--runs N] [--only name,...] [--threads N] [--raw on|off]
 
   --size     tiny: a smoke test, each workload well under a second (CI runs this)
              default: the sizes in docs/performance.md
   --runs     runs per workload and implementation (default 5); the summary shows medians
   --only     comma-separated workloads to run (default: all)
   --threads  arbor worker threads (default: available cores)
+  --raw      off: skip the raw baselines (for profiling arbor alone; ratios show n/a)
 
 workloads: ping_pong, fan_in, call_latency, spawn, thread_ring, timers, restart_storm
 ";
@@ -21,6 +22,8 @@ pub(crate) struct Args {
     pub(crate) runs: usize,
     pub(crate) only: Vec<String>,
     pub(crate) threads: usize,
+    /// Run the raw baselines (default).
+    pub(crate) raw: bool,
     /// Internal: run this workload's arbor side once and print its figures as
     /// `key value` lines (see `fresh_process` in workloads/mod.rs).
     pub(crate) child: Option<String>,
@@ -34,6 +37,7 @@ impl Args {
             runs: 5,
             only: workloads::ALL.iter().map(|w| w.name.to_string()).collect(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            raw: true,
             child: None,
         };
         while let Some(flag) = it.next() {
@@ -58,6 +62,13 @@ impl Args {
                 }
                 "--runs" => args.runs = positive(&flag, &value)?,
                 "--threads" => args.threads = positive(&flag, &value)?,
+                "--raw" => {
+                    args.raw = match value.as_str() {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(format!("--raw takes on or off, got {value:?}")),
+                    }
+                }
                 "--child" => {
                     if !workloads::ALL.iter().any(|w| w.name == value) {
                         return Err(format!("unknown workload {value:?}"));
@@ -115,6 +126,8 @@ mod tests {
         assert_eq!(a.only, vec!["ping_pong", "timers"]);
         assert!(parse("--help").unwrap().is_none());
         assert!(parse("--runs 0").is_err());
+        assert!(!parse("--raw off").unwrap().unwrap().raw);
+        assert!(parse("--raw maybe").is_err());
         assert!(parse("--only nope").is_err());
         assert!(parse("--bogus 1").is_err());
         assert!(parse("--runs").is_err());

@@ -81,7 +81,7 @@ fn main() {
                 (w.arbor)(&cfg)
             };
             record(Impl::Arbor, figures);
-            if let Some(raw) = w.raw {
+            if let Some(raw) = w.raw.filter(|_| args.raw) {
                 record(Impl::Raw, raw(&cfg));
             }
         }
