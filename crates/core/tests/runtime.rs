@@ -135,3 +135,75 @@ fn wait_exit_by_pid() {
     assert!(wait_until(|| rt.process_count() == 0));
     assert_eq!(rt.wait_exit(pid, DEADLINE), Some(ExitReason::NoProc));
 }
+
+/// Two processes bouncing a message forever run back to back through the worker's LIFO
+/// slot; on a one-worker runtime, a third process must still get its turn.
+#[test]
+fn a_bouncing_pair_cannot_starve_another_process() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    struct Bouncer {
+        peer: Option<ServerRef<Bouncer>>,
+        hops: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    }
+    enum Msg {
+        Peer(ServerRef<Bouncer>),
+        Ball,
+    }
+    impl GenServer for Bouncer {
+        type Args = (Arc<AtomicU64>, Arc<AtomicBool>);
+        type Info = Msg;
+        type Call = ();
+        type Reply = ();
+        fn init((hops, stop): Self::Args, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+            Ok(Bouncer { peer: None, hops, stop })
+        }
+        fn handle_info(&mut self, msg: Msg, _ctx: &mut Context<'_, Self>) -> Flow {
+            match msg {
+                Msg::Peer(p) => self.peer = Some(p),
+                Msg::Ball => {
+                    self.hops.fetch_add(1, Ordering::Relaxed);
+                    if !self.stop.load(Ordering::Relaxed) {
+                        let _ = self.peer.as_ref().expect("peer set first").send(Msg::Ball);
+                    }
+                }
+            }
+            Flow::Continue
+        }
+    }
+    struct Echo;
+    impl GenServer for Echo {
+        type Args = ();
+        type Info = ();
+        type Call = u32;
+        type Reply = u32;
+        fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+            Ok(Echo)
+        }
+        fn handle_call(&mut self, x: u32, _f: ReplyTo<u32>, _ctx: &mut Context<'_, Self>) -> CallFlow<u32> {
+            CallFlow::Reply(x + 1)
+        }
+    }
+
+    let rt = rt(1);
+    let hops = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let a = rt.start::<Bouncer>((hops.clone(), stop.clone())).unwrap();
+    let b = rt.start::<Bouncer>((hops.clone(), stop.clone())).unwrap();
+    let echo = rt.start::<Echo>(()).unwrap();
+    a.send(Msg::Peer(b.clone())).unwrap();
+    b.send(Msg::Peer(a.clone())).unwrap();
+    a.send(Msg::Ball).unwrap();
+    assert!(wait_until(|| hops.load(Ordering::Relaxed) > 10_000), "the pair bounces");
+    for i in 0..100 {
+        assert_eq!(echo.call_timeout(i, Duration::from_secs(5)), Ok(i + 1));
+    }
+    let before = hops.load(Ordering::Relaxed);
+    assert!(
+        wait_until(|| hops.load(Ordering::Relaxed) > before + 10_000),
+        "the pair still bounces"
+    );
+    stop.store(true, Ordering::Relaxed);
+}

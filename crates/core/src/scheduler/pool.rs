@@ -5,8 +5,10 @@
 //! next on the same worker, so a process that wakes another hands it over without
 //! crossing cores (ping-pong stays on one core); the slot's previous occupant moves to the
 //! injector, where any worker can take it. After [`MAX_LIFO_STREAK`] LIFO runs in a row a
-//! worker takes from the injector first, so a pair of processes bouncing messages cannot
-//! starve the queue. Tasks scheduled from outside the pool, and tasks that spent their
+//! worker that finds tasks waiting in the injector queues its LIFO task behind them and
+//! takes from the injector first, so a pair of processes bouncing messages cannot
+//! starve the queue; with the injector empty the streak just goes on (moving the task
+//! would only wake another worker to take it, and split the pair across cores). Tasks scheduled from outside the pool, and tasks that spent their
 //! budget, go to the injector.
 //!
 //! Blocking: a worker about to block (a call made from inside a handler, see
@@ -216,11 +218,17 @@ impl Pool {
                 }
                 None => {
                     streak = 0;
-                    // A streak cut short leaves the LIFO task behind: queue it fairly.
-                    if let Some(t) = WORKER.with(|w| w.borrow_mut().as_mut().and_then(|c| c.lifo.take())) {
-                        self.inject(t);
+                    // A streak cut short leaves the LIFO task behind: queue it behind the
+                    // injector's tasks, for fairness. With nothing queued there is no one
+                    // to be fair to, and it just runs on.
+                    match WORKER.with(|w| w.borrow_mut().as_mut().and_then(|c| c.lifo.take())) {
+                        Some(t) if self.injector_len.load(Ordering::SeqCst) == 0 => Some(t),
+                        Some(t) => {
+                            self.inject(t);
+                            self.pop_injector()
+                        }
+                        None => self.pop_injector(),
                     }
-                    self.pop_injector()
                 }
             };
             match task {
