@@ -148,14 +148,19 @@ impl Pool {
         }
     }
 
-    /// Queues a task on the injector and wakes an idle worker if there is one.
+    /// Queues a task on the injector and wakes an idle worker if there is one and no
+    /// worker is spinning for work already (the spinner takes it, and wakes another if it
+    /// finds more, see [`Pool::spin_for_work`]; a spinner that gives up re-checks the
+    /// queue after announcing itself idle, so the task is never stranded).
     pub(crate) fn inject(&self, task: Task) {
         {
             let mut q = self.injector.lock();
             q.push_back(task);
             self.injector_len.store(q.len(), Ordering::SeqCst);
         }
-        self.sleep.wake_one();
+        if self.spinning.load(Ordering::SeqCst) == 0 {
+            self.sleep.wake_one();
+        }
     }
 
     /// Re-queues a task that spent its budget, from the worker that ran it. That worker
@@ -283,6 +288,13 @@ impl Pool {
             }
         }
         self.spinning.fetch_sub(1, Ordering::SeqCst);
+        // Injections skip the wake-up while a worker spins. If there is more than this
+        // worker will take, pass the word on. (An injection that saw this worker still
+        // spinning stored its task before looking; this load comes after the decrement:
+        // one of the two sees the other.)
+        if found && self.injector_len.load(Ordering::SeqCst) > 1 {
+            self.sleep.wake_one();
+        }
         found
     }
 
