@@ -36,6 +36,9 @@ pub struct Slot<R> {
     /// Set once the state leaves `Empty`: lets the caller spin without the lock.
     done: AtomicBool,
     waiter: thread::Thread,
+    /// The calling process, for a call made from one (kept here rather than in the
+    /// mailbox's envelope, which stays small).
+    caller: Option<crate::Pid>,
 }
 
 /// Type-erased resolution with an error: how a dying server fails the calls it holds.
@@ -56,11 +59,22 @@ const SPIN_ROUNDS: u32 = 200;
 impl<R> Slot<R> {
     /// A slot whose waiter is the calling thread.
     pub fn new() -> Self {
+        Self::with_caller(None)
+    }
+
+    /// A slot for a call from `caller` (a process), whose waiter is the calling thread.
+    pub(crate) fn with_caller(caller: Option<crate::Pid>) -> Self {
         Slot {
             state: Mutex::new(State::Empty),
             done: AtomicBool::new(false),
             waiter: thread::current(),
+            caller,
         }
+    }
+
+    /// The calling process, if the call came from one.
+    pub(crate) fn caller(&self) -> Option<crate::Pid> {
+        self.caller
     }
 
     /// Resolves the slot. Returns false (and drops `value`) if it was already resolved or
@@ -205,18 +219,12 @@ mod handle {
         slot: Arc<Slot<R>>,
         server: Arc<Header>,
         key: usize,
-        caller: Option<Pid>,
     }
 
     impl<R: Send + 'static> ReplyTo<R> {
-        pub(crate) fn new(slot: Arc<Slot<R>>, server: Arc<Header>, key: usize, caller: Option<Pid>) -> Self {
+        pub(crate) fn new(slot: Arc<Slot<R>>, server: Arc<Header>, key: usize) -> Self {
             ReplyTo {
-                inner: Arc::new(Inner {
-                    slot,
-                    server,
-                    key,
-                    caller,
-                }),
+                inner: Arc::new(Inner { slot, server, key }),
             }
         }
 
@@ -234,7 +242,7 @@ mod handle {
 
         /// The calling process, if the call came from one (not from an outside thread).
         pub fn caller(&self) -> Option<Pid> {
-            self.inner.caller
+            self.inner.slot.caller()
         }
     }
 
@@ -248,7 +256,7 @@ mod handle {
 
     impl<R: Send + 'static> fmt::Debug for ReplyTo<R> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("ReplyTo").field("caller", &self.inner.caller).finish()
+            f.debug_struct("ReplyTo").field("caller", &self.caller()).finish()
         }
     }
 

@@ -92,9 +92,8 @@ impl<G: GenServer> ServerRef<G> {
             Some(c) => Some(c.header().begin_wait(target)?),
             None => None,
         };
-        let slot = Arc::new(Slot::new());
-        let caller_pid = caller.as_ref().map(|c| c.header().pid());
-        if self.cell.push(Envelope::Call(req, slot.clone(), caller_pid)).is_err() {
+        let slot = Arc::new(Slot::with_caller(caller.as_ref().map(|c| c.header().pid())));
+        if self.cell.push(Envelope::Call(req, slot.clone())).is_err() {
             return Err(CallError::NoProc);
         }
         slot.wait(Instant::now().checked_add(timeout))
@@ -115,7 +114,11 @@ impl<G: GenServer> ServerRef<G> {
             return Err(CallError::NoProc);
         }
         let slot = Arc::new(Slot::new());
-        if self.cell.push(Envelope::Stop(reason, slot.clone())).is_err() {
+        if self
+            .cell
+            .push(Envelope::Stop(Box::new((reason, slot.clone()))))
+            .is_err()
+        {
             return Err(CallError::NoProc);
         }
         slot.wait(Instant::now().checked_add(timeout))

@@ -36,12 +36,13 @@ pub(crate) enum Envelope<G: GenServer> {
     Info(G::Info),
     /// For `handle_info`, from a timer: dropped if the timer was cancelled meanwhile.
     Timer(u64, G::Info),
-    /// For `handle_call`.
-    Call(G::Call, Arc<Slot<G::Reply>>, Option<Pid>),
-    /// A stop request (S18), answered once the process has exited.
-    Stop(ExitReason, Arc<Slot<()>>),
+    /// For `handle_call` (the slot knows the caller).
+    Call(G::Call, Arc<Slot<G::Reply>>),
+    /// A stop request (S18), answered once the process has exited. Boxed, as is `Sys`:
+    /// rare variants must not make every envelope, and so every queue slot, bigger.
+    Stop(Box<(ExitReason, Arc<Slot<()>>)>),
     /// A trapped exit or a `Down`.
-    Sys(SysMsg),
+    Sys(Box<SysMsg>),
 }
 
 /// The runner's own data, beside the state. What most processes never use (continuations,
@@ -156,7 +157,7 @@ impl<G: GenServer> Cell<G> {
     pub(crate) fn flush_down(&self, local: &mut Local<G>, monitor: crate::MonitorRef) {
         let removed = self.mailbox.remove_where(
             &mut local.batch,
-            |m| matches!(m, Envelope::Sys(SysMsg::Down(d)) if d.monitor == monitor),
+            |m| matches!(m, Envelope::Sys(sys) if matches!(&**sys, SysMsg::Down(d) if d.monitor == monitor)),
         );
         drop(removed);
     }
@@ -190,7 +191,7 @@ impl<G: GenServer> Cell<G> {
                 what = "handle_info (timer)";
                 catch(|| flow(st.handle_info(m, &mut ctx)))
             }
-            Err(Envelope::Call(req, slot, caller)) => {
+            Err(Envelope::Call(req, slot)) => {
                 what = "handle_call";
                 let Some(key) = self.header.hold_call(slot.clone()) else {
                     let reason = self.header.exit_reason().unwrap_or(ExitReason::NoProc);
@@ -198,7 +199,7 @@ impl<G: GenServer> Cell<G> {
                     drop_quietly(req, "a call request");
                     return Outcome::Continue;
                 };
-                let reply_to = ReplyTo::new(slot, self.header.clone(), key, caller);
+                let reply_to = ReplyTo::new(slot, self.header.clone(), key);
                 let given = reply_to.clone();
                 let result = catch(|| st.handle_call(req, given, &mut ctx));
                 // The runtime's own copy of the handle outlives the exit, so a caller whose
@@ -228,19 +229,22 @@ impl<G: GenServer> Cell<G> {
                     }
                 };
             }
-            Err(Envelope::Stop(reason, slot)) => {
+            Err(Envelope::Stop(stop)) => {
+                let (reason, slot) = *stop;
                 what = "a stop request";
                 ctx.local_mut().extra().stop_waiters.push(slot);
                 catch(|| flow(st.handle_stop(reason, &mut ctx)))
             }
-            Err(Envelope::Sys(SysMsg::Exit { from, reason })) => {
-                what = "handle_exit";
-                catch(|| flow(st.handle_exit(from, reason, &mut ctx)))
-            }
-            Err(Envelope::Sys(SysMsg::Down(down))) => {
-                what = "handle_down";
-                catch(|| flow(st.handle_down(down, &mut ctx)))
-            }
+            Err(Envelope::Sys(sys)) => match *sys {
+                SysMsg::Exit { from, reason } => {
+                    what = "handle_exit";
+                    catch(|| flow(st.handle_exit(from, reason, &mut ctx)))
+                }
+                SysMsg::Down(down) => {
+                    what = "handle_down";
+                    catch(|| flow(st.handle_down(down, &mut ctx)))
+                }
+            },
         };
         match result {
             Ok(outcome) => outcome,
@@ -324,11 +328,12 @@ fn flow(f: Flow) -> Outcome {
 /// Fails or drops a message the process will never handle.
 fn abort_envelope<G: GenServer>(env: Envelope<G>, reason: &ExitReason) {
     match env {
-        Envelope::Call(req, slot, _) => {
+        Envelope::Call(req, slot) => {
             slot.resolve(Err(CallError::Exited(reason.clone())));
             drop_quietly(req, "a call request");
         }
-        Envelope::Stop(_, slot) => {
+        Envelope::Stop(stop) => {
+            let (_, slot) = *stop;
             slot.resolve(Err(CallError::Exited(reason.clone())));
         }
         other => drop_quietly(other, "a message"),
@@ -357,7 +362,7 @@ impl<G: GenServer> Process for Cell<G> {
     }
 
     fn deliver(self: Arc<Self>, msg: SysMsg) -> bool {
-        self.push(Envelope::Sys(msg)).is_ok()
+        self.push(Envelope::Sys(Box::new(msg))).is_ok()
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
@@ -563,5 +568,29 @@ impl<G: GenServer> Runnable for InitTask<G> {
                 server.kill();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Envelope;
+    use crate::{Context, ExitReason, GenServer};
+
+    struct Small;
+    impl GenServer for Small {
+        type Args = ();
+        type Info = u64;
+        type Call = ();
+        type Reply = u64;
+        fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+            Ok(Small)
+        }
+    }
+
+    /// Every queued message costs one envelope: rare variants are boxed so that a `u64`
+    /// message takes 24 bytes (tag, timer key, payload), not the 48 of an inline `Down`.
+    #[test]
+    fn an_envelope_of_a_small_message_is_three_words() {
+        assert_eq!(std::mem::size_of::<Envelope<Small>>(), 24);
     }
 }
