@@ -152,7 +152,7 @@ impl<'a, G: GenServer> Context<'a, G> {
 
     /// Number of messages waiting in this process's mailbox.
     pub fn mailbox_len(&self) -> usize {
-        self.cell.queue_len()
+        self.cell.queue_len_exact(self.local)
     }
 }
 

@@ -1,38 +1,34 @@
 //! A process's mailbox and its handshake with the scheduler.
 //!
-//! Two lanes, each behind its own lock:
+//! Two lanes:
 //!
-//! - The **inbox**, where senders push. Its lock also guards the scheduling state and the
-//!   `closed` flag, so the handshake needs no further reasoning about memory order.
-//! - The **batch**, the runner's side. When the runner finds more than one message in the
-//!   inbox, it swaps the whole inbox into the batch at once and pops the batch from then
-//!   on, so a busy process takes the lock that senders contend for once per batch instead
-//!   of once per message. The batch lock is only ever taken by the runner, and by
-//!   [`Mailbox::close`] and the other whole-mailbox operations: it is uncontended, and
-//!   stays in the runner's cache.
-//!
-//! The runner keeps a hint (`batch`, a plain `bool` in its own data) that says whether the
-//! batch may hold messages; only the runner adds to the batch and everyone else only
-//! empties it, so a stale hint can only be too high, and costs one look at an empty batch.
-//! A lone message in the inbox is taken directly, without touching the batch, so a
-//! ping-pong pays one inbox lock per push and one per pop, as a single queue would.
+//! - The **inbox**, where senders push, behind a lock that also guards the scheduling
+//!   state and the `closed` flag, so the handshake needs no further reasoning about
+//!   memory order.
+//! - The **batch**, which the runner owns (it lives in the runner's own data, under the
+//!   runner lock, and is passed in to [`Mailbox::pop`]). When the runner finds more than
+//!   one message in the inbox, it swaps the whole inbox into its batch at once and pops
+//!   the batch, without any lock, from then on. So a busy process takes the lock that
+//!   senders contend for once per batch instead of once per message, and nothing else on
+//!   its hot path. A lone message is taken directly, without touching the batch.
 //!
 //! The handshake:
 //!
 //! - A sender pushes under the inbox lock. If the state was [`Sched::Idle`] it becomes
 //!   [`Sched::Scheduled`] and the sender, and only it, must hand the process to the
 //!   scheduler. Any other state means someone already will run it.
-//! - The runner pops the batch first, then the inbox. Finding both empty, it sets `Idle`
+//! - The runner pops its batch first, then the inbox. Finding both empty, it sets `Idle`
 //!   in the inbox's critical section, so a message pushed after that sees `Idle` and
 //!   schedules: no wake-up is lost (modelled by loom in `tests/loom_mailbox.rs`).
 //! - At the end of a run's budget the runner calls [`Mailbox::yield_now`]: `Scheduled` if
 //!   messages wait (the caller re-queues the process), `Idle` otherwise.
-//! - [`Mailbox::close`] (the process died) hands back every queued message of both lanes,
-//!   in order, refuses later pushes, and schedules an idle process once more so a worker
-//!   can finalize it.
-//!
-//! Lock order: batch before inbox. A runner that finds a batch's worth in the inbox lets
-//! the inbox lock go and takes both in that order.
+//! - [`Mailbox::close`] (the process died) hands back every message still in the inbox,
+//!   refuses later pushes, and schedules an idle process once more so a worker can
+//!   finalize it. Messages already in the runner's batch are the runner's to dispose of:
+//!   it finds the process dead at its next pop and fails or drops them (the process
+//!   layer registers the calls of a batch with the process when it takes the batch, so
+//!   that a death fails them at once even while a handler still runs; see
+//!   `process/cell.rs`).
 //!
 //! Per-sender FIFO holds because pushes from one thread are ordered by the inbox lock, the
 //! batch only ever holds messages older than any in the inbox, and the runner pops the
@@ -44,7 +40,7 @@
 // through `loom_api`; outside `cfg(loom)` they are crate-private in effect.
 #![allow(unreachable_pub)]
 
-use crate::sync::Mutex;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
 use std::collections::VecDeque;
 
 /// Scheduling state of a process, guarded by the inbox lock.
@@ -63,6 +59,9 @@ pub enum Sched {
 pub enum Pop<M> {
     /// The next message.
     Msg(M),
+    /// The next message, taken with a fresh batch: the batch now holds the rest of what
+    /// the inbox held.
+    Refilled(M),
     /// Nothing queued; the state is now `Idle`.
     Empty,
     /// The mailbox is closed: the process is dead and must be finalized.
@@ -78,7 +77,8 @@ struct Inbox<M> {
 /// A multi-producer, single-consumer queue with the scheduling handshake built in.
 pub struct Mailbox<M> {
     inbox: Mutex<Inbox<M>>,
-    batch: Mutex<VecDeque<M>>,
+    /// Length of the runner's batch, as of its last refill or run (for [`Mailbox::len`]).
+    batch_len: AtomicUsize,
 }
 
 impl<M> Mailbox<M> {
@@ -90,7 +90,7 @@ impl<M> Mailbox<M> {
                 sched: Sched::Running,
                 closed: false,
             }),
-            batch: Mutex::new(VecDeque::new()),
+            batch_len: AtomicUsize::new(0),
         }
     }
 
@@ -105,39 +105,28 @@ impl<M> Mailbox<M> {
         Ok(inbox.mark_scheduled())
     }
 
-    /// Runner only: takes the next message, or goes idle, or reports death. `batch` is the
-    /// runner's hint that the batch may hold messages (false for a new mailbox).
-    pub fn pop(&self, batch: &mut bool) -> Pop<M> {
-        if *batch {
-            let mut b = self.batch.lock();
-            if let Some(m) = b.pop_front() {
-                *batch = !b.is_empty();
-                return Pop::Msg(m);
-            }
-            // Emptied by `close` or `remove_where`.
-            *batch = false;
+    /// Runner only: takes the next message (from `batch`, the runner's own, first), or
+    /// goes idle, or reports death. The batch of a live process is only ever refilled
+    /// here, when empty.
+    pub fn pop(&self, batch: &mut VecDeque<M>) -> Pop<M> {
+        if let Some(m) = batch.pop_front() {
+            // No write to the mailbox here: its first cache line is the one senders
+            // hammer (see `set_batch_len`).
+            return Pop::Msg(m);
         }
         let mut inbox = self.inbox.lock();
         if inbox.closed {
             return Pop::Closed;
         }
         if inbox.queue.len() > 1 {
-            // Take the whole inbox at once, keeping the lock order (batch, then inbox).
-            drop(inbox);
-            let mut b = self.batch.lock();
-            let mut inbox = self.inbox.lock();
-            if inbox.closed {
-                return Pop::Closed;
-            }
-            // The batch is empty (only the runner fills it), so the swap also hands the
-            // inbox the batch's spare capacity. Meanwhile only `close` could have taken
-            // messages, and it sets `closed`: the batch now holds at least two.
-            std::mem::swap(&mut *b, &mut inbox.queue);
+            // The batch is empty, so the swap also hands the inbox the batch's spare
+            // capacity.
+            std::mem::swap(batch, &mut inbox.queue);
             inbox.sched = Sched::Running;
+            self.batch_len.store(batch.len() - 1, Ordering::Relaxed);
             drop(inbox);
-            let m = b.pop_front().expect("the inbox held more than one message");
-            *batch = !b.is_empty();
-            return Pop::Msg(m);
+            let m = batch.pop_front().expect("the inbox held more than one message");
+            return Pop::Refilled(m);
         }
         match inbox.queue.pop_front() {
             Some(m) => {
@@ -153,10 +142,16 @@ impl<M> Mailbox<M> {
 
     /// Runner only, when its budget is spent: true if the process must be re-queued
     /// (messages, death, or `more` work of the runner's own: its continuations, or a
-    /// batch hint that is set), false if it went idle.
+    /// batch that is not empty), false if it went idle.
     pub fn yield_now(&self, more: bool) -> bool {
+        if more {
+            // The state stays `Running`, which senders treat as `Scheduled`: no need to
+            // take the lock they contend for (a busy process would otherwise queue for
+            // it, behind them, once per budget).
+            return true;
+        }
         let mut inbox = self.inbox.lock();
-        if more || inbox.closed || !inbox.queue.is_empty() {
+        if inbox.closed || !inbox.queue.is_empty() {
             inbox.sched = Sched::Scheduled;
             true
         } else {
@@ -165,30 +160,25 @@ impl<M> Mailbox<M> {
         }
     }
 
-    /// Closes the mailbox. The first call returns the queued messages (batch, then inbox)
-    /// and whether the caller must schedule the process (it was idle) so that a worker
-    /// finalizes it; later calls return `None`.
+    /// Closes the mailbox. The first call returns the messages in the inbox and whether
+    /// the caller must schedule the process (it was idle) so that a worker finalizes it;
+    /// later calls return `None`.
     pub fn close(&self) -> Option<(VecDeque<M>, bool)> {
-        let mut b = self.batch.lock();
         let mut inbox = self.inbox.lock();
         if inbox.closed {
             return None;
         }
         inbox.closed = true;
-        let mut queue = std::mem::take(&mut *b);
-        queue.append(&mut inbox.queue);
-        inbox.queue = VecDeque::new();
+        let queue = std::mem::take(&mut inbox.queue);
         let schedule = inbox.mark_scheduled();
         Some((queue, schedule))
     }
 
-    /// Drops the queued messages `pred` selects (runner only); returns them. Sets the
-    /// runner's batch hint to match what is left in the batch.
-    pub fn remove_where(&self, batch: &mut bool, pred: impl Fn(&M) -> bool) -> Vec<M> {
-        let mut b = self.batch.lock();
-        let mut inbox = self.inbox.lock();
+    /// Drops the queued messages `pred` selects, from the runner's `batch` and from the
+    /// inbox (runner only); returns them.
+    pub fn remove_where(&self, batch: &mut VecDeque<M>, pred: impl Fn(&M) -> bool) -> Vec<M> {
         let mut removed = Vec::new();
-        for q in [&mut *b, &mut inbox.queue] {
+        let mut sift = |q: &mut VecDeque<M>| {
             let mut kept = VecDeque::with_capacity(q.len());
             for m in q.drain(..) {
                 if pred(&m) {
@@ -198,16 +188,40 @@ impl<M> Mailbox<M> {
                 }
             }
             *q = kept;
-        }
-        *batch = !b.is_empty();
+        };
+        sift(batch);
+        sift(&mut self.inbox.lock().queue);
+        self.set_batch_len(batch.len());
         removed
     }
 
-    /// Number of queued messages.
+    /// Runner only: records the length of its batch for [`Mailbox::len`]. The runner calls
+    /// this once per run rather than once per pop, so that a busy process does not write
+    /// to the cache line its senders contend for with every message it handles.
+    pub fn set_batch_len(&self, n: usize) {
+        if self.batch_len.load(Ordering::Relaxed) != n {
+            self.batch_len.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Number of queued messages, seen from outside the process: the inbox, and the
+    /// runner's batch as of its last refill or the end of its last run (so it may count
+    /// up to one run's worth of messages already handled).
     pub fn len(&self) -> usize {
-        let b = self.batch.lock();
         let inbox = self.inbox.lock();
-        b.len() + inbox.queue.len()
+        if inbox.closed {
+            return 0;
+        }
+        inbox.queue.len() + self.batch_len.load(Ordering::Relaxed)
+    }
+
+    /// Number of queued messages, exactly, for the runner (which owns `batch`).
+    pub fn len_with(&self, batch: &VecDeque<M>) -> usize {
+        let inbox = self.inbox.lock();
+        if inbox.closed {
+            return 0;
+        }
+        inbox.queue.len() + batch.len()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::{CallError, SendError};
 use crate::gen_server::GenServer;
-use crate::process::{current, Cell, Envelope, Process};
+use crate::process::{current, Cell, Envelope, Process, NOT_HELD};
 use crate::reply::Slot;
 use crate::{signal, ExitObserver, ExitReason, MonitorRef, Naming, NoProc, Pid, RuntimeHandle};
 use std::fmt;
@@ -93,7 +93,7 @@ impl<G: GenServer> ServerRef<G> {
             None => None,
         };
         let slot = Arc::new(Slot::with_caller(caller.as_ref().map(|c| c.header().pid())));
-        if self.cell.push(Envelope::Call(req, slot.clone())).is_err() {
+        if self.cell.push(Envelope::Call(req, slot.clone(), NOT_HELD)).is_err() {
             return Err(CallError::NoProc);
         }
         slot.wait(Instant::now().checked_add(timeout))
@@ -116,7 +116,7 @@ impl<G: GenServer> ServerRef<G> {
         let slot = Arc::new(Slot::new());
         if self
             .cell
-            .push(Envelope::Stop(Box::new((reason, slot.clone()))))
+            .push(Envelope::Stop(Box::new((reason, slot.clone(), NOT_HELD))))
             .is_err()
         {
             return Err(CallError::NoProc);

@@ -447,3 +447,97 @@ fn state_is_dropped_exactly_once() {
     assert!(wait_until(|| rt.process_count() == 0));
     assert_eq!(DROPS.load(Ordering::SeqCst), 100);
 }
+
+use std::sync::mpsc;
+
+/// Blocks in `handle_info` until released; answers calls with their argument.
+
+struct Gate {
+    entered: mpsc::Sender<u32>,
+    release: mpsc::Receiver<()>,
+}
+impl GenServer for Gate {
+    type Args = (mpsc::Sender<u32>, mpsc::Receiver<()>);
+    type Info = u32;
+    type Call = u32;
+    type Reply = u32;
+    fn init((entered, release): Self::Args, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Gate { entered, release })
+    }
+    fn handle_info(&mut self, n: u32, _ctx: &mut Context<'_, Self>) -> Flow {
+        let _ = self.entered.send(n);
+        let _ = self.release.recv_timeout(Duration::from_secs(30));
+        Flow::Continue
+    }
+    fn handle_call(&mut self, x: u32, _f: ReplyTo<u32>, _ctx: &mut Context<'_, Self>) -> CallFlow<u32> {
+        CallFlow::Reply(x)
+    }
+}
+
+/// The runner takes a busy inbox as a whole batch; calls and stop requests in that batch,
+/// stuck behind a handler that does not return, still fail at the kill, as the inbox's do.
+#[test]
+fn s14_calls_in_the_runners_batch_fail_at_once_when_the_server_is_killed() {
+    let rt = rt(2);
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let s = rt.start::<Gate>((entered_tx, release_rx)).unwrap();
+    s.send(1).unwrap();
+    assert_eq!(entered.recv_timeout(Duration::from_secs(5)), Ok(1));
+    // While the first handler blocks, queue a second blocking message, two calls and a
+    // stop request: the runner takes all five as one batch when the first handler returns.
+    s.send(2).unwrap();
+    let callers: Vec<_> = (0..2)
+        .map(|i| {
+            let s = s.clone();
+            std::thread::spawn(move || s.call_timeout(i, Duration::from_secs(10)))
+        })
+        .collect();
+    assert!(wait_until(|| s.mailbox_len() == 3));
+    let stopper = {
+        let s = s.clone();
+        std::thread::spawn(move || s.stop(ExitReason::Normal, Duration::from_secs(10)))
+    };
+    assert!(wait_until(|| s.mailbox_len() == 4));
+    release.send(()).unwrap();
+    // The second handler now blocks, with the calls and the stop in the runner's batch.
+    assert_eq!(entered.recv_timeout(Duration::from_secs(5)), Ok(2));
+    let start = Instant::now();
+    s.kill();
+    for c in callers {
+        assert_eq!(c.join().unwrap(), Err(CallError::Exited(ExitReason::Killed)));
+    }
+    assert_eq!(stopper.join().unwrap(), Err(CallError::Exited(ExitReason::Killed)));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "calls fail at the kill, not after the handler"
+    );
+    release.send(()).unwrap();
+}
+
+/// A stop request taken from the inbox in a batch is registered with the process like a
+/// call, then, once handled, waits for the exit like any stop request (S18): `Ok`, not the
+/// exit reason.
+#[test]
+fn s18_a_stop_request_taken_in_a_batch_is_answered_once_the_server_is_gone() {
+    let rt = rt(2);
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let s = rt.start::<Gate>((entered_tx, release_rx)).unwrap();
+    s.send(1).unwrap();
+    assert_eq!(entered.recv_timeout(Duration::from_secs(5)), Ok(1));
+    let caller = {
+        let s = s.clone();
+        std::thread::spawn(move || s.call_timeout(7, Duration::from_secs(10)))
+    };
+    assert!(wait_until(|| s.mailbox_len() == 1));
+    let stopper = {
+        let s = s.clone();
+        std::thread::spawn(move || s.stop(ExitReason::Normal, Duration::from_secs(10)))
+    };
+    assert!(wait_until(|| s.mailbox_len() == 2));
+    release.send(()).unwrap();
+    assert_eq!(caller.join().unwrap(), Ok(7));
+    assert_eq!(stopper.join().unwrap(), Ok(()));
+    assert!(!s.is_alive());
+}

@@ -30,17 +30,22 @@ use std::time::{Duration, Instant};
 /// Messages a run handles before it yields the worker.
 const BUDGET: usize = 64;
 
+/// The key of a call or stop request not (yet) registered with the process.
+pub(crate) const NOT_HELD: usize = usize::MAX;
+
 /// What a process's mailbox carries.
 pub(crate) enum Envelope<G: GenServer> {
     /// For `handle_info`.
     Info(G::Info),
     /// For `handle_info`, from a timer: dropped if the timer was cancelled meanwhile.
     Timer(u64, G::Info),
-    /// For `handle_call` (the slot knows the caller).
-    Call(G::Call, Arc<Slot<G::Reply>>),
-    /// A stop request (S18), answered once the process has exited. Boxed, as is `Sys`:
-    /// rare variants must not make every envelope, and so every queue slot, bigger.
-    Stop(Box<(ExitReason, Arc<Slot<()>>)>),
+    /// For `handle_call` (the slot knows the caller). The key under which the call is
+    /// registered with the process ([`NOT_HELD`] until it is): see [`Cell::hold_batch`].
+    Call(G::Call, Arc<Slot<G::Reply>>, usize),
+    /// A stop request (S18), answered once the process has exited, and its key as for a
+    /// call. Boxed, as is `Sys`: rare variants must not make every envelope, and so every
+    /// queue slot, bigger.
+    Stop(Box<(ExitReason, Arc<Slot<()>>, usize)>),
     /// A trapped exit or a `Down`.
     Sys(Box<SysMsg>),
 }
@@ -51,8 +56,8 @@ pub(crate) enum Envelope<G: GenServer> {
 pub(crate) struct Local<G: GenServer> {
     extra: Option<Box<Extra<G>>>,
     finalized: bool,
-    /// The mailbox's batch may hold messages (see `mailbox.rs`).
-    batch: bool,
+    /// The runner's side of the mailbox (see `mailbox.rs`).
+    batch: VecDeque<Envelope<G>>,
 }
 
 #[derive(Default)]
@@ -69,7 +74,7 @@ impl<G: GenServer> Default for Local<G> {
         Local {
             extra: None,
             finalized: false,
-            batch: false,
+            batch: VecDeque::new(),
         }
     }
 }
@@ -162,9 +167,34 @@ impl<G: GenServer> Cell<G> {
         drop(removed);
     }
 
-    /// Number of queued messages.
+    /// Registers the calls and stop requests of a batch the runner just took from the
+    /// inbox with the process (one lock for the batch), so that its death fails them at
+    /// once, as it fails the inbox's, even while a handler still runs and the batch waits
+    /// behind it. If the process is already exiting, they stay unregistered: the runner
+    /// fails them itself, at once, since it finds the process dead at its next pop.
+    fn hold_batch(&self, batch: &mut VecDeque<Envelope<G>>) {
+        let mut held = self.header.held_calls();
+        for env in batch.iter_mut() {
+            let (slot, key): (Arc<dyn crate::reply::Abort>, &mut usize) = match env {
+                Envelope::Call(_, slot, key) => (slot.clone(), key),
+                Envelope::Stop(stop) => (stop.1.clone(), &mut stop.2),
+                _ => continue,
+            };
+            match held.hold(slot) {
+                Some(k) => *key = k,
+                None => return,
+            }
+        }
+    }
+
+    /// Number of queued messages, seen from outside (see `Mailbox::len`).
     pub(crate) fn queue_len(&self) -> usize {
         self.mailbox.len()
+    }
+
+    /// Number of queued messages, exactly, for the runner.
+    pub(crate) fn queue_len_exact(&self, local: &Local<G>) -> usize {
+        self.mailbox.len_with(&local.batch)
     }
 
     fn handle(self: &Arc<Self>, runner: &mut Runner<G>, env: Result<ContinueFn<G>, Envelope<G>>) -> Outcome {
@@ -191,9 +221,14 @@ impl<G: GenServer> Cell<G> {
                 what = "handle_info (timer)";
                 catch(|| flow(st.handle_info(m, &mut ctx)))
             }
-            Err(Envelope::Call(req, slot)) => {
+            Err(Envelope::Call(req, slot, held)) => {
                 what = "handle_call";
-                let Some(key) = self.header.hold_call(slot.clone()) else {
+                let key = if held == NOT_HELD {
+                    self.header.held_calls().hold(slot.clone())
+                } else {
+                    Some(held)
+                };
+                let Some(key) = key else {
                     let reason = self.header.exit_reason().unwrap_or(ExitReason::NoProc);
                     slot.resolve(Err(CallError::Exited(reason)));
                     drop_quietly(req, "a call request");
@@ -230,7 +265,11 @@ impl<G: GenServer> Cell<G> {
                 };
             }
             Err(Envelope::Stop(stop)) => {
-                let (reason, slot) = *stop;
+                let (reason, slot, held) = *stop;
+                if held != NOT_HELD {
+                    // From here on it is a stop waiter, answered when the process is gone.
+                    self.header.forget_call(held);
+                }
                 what = "a stop request";
                 ctx.local_mut().extra().stop_waiters.push(slot);
                 catch(|| flow(st.handle_stop(reason, &mut ctx)))
@@ -297,6 +336,10 @@ impl<G: GenServer> Cell<G> {
         if let Some(state) = runner.state.take() {
             drop_quietly(state, "a server's state");
         }
+        let reason = self.header.exit_reason().unwrap_or(ExitReason::NoProc);
+        for env in std::mem::take(&mut runner.local.batch) {
+            abort_envelope(env, &reason);
+        }
         let rt = self.header.rt();
         if let Some(extra) = runner.local.extra.take() {
             let Extra {
@@ -328,12 +371,12 @@ fn flow(f: Flow) -> Outcome {
 /// Fails or drops a message the process will never handle.
 fn abort_envelope<G: GenServer>(env: Envelope<G>, reason: &ExitReason) {
     match env {
-        Envelope::Call(req, slot) => {
+        Envelope::Call(req, slot, _) => {
             slot.resolve(Err(CallError::Exited(reason.clone())));
             drop_quietly(req, "a call request");
         }
         Envelope::Stop(stop) => {
-            let (_, slot) = *stop;
+            let (_, slot, _) = *stop;
             slot.resolve(Err(CallError::Exited(reason.clone())));
         }
         other => drop_quietly(other, "a message"),
@@ -374,22 +417,33 @@ impl<G: GenServer> Runnable for Cell<G> {
     fn run(self: Arc<Self>) {
         let mut runner = self.runner.lock();
         let guard = CurrentGuard::enter(self.clone());
+        // Read once: the cell's first cache line is shared with the mailbox's inbox lock,
+        // which senders keep taking while this runs.
+        let (header, mailbox) = (&*self.header, &self.mailbox);
         for _ in 0..BUDGET {
             let work = match runner.local.pop_continue() {
                 Some(f) => Ok(f),
-                None => match self.mailbox.pop(&mut runner.local.batch) {
+                None => match mailbox.pop(&mut runner.local.batch) {
                     Pop::Msg(m) => Err(m),
-                    Pop::Empty => return,
+                    Pop::Refilled(m) => {
+                        self.hold_batch(&mut runner.local.batch);
+                        Err(m)
+                    }
+                    Pop::Empty => {
+                        mailbox.set_batch_len(0);
+                        return;
+                    }
                     Pop::Closed => {
                         self.finalize(&mut runner);
                         return;
                     }
                 },
             };
-            if !self.header.is_alive() {
-                // Died between the reason being set and the mailbox closing.
+            if !header.is_alive() {
+                // Died between the reason being set and the mailbox closing, or while
+                // this message waited in the runner's batch.
                 if let Err(env) = work {
-                    abort_envelope(env, &self.header.exit_reason().unwrap_or(ExitReason::NoProc));
+                    abort_envelope(env, &header.exit_reason().unwrap_or(ExitReason::NoProc));
                 }
                 continue;
             }
@@ -402,7 +456,8 @@ impl<G: GenServer> Runnable for Cell<G> {
             }
         }
         drop(guard);
-        let more = runner.local.has_continues() || runner.local.batch;
+        mailbox.set_batch_len(runner.local.batch.len());
+        let more = runner.local.has_continues() || !runner.local.batch.is_empty();
         drop(runner);
         if self.mailbox.yield_now(more) {
             let rt = Arc::clone(self.header.rt());

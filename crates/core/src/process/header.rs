@@ -299,13 +299,10 @@ impl Header {
         true
     }
 
-    /// Registers a call this process is about to handle, so that its death fails it.
-    pub(crate) fn hold_call(&self, slot: Arc<dyn Abort>) -> Option<usize> {
-        let mut calls = self.calls.lock();
-        if calls.closed {
-            return None;
-        }
-        Some(calls.held.insert(slot))
+    /// The calls (and stop requests) this process holds, locked: register them with
+    /// [`HeldCalls::hold`] so that its death fails them.
+    pub(crate) fn held_calls(&self) -> HeldCalls<'_> {
+        HeldCalls(self.calls.lock())
     }
 
     /// The call was answered (or its handle dropped).
@@ -344,6 +341,19 @@ impl Header {
             }
         }
         Ok(guard)
+    }
+}
+
+/// The lock over a process's held calls. Runs no user code while held.
+pub(crate) struct HeldCalls<'a>(crate::sync::MutexGuard<'a, Calls>);
+
+impl HeldCalls<'_> {
+    /// Registers a call or stop request; `None` if the process is already exiting.
+    pub(crate) fn hold(&mut self, slot: Arc<dyn Abort>) -> Option<usize> {
+        if self.0.closed {
+            return None;
+        }
+        Some(self.0.held.insert(slot))
     }
 }
 

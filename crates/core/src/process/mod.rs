@@ -16,7 +16,7 @@ mod current;
 mod header;
 mod table;
 
-pub(crate) use cell::{start, Cell, Envelope, Local};
+pub(crate) use cell::{start, Cell, Envelope, Local, NOT_HELD};
 pub(crate) use current::current;
 pub use header::MonitorRef;
 pub(crate) use header::{deliver_exit, Header, Process, SysMsg, Watcher};
