@@ -451,7 +451,6 @@ fn state_is_dropped_exactly_once() {
 use std::sync::mpsc;
 
 /// Blocks in `handle_info` until released; answers calls with their argument.
-
 struct Gate {
     entered: mpsc::Sender<u32>,
     release: mpsc::Receiver<()>,
