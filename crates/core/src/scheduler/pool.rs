@@ -80,8 +80,6 @@ pub(crate) struct Pool {
     name: String,
     stack_size: Option<usize>,
     shutdown: AtomicBool,
-    /// Workers spinning before they park (at most one at a time).
-    spinning: AtomicUsize,
 }
 
 struct WorkerCtx {
@@ -110,7 +108,6 @@ impl Pool {
             name: config.name,
             stack_size: config.stack_size,
             shutdown: AtomicBool::new(false),
-            spinning: AtomicUsize::new(0),
         });
         for _ in 0..pool.target {
             let mut counts = pool.counts.lock();
@@ -149,18 +146,14 @@ impl Pool {
     }
 
     /// Queues a task on the injector and wakes an idle worker if there is one and no
-    /// worker is spinning for work already (the spinner takes it, and wakes another if it
-    /// finds more, see [`Pool::spin_for_work`]; a spinner that gives up re-checks the
-    /// queue after announcing itself idle, so the task is never stranded).
+    /// worker is spinning for work already (see [`Sleep::notify`]).
     pub(crate) fn inject(&self, task: Task) {
         {
             let mut q = self.injector.lock();
             q.push_back(task);
             self.injector_len.store(q.len(), Ordering::SeqCst);
         }
-        if self.spinning.load(Ordering::SeqCst) == 0 {
-            self.sleep.wake_one();
-        }
+        self.sleep.notify();
     }
 
     /// Re-queues a task that spent its budget, from the worker that ran it. That worker
@@ -184,17 +177,26 @@ impl Pool {
             others
         };
         if others || lifo_busy {
-            self.sleep.wake_one();
+            self.sleep.notify();
         }
     }
 
+    /// Takes the oldest injected task. If more wait, makes sure a worker is on its way for
+    /// them (see [`Sleep::notify`]): a burst that a spinning worker absorbed spreads over
+    /// the idle workers one wake-up at a time.
     fn pop_injector(&self) -> Option<Task> {
         if self.injector_len.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let mut q = self.injector.lock();
-        let t = q.pop_front();
-        self.injector_len.store(q.len(), Ordering::SeqCst);
+        let (t, left) = {
+            let mut q = self.injector.lock();
+            let t = q.pop_front();
+            self.injector_len.store(q.len(), Ordering::SeqCst);
+            (t, q.len())
+        };
+        if t.is_some() && left > 0 {
+            self.sleep.notify();
+        }
         t
     }
 
@@ -271,8 +273,7 @@ impl Pool {
     /// arrives within microseconds (a caller's next request, the next hop of a ring) is
     /// then picked up without a futex wake-up. Returns true if work appeared.
     fn spin_for_work(&self) -> bool {
-        if self.spinning.fetch_add(1, Ordering::SeqCst) > 0 {
-            self.spinning.fetch_sub(1, Ordering::SeqCst);
+        if !self.sleep.start_spinning() {
             return false;
         }
         let mut found = false;
@@ -287,14 +288,7 @@ impl Pool {
                 std::hint::spin_loop();
             }
         }
-        self.spinning.fetch_sub(1, Ordering::SeqCst);
-        // Injections skip the wake-up while a worker spins. If there is more than this
-        // worker will take, pass the word on. (An injection that saw this worker still
-        // spinning stored its task before looking; this load comes after the decrement:
-        // one of the two sees the other.)
-        if found && self.injector_len.load(Ordering::SeqCst) > 1 {
-            self.sleep.wake_one();
-        }
+        self.sleep.stop_spinning(|| self.injector_len.load(Ordering::SeqCst));
         found
     }
 

@@ -15,7 +15,23 @@
 //! worker (or both). Parking is token-based (`Thread::unpark` before `park` makes `park`
 //! return at once), so an unpark that lands between the second look and the park is not
 //! lost. A worker that wakes removes itself from the list if it is still there (a
-//! spurious or timed wake-up). Modelled by loom in `tests/loom_sleep.rs`.
+//! spurious or timed wake-up).
+//!
+//! Spinning: before it parks, one worker at a time may spin for work
+//! ([`Sleep::start_spinning`]). A producer that sees a spinner does not wake a parked
+//! worker ([`Sleep::notify`]): the spinner takes the work, without a futex call on either
+//! side. Two races, both closed by the same `SeqCst` pattern (store, fence, load):
+//! - The spinner gives up just as the work arrives: it stops counting as a spinner before
+//!   it lists itself idle and takes its second look, so either the producer sees no
+//!   spinner (and wakes someone) or the second look sees the work.
+//! - More work arrives than the spinner will take: when it stops spinning (whether it
+//!   found work or gave up) it reads the queue length, after it stopped counting as a
+//!   spinner, and wakes one more worker if there is more than the one task it will take;
+//!   a producer whose push it could miss is one that saw it no longer spinning, and woke
+//!   a worker itself. A worker that takes a task and sees more queued wakes another in
+//!   turn, so a burst absorbed by a spinner still spreads over every idle worker.
+//!
+//! Modelled by loom in `tests/loom_sleep.rs`.
 
 // Items are `pub` (in a private module) so that the loom models can reach them
 // through `loom_api`; outside `cfg(loom)` they are crate-private in effect.
@@ -28,6 +44,8 @@ use std::time::Duration;
 pub struct Sleep {
     idle: Mutex<Vec<thread::Thread>>,
     num_idle: AtomicUsize,
+    /// Workers spinning for work (at most one at a time).
+    spinning: AtomicUsize,
 }
 
 impl Default for Sleep {
@@ -42,6 +60,37 @@ impl Sleep {
         Sleep {
             idle: Mutex::new(Vec::new()),
             num_idle: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
+        }
+    }
+
+    /// Makes the caller the spinning worker; false if another worker spins already.
+    pub fn start_spinning(&self) -> bool {
+        if self.spinning.fetch_add(1, Ordering::SeqCst) > 0 {
+            self.spinning.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Ends the caller's spin. Producers skipped their wake-up while it spun, and it will
+    /// take one task at most (the one it found, or one its second look before parking
+    /// finds): if `queued` (the number of queued tasks, read after this call stops
+    /// counting the caller as a spinner) says there are more, wakes another worker.
+    pub fn stop_spinning(&self, queued: impl Fn() -> usize) {
+        self.spinning.fetch_sub(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if queued() > 1 {
+            self.wake_one();
+        }
+    }
+
+    /// After work was pushed (with a `SeqCst` store the workers' look at the queues can
+    /// see): wakes an idle worker, unless a worker is spinning and will take it.
+    pub fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.spinning.load(Ordering::SeqCst) == 0 {
+            self.wake_one();
         }
     }
 
