@@ -154,7 +154,11 @@ impl<G: GenServer> ServerRef<G> {
         }
     }
 
-    /// Number of messages waiting in the server's mailbox.
+    /// Number of messages waiting in the server's mailbox: a snapshot. Seen from outside,
+    /// the part the server has already taken into its own batch is counted as of its last
+    /// batch or run, so while it is busy this may include up to one run's worth (64) of
+    /// messages it has handled since (`Context::mailbox_len`, from the server itself, is
+    /// exact).
     pub fn mailbox_len(&self) -> usize {
         self.cell.queue_len()
     }
