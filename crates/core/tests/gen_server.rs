@@ -473,18 +473,25 @@ impl GenServer for Gate {
     }
 }
 
-/// The runner takes a busy inbox as a whole batch; calls and stop requests in that batch,
-/// stuck behind a handler that does not return, still fail at the kill, as the inbox's do.
-#[test]
-fn s14_calls_in_the_runners_batch_fail_at_once_when_the_server_is_killed() {
-    let rt = rt(2);
+/// A `Gate` blocked in its first `handle_info`; the receiver reports each blocking message
+/// entered, the sender releases one.
+fn blocked_gate(rt: &Runtime) -> (ServerRef<Gate>, mpsc::Receiver<u32>, mpsc::Sender<()>) {
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
     let s = rt.start::<Gate>((entered_tx, release_rx)).unwrap();
     s.send(1).unwrap();
     assert_eq!(entered.recv_timeout(Duration::from_secs(5)), Ok(1));
+    (s, entered, release)
+}
+
+/// The runner takes a busy inbox as a whole batch; calls and stop requests in that batch,
+/// stuck behind a handler that does not return, still fail at the kill, as the inbox's do.
+#[test]
+fn s14_calls_in_the_runners_batch_fail_at_once_when_the_server_is_killed() {
+    let rt = rt(2);
+    let (s, entered, release) = blocked_gate(&rt);
     // While the first handler blocks, queue a second blocking message, two calls and a
-    // stop request: the runner takes all five as one batch when the first handler returns.
+    // stop request: the runner takes all four as one batch when the first handler returns.
     s.send(2).unwrap();
     let callers: Vec<_> = (0..2)
         .map(|i| {
@@ -520,11 +527,7 @@ fn s14_calls_in_the_runners_batch_fail_at_once_when_the_server_is_killed() {
 #[test]
 fn s18_a_stop_request_taken_in_a_batch_is_answered_once_the_server_is_gone() {
     let rt = rt(2);
-    let (entered_tx, entered) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
-    let s = rt.start::<Gate>((entered_tx, release_rx)).unwrap();
-    s.send(1).unwrap();
-    assert_eq!(entered.recv_timeout(Duration::from_secs(5)), Ok(1));
+    let (s, _entered, release) = blocked_gate(&rt);
     let caller = {
         let s = s.clone();
         std::thread::spawn(move || s.call_timeout(7, Duration::from_secs(10)))
