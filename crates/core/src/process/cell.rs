@@ -645,6 +645,7 @@ mod tests {
     /// Every queued message costs one envelope: rare variants are boxed so that a `u64`
     /// message takes 24 bytes (tag, timer key, payload), not the 48 of an inline `Down`.
     #[test]
+    #[cfg(target_pointer_width = "64")]
     fn an_envelope_of_a_small_message_is_three_words() {
         assert_eq!(std::mem::size_of::<Envelope<Small>>(), 24);
     }
