@@ -72,6 +72,18 @@ impl<'a, G: GenServer> Context<'a, G> {
         self.local.push_continue(Box::new(f));
     }
 
+    /// Sets an inactivity timeout (S9, Elixir's `{:noreply, state, timeout}`, `{:reply,
+    /// reply, state, timeout}` and `{:ok, state, timeout}`): if no message arrives within
+    /// `after` once the current callback has returned, [`GenServer::handle_timeout`] is
+    /// called. Any message that arrives first (a call, an info message, a timer's message,
+    /// a trapped exit, a `Down`) cancels it; so does the next callback's return, unless it
+    /// sets a timeout again, since in Elixir each return names its own. A zero timeout
+    /// fires at once unless a message (or a continuation) is already waiting.
+    /// `Duration::MAX` means no timeout (`:infinity`). The last call in a callback wins.
+    pub fn set_timeout(&mut self, after: Duration) {
+        self.local.request_timeout(after);
+    }
+
     /// Delivers `msg` to `handle_info` after `delay` (S25). A zero delay still goes
     /// through the mailbox, after messages already queued. The timer dies with the process
     /// (S29).

@@ -104,6 +104,14 @@ pub trait GenServer: Sized + Send + 'static {
         }
     }
 
+    /// Called when the inactivity timeout set with [`Context::set_timeout`] expires: no
+    /// message arrived within it after the callback that set it returned (Elixir's
+    /// `handle_info(:timeout, state)`, S9). Default: does nothing.
+    fn handle_timeout(&mut self, ctx: &mut Context<'_, Self>) -> Flow {
+        let _ = ctx;
+        Flow::Continue
+    }
+
     /// Handles a monitor's `Down`. Default: ignores it.
     fn handle_down(&mut self, down: Down, ctx: &mut Context<'_, Self>) -> Flow {
         let _ = (down, ctx);

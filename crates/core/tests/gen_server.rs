@@ -543,3 +543,169 @@ fn s18_a_stop_request_taken_in_a_batch_is_answered_once_the_server_is_gone() {
     assert_eq!(stopper.join().unwrap(), Ok(()));
     assert!(!s.is_alive());
 }
+
+/// A server that logs its inactivity timeouts (S9).
+struct Sleepy {
+    log: Log,
+    armed_at: Instant,
+    /// Timeouts `handle_timeout` re-arms before it stops re-arming.
+    rearm: u32,
+}
+
+enum SleepyMsg {
+    /// Logs "ping" and, after `Probe`'s delay, sends itself `Probe`; sets no timeout.
+    Ping(Duration),
+    Probe,
+    /// Sends itself `Probe`, then asks for a zero timeout.
+    ProbeThenZero,
+}
+
+enum SleepyInit {
+    /// Asks for this timeout from `init`.
+    Timeout(Duration),
+    /// Sends itself `Ping` from `init`, then asks for this timeout.
+    PingFirst(Duration, Duration),
+    /// Asks for this timeout from `init`, re-arming it from `handle_timeout` this often.
+    Rearm(Duration, u32),
+    Nothing,
+}
+
+impl GenServer for Sleepy {
+    type Args = (Log, SleepyInit);
+    type Info = SleepyMsg;
+    /// A timeout to ask for when replying.
+    type Call = Duration;
+    type Reply = ();
+
+    fn init((log, init): Self::Args, ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        let mut rearm = 0;
+        match init {
+            SleepyInit::Timeout(t) => ctx.set_timeout(t),
+            SleepyInit::PingFirst(probe_after, t) => {
+                ctx.send_self(SleepyMsg::Ping(probe_after));
+                ctx.set_timeout(t);
+            }
+            SleepyInit::Rearm(t, n) => {
+                ctx.set_timeout(t);
+                rearm = n;
+            }
+            SleepyInit::Nothing => {}
+        }
+        Ok(Sleepy {
+            log,
+            armed_at: Instant::now(),
+            rearm,
+        })
+    }
+
+    fn handle_info(&mut self, msg: SleepyMsg, ctx: &mut Context<'_, Self>) -> Flow {
+        match msg {
+            SleepyMsg::Ping(probe_after) => {
+                self.log.push("ping");
+                ctx.send_after(probe_after, SleepyMsg::Probe);
+            }
+            SleepyMsg::Probe => self.log.push("probe"),
+            SleepyMsg::ProbeThenZero => {
+                ctx.send_self(SleepyMsg::Probe);
+                ctx.set_timeout(Duration::ZERO);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn handle_call(&mut self, t: Duration, _from: ReplyTo<()>, ctx: &mut Context<'_, Self>) -> CallFlow<()> {
+        self.armed_at = Instant::now();
+        ctx.set_timeout(t);
+        CallFlow::Reply(())
+    }
+
+    fn handle_timeout(&mut self, ctx: &mut Context<'_, Self>) -> Flow {
+        let waited = self.armed_at.elapsed();
+        self.log.push(format!("timeout after {} ms", waited.as_millis()));
+        self.log.push("timeout");
+        if self.rearm > 0 {
+            self.rearm -= 1;
+            self.armed_at = Instant::now();
+            ctx.set_timeout(Duration::from_millis(5));
+        }
+        Flow::Continue
+    }
+}
+
+fn timeouts(log: &Log) -> usize {
+    log.get().iter().filter(|e| *e == "timeout").count()
+}
+
+#[test]
+fn s9_a_timeout_from_init_fires_after_that_much_inactivity() {
+    let rt = rt(2);
+    let log = Log::default();
+    let _s = rt
+        .start::<Sleepy>((log.clone(), SleepyInit::Timeout(Duration::from_millis(30))))
+        .unwrap();
+    assert!(log.wait_for("timeout"));
+    let waited = log.get().into_iter().find(|e| e.starts_with("timeout after")).unwrap();
+    let ms: u64 = waited.split(' ').nth(2).unwrap().parse().unwrap();
+    assert!(ms >= 30, "fired after {ms} ms, before its 30 ms");
+}
+
+#[test]
+fn s9_a_message_that_arrives_first_cancels_the_timeout() {
+    let rt = rt(2);
+    let log = Log::default();
+    // `init` queues a Ping before its 50 ms timeout is armed, so the Ping arrives first;
+    // the Ping's handler sets no timeout and sends a Probe 150 ms later. Had the timeout
+    // survived the Ping, it would have fired 100 ms before the Probe.
+    let _s = rt
+        .start::<Sleepy>((
+            log.clone(),
+            SleepyInit::PingFirst(Duration::from_millis(150), Duration::from_millis(50)),
+        ))
+        .unwrap();
+    assert!(log.wait_for("probe"));
+    assert_eq!(log.get(), vec!["ping", "probe"]);
+}
+
+#[test]
+fn s9_a_reply_can_set_a_timeout() {
+    let rt = rt(2);
+    let log = Log::default();
+    let s = rt.start::<Sleepy>((log.clone(), SleepyInit::Nothing)).unwrap();
+    s.call(Duration::from_millis(20)).unwrap();
+    assert!(log.wait_for("timeout"));
+    assert_eq!(timeouts(&log), 1);
+}
+
+#[test]
+fn s9_a_zero_timeout_fires_at_once_when_nothing_waits() {
+    let rt = rt(2);
+    let log = Log::default();
+    let s = rt.start::<Sleepy>((log.clone(), SleepyInit::Nothing)).unwrap();
+    s.call(Duration::ZERO).unwrap();
+    assert!(log.wait_for("timeout"));
+}
+
+#[test]
+fn s9_a_zero_timeout_does_not_fire_when_a_message_waits() {
+    let rt = rt(2);
+    let log = Log::default();
+    let s = rt.start::<Sleepy>((log.clone(), SleepyInit::Nothing)).unwrap();
+    s.send(SleepyMsg::ProbeThenZero).unwrap();
+    assert!(log.wait_for("probe"));
+    // A call is handled after anything the zero timeout could have queued.
+    s.call(Duration::MAX).unwrap();
+    assert_eq!(log.get(), vec!["probe"]);
+}
+
+#[test]
+fn s9_handle_timeout_can_set_the_next_timeout() {
+    let rt = rt(2);
+    let log = Log::default();
+    let s = rt
+        .start::<Sleepy>((log.clone(), SleepyInit::Rearm(Duration::from_millis(5), 3)))
+        .unwrap();
+    assert!(wait_until(|| timeouts(&log) == 4));
+    // The server still answers, and sets no further timeout of its own.
+    s.call(Duration::MAX).unwrap();
+    assert_eq!(timeouts(&log), 4);
+}

@@ -48,6 +48,9 @@ pub(crate) enum Envelope<G: GenServer> {
     Stop(Box<(ExitReason, Arc<Slot<()>>, usize)>),
     /// A trapped exit or a `Down`.
     Sys(Box<SysMsg>),
+    /// An inactivity timeout (S9) expired: its sequence number, stale unless it is the
+    /// one armed now.
+    Timeout(u64),
 }
 
 /// The runner's own data, beside the state. What most processes never use (continuations,
@@ -67,6 +70,12 @@ struct Extra<G: GenServer> {
     stop_waiters: Vec<Arc<Slot<()>>>,
     /// A reply handle kept until the process has exited (see `handle`).
     hold: Option<Box<dyn Any + Send>>,
+    /// The inactivity timeout the running callback asked for (S9).
+    timeout_req: Option<Duration>,
+    /// The armed inactivity timeout: its sequence number and its timer, if on the wheel.
+    timeout: Option<(u64, Option<u64>)>,
+    /// Sequence numbers of inactivity timeouts.
+    timeout_seq: u64,
 }
 
 impl<G: GenServer> Default for Local<G> {
@@ -87,8 +96,15 @@ impl<G: GenServer> Local<G> {
                 timers: HashSet::new(),
                 stop_waiters: Vec::new(),
                 hold: None,
+                timeout_req: None,
+                timeout: None,
+                timeout_seq: 0,
             })
         })
+    }
+
+    pub(crate) fn request_timeout(&mut self, after: Duration) {
+        self.extra().timeout_req = Some(after);
     }
 
     pub(crate) fn push_continue(&mut self, f: ContinueFn<G>) {
@@ -203,6 +219,13 @@ impl<G: GenServer> Cell<G> {
             return Outcome::Continue;
         };
         let what: &'static str;
+        match &env {
+            // Not an arrival: a cancelled timer's message, or an inactivity timeout
+            // (handled below, if it is the armed one).
+            Err(Envelope::Timer(key, _)) if !local.has_timer(*key) => {}
+            Err(Envelope::Timeout(_)) => {}
+            _ => self.disarm_timeout(local),
+        }
         let mut ctx = Context::new(self, local);
         let result = match env {
             Ok(f) => {
@@ -274,6 +297,18 @@ impl<G: GenServer> Cell<G> {
                 ctx.local_mut().extra().stop_waiters.push(slot);
                 catch(|| flow(st.handle_stop(reason, &mut ctx)))
             }
+            Err(Envelope::Timeout(seq)) => {
+                let armed = ctx
+                    .local_mut()
+                    .extra
+                    .as_mut()
+                    .and_then(|e| e.timeout.take_if(|(s, _)| *s == seq));
+                if armed.is_none() {
+                    return Outcome::Continue;
+                }
+                what = "handle_timeout";
+                catch(|| flow(st.handle_timeout(&mut ctx)))
+            }
             Err(Envelope::Sys(sys)) => match *sys {
                 SysMsg::Exit { from, reason } => {
                     what = "handle_exit";
@@ -292,6 +327,46 @@ impl<G: GenServer> Cell<G> {
                 self.crash_report(what, &reason);
                 Outcome::Stop(reason, None)
             }
+        }
+    }
+
+    /// Cancels the armed inactivity timeout, if any: a message arrived (S9).
+    fn disarm_timeout(&self, local: &mut Local<G>) {
+        if let Some(extra) = local.extra.as_mut() {
+            if let Some((_, Some(key))) = extra.timeout.take() {
+                self.header.rt().timers.cancel(key);
+            }
+        }
+    }
+
+    /// Arms the inactivity timeout the callback just run asked for, if any (S9). A zero
+    /// timeout fires at once (through the mailbox, so a message that arrives meanwhile
+    /// still cancels it) unless a message or a continuation is already waiting.
+    fn arm_timeout(self: &Arc<Self>, local: &mut Local<G>) {
+        let Some(after) = local.extra.as_mut().and_then(|e| e.timeout_req.take()) else {
+            return;
+        };
+        if after == Duration::MAX {
+            return;
+        }
+        if after.is_zero() && (local.has_continues() || self.mailbox.len_with(&local.batch) > 0) {
+            return;
+        }
+        let extra = local.extra();
+        extra.timeout_seq += 1;
+        let seq = extra.timeout_seq;
+        if after.is_zero() {
+            extra.timeout = Some((seq, None));
+            let _ = self.push(Envelope::Timeout(seq));
+        } else {
+            let cell = Arc::clone(self);
+            let key = self.header.rt().timers.insert(
+                after,
+                Box::new(move |_| {
+                    let _ = cell.push(Envelope::Timeout(seq));
+                }),
+            );
+            extra.timeout = Some((seq, Some(key)));
         }
     }
 
@@ -347,8 +422,13 @@ impl<G: GenServer> Cell<G> {
                 timers,
                 stop_waiters,
                 hold,
+                timeout,
+                ..
             } = *extra;
             for key in timers {
+                rt.timers.cancel(key);
+            }
+            if let Some((_, Some(key))) = timeout {
                 rt.timers.cancel(key);
             }
             drop(hold);
@@ -448,7 +528,11 @@ impl<G: GenServer> Runnable for Cell<G> {
                 continue;
             }
             match self.handle(&mut runner, work) {
-                Outcome::Continue => {}
+                Outcome::Continue => {
+                    if runner.local.extra.is_some() {
+                        self.arm_timeout(&mut runner.local);
+                    }
+                }
                 Outcome::Stop(reason, after) => {
                     self.exit(&mut runner, reason, after);
                     return;
@@ -549,6 +633,7 @@ fn finish_start<G: GenServer>(
                 cell.finalize(&mut runner);
                 return Err(StartError::Init(reason));
             }
+            cell.arm_timeout(&mut runner.local);
             let more = runner.local.has_continues();
             drop(runner);
             if cell.mailbox.yield_now(more) {
