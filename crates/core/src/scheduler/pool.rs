@@ -8,8 +8,9 @@
 //! worker that finds tasks waiting in the injector queues its LIFO task behind them and
 //! takes from the injector first, so a pair of processes bouncing messages cannot
 //! starve the queue; with the injector empty the streak just goes on (moving the task
-//! would only wake another worker to take it, and split the pair across cores). Tasks scheduled from outside the pool, and tasks that spent their
-//! budget, go to the injector.
+//! would only wake another worker to take it, and split the pair across cores). Tasks
+//! scheduled from outside the pool, and tasks that spent their budget, go to the
+//! injector.
 //!
 //! Blocking: a worker about to block (a call made from inside a handler, see
 //! [`block_in_place`]) first empties its LIFO slot into the injector and counts itself as
@@ -148,12 +149,18 @@ impl Pool {
     /// Queues a task on the injector and wakes an idle worker if there is one and no
     /// worker is spinning for work already (see [`Sleep::notify`]).
     pub(crate) fn inject(&self, task: Task) {
-        {
-            let mut q = self.injector.lock();
-            q.push_back(task);
-            self.injector_len.store(q.len(), Ordering::SeqCst);
-        }
+        self.push_injector(task);
         self.sleep.notify();
+    }
+
+    /// Appends a task to the injector, waking no one; returns how many were queued
+    /// before it.
+    fn push_injector(&self, task: Task) -> usize {
+        let mut q = self.injector.lock();
+        let before = q.len();
+        q.push_back(task);
+        self.injector_len.store(q.len(), Ordering::SeqCst);
+        before
     }
 
     /// Re-queues a task that spent its budget, from the worker that ran it. That worker
@@ -169,13 +176,7 @@ impl Pool {
         let Some(lifo_busy) = lifo_busy else {
             return self.inject(task);
         };
-        let others = {
-            let mut q = self.injector.lock();
-            let others = !q.is_empty();
-            q.push_back(task);
-            self.injector_len.store(q.len(), Ordering::SeqCst);
-            others
-        };
+        let others = self.push_injector(task) > 0;
         if others || lifo_busy {
             self.sleep.notify();
         }
@@ -231,7 +232,8 @@ impl Pool {
                     match WORKER.with(|w| w.borrow_mut().as_mut().and_then(|c| c.lifo.take())) {
                         Some(t) if self.injector_len.load(Ordering::SeqCst) == 0 => Some(t),
                         Some(t) => {
-                            self.inject(t);
+                            // Others wait, so `pop_injector` wakes a worker for the rest.
+                            self.push_injector(t);
                             self.pop_injector()
                         }
                         None => self.pop_injector(),
