@@ -128,6 +128,11 @@ impl<'a, G: GenServer> Context<'a, G> {
     /// Links this process to `pid` (both ways, S34). Linking twice or to oneself is a
     /// no-op. If `pid` is not alive: a trapping process gets an exit message with `NoProc`
     /// and `Ok`; a non-trapping one gets `Err(NoProc)` (OTP would crash it, S37).
+    ///
+    /// # Errors
+    /// `Err(NoProc)` as above, and also when this process is itself exiting (it was
+    /// killed while this handler runs): no link is made, and `pid` gets this process's
+    /// exit signal, as if the link had been made just before the exit.
     pub fn link(&mut self, pid: Pid) -> Result<(), NoProc> {
         signal::link(&(Arc::clone(self.cell) as Arc<dyn crate::process::Process>), pid)
     }
@@ -147,7 +152,7 @@ impl<'a, G: GenServer> Context<'a, G> {
     /// OTP's default, a `Down` of this monitor already queued is dropped too (`:flush`), so
     /// after this returns `handle_down` never sees it.
     pub fn demonitor(&mut self, pid: Pid, monitor: MonitorRef) -> bool {
-        let active = signal::demonitor(self.cell.header().rt(), pid, monitor);
+        let active = signal::demonitor_from(self.cell.header(), pid, monitor);
         self.cell.flush_down(self.local, monitor);
         active
     }

@@ -78,7 +78,9 @@ pub enum StartError {
     AlreadyStarted(Pid),
     /// `init` returned [`ExitReason::Ignore`] (S2).
     Ignore,
-    /// `init` returned this error or panicked (S3, S4).
+    /// `init` returned this error or panicked (S3, S4); or the new process was killed
+    /// before `init` could return (its exit reason; `init` then never runs if the kill
+    /// came first).
     Init(ExitReason),
     /// `init` did not finish within the start timeout (S6).
     Timeout,
@@ -92,6 +94,10 @@ pub enum StartError {
     /// The naming service of the start's name could not take it (a registry that is not
     /// running); the server never ran.
     NameUnavailable(String),
+    /// `start_link` was called by a process that is itself exiting (it was killed while
+    /// the handler that starts runs): the child never ran, since nothing would be left
+    /// to stop it. Carries the caller's exit reason.
+    CallerExited(ExitReason),
 }
 
 impl fmt::Display for StartError {
@@ -105,6 +111,7 @@ impl fmt::Display for StartError {
             StartError::ShuttingDown => f.write_str("the runtime is shutting down"),
             StartError::Failed(r) => write!(f, "start failed: {r}"),
             StartError::NameUnavailable(why) => write!(f, "name unavailable: {why}"),
+            StartError::CallerExited(r) => write!(f, "the caller of start_link is exiting ({r}): no child started"),
         }
     }
 }

@@ -91,17 +91,19 @@ pub trait GenServer: Sized + Send + 'static {
         );
     }
 
-    /// Handles a trapped exit signal (only delivered while `ctx.trap_exits(true)` is on).
-    /// Default: an exit from the parent (the process that started this one with
-    /// `start_link`, or the runtime, for a root) stops the server with that reason, so
-    /// `terminate` runs (S19, S21); an exit from anyone else is ignored and the server keeps
-    /// running (S20).
+    /// Handles a trapped exit signal (only delivered while `ctx.trap_exits(true)` is on)
+    /// from any process but the parent. Default: ignores it, and the server keeps running
+    /// (S20).
+    ///
+    /// An exit signal from the parent (the process that started this one with
+    /// `start_link`, or the runtime, for a root) never reaches this callback: as OTP's
+    /// gen_server loop does, the runtime handles it, through
+    /// [`GenServer::handle_stop`], whose default stops the server with that reason so
+    /// that `terminate` runs (S19, S21). Overriding this callback cannot make a trapping
+    /// server ignore its supervisor's shutdown.
     fn handle_exit(&mut self, from: Pid, reason: ExitReason, ctx: &mut Context<'_, Self>) -> Flow {
-        if ctx.is_parent(from) {
-            Flow::Stop(reason)
-        } else {
-            Flow::Continue
-        }
+        let _ = (from, reason, ctx);
+        Flow::Continue
     }
 
     /// Called when the inactivity timeout set with [`Context::set_timeout`] expires: no
@@ -119,7 +121,8 @@ pub trait GenServer: Sized + Send + 'static {
     }
 
     /// Handles a stop request ([`ServerRef::stop`]) after the messages queued before it
-    /// (S18). Default: stop with the requested reason. A server that must wind down
+    /// (S18), and a trapped exit signal from the parent (the supervisor's shutdown, with
+    /// its reason, S19). Default: stop with the requested reason, so `terminate` runs. A server that must wind down
     /// asynchronously (a supervisor waiting for its children) may return
     /// [`Flow::Continue`] and stop later; the `stop` caller keeps waiting until the process
     /// has exited.

@@ -51,6 +51,8 @@ mod context;
 #[cfg(not(loom))]
 mod gen_server;
 #[cfg(not(loom))]
+mod info;
+#[cfg(not(loom))]
 mod naming;
 #[cfg(not(loom))]
 mod panic;
@@ -74,9 +76,11 @@ pub use context::{Context, TimerRef};
 #[cfg(not(loom))]
 pub use gen_server::{CallFlow, Down, Flow, GenServer};
 #[cfg(not(loom))]
+pub use info::ProcessInfo;
+#[cfg(not(loom))]
 pub use naming::{ExitObserver, NameError, Naming, StartOpts};
 #[cfg(not(loom))]
-pub use process::MonitorRef;
+pub use process::{HookRef, MonitorRef};
 #[cfg(not(loom))]
 pub use reply::ReplyTo;
 #[cfg(not(loom))]

@@ -196,6 +196,7 @@ mod handle {
     use super::Slot;
     use crate::error::CallError;
     use crate::process::Header;
+    use crate::sync::{AtomicBool, Ordering};
     use crate::Pid;
     use std::fmt;
     use std::sync::Arc;
@@ -219,12 +220,30 @@ mod handle {
         slot: Arc<Slot<R>>,
         server: Arc<Header>,
         key: usize,
+        /// True until the call's entry in the server's held calls is removed: it is
+        /// removed once, by the first reply or by the drop, so that a second reply
+        /// through a clone can never remove another call that reused the same key.
+        held: AtomicBool,
+    }
+
+    impl<R: Send + 'static> Inner<R> {
+        /// Removes this call from the server's held calls, once.
+        fn forget(&self) {
+            if self.held.swap(false, Ordering::AcqRel) {
+                self.server.forget_call(self.key);
+            }
+        }
     }
 
     impl<R: Send + 'static> ReplyTo<R> {
         pub(crate) fn new(slot: Arc<Slot<R>>, server: Arc<Header>, key: usize) -> Self {
             ReplyTo {
-                inner: Arc::new(Inner { slot, server, key }),
+                inner: Arc::new(Inner {
+                    slot,
+                    server,
+                    key,
+                    held: AtomicBool::new(true),
+                }),
             }
         }
 
@@ -236,7 +255,7 @@ mod handle {
             if !inner.server.is_alive() {
                 return false;
             }
-            inner.server.forget_call(inner.key);
+            inner.forget();
             inner.slot.resolve(Ok(value))
         }
 
@@ -262,10 +281,12 @@ mod handle {
 
     impl<R: Send + 'static> Drop for Inner<R> {
         fn drop(&mut self) {
+            // Whether or not the caller is still waiting (it may have timed out), the
+            // entry goes: an unanswered call must not stay held for the server's life.
+            self.forget();
             if self.slot.is_done() {
                 return;
             }
-            self.server.forget_call(self.key);
             let err = match self.server.exit_reason() {
                 Some(reason) => CallError::Exited(reason),
                 None => CallError::NoReply,

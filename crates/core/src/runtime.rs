@@ -9,7 +9,9 @@
 use crate::process::{deliver_exit, Table};
 use crate::scheduler::{Pool, PoolConfig};
 use crate::timer::TimerService;
-use crate::{signal, ExitObserver, ExitReason, GenServer, MonitorRef, NoProc, Pid, ServerRef, StartError, StartOpts};
+use crate::{
+    signal, ExitObserver, ExitReason, GenServer, HookRef, MonitorRef, NoProc, Pid, ServerRef, StartError, StartOpts,
+};
 use parking_lot::Mutex;
 use slab::Slab;
 use std::fmt;
@@ -228,6 +230,13 @@ impl RuntimeHandle {
         self.shared.table.snapshot().iter().map(|p| p.header().pid()).collect()
     }
 
+    /// A snapshot of `pid`: its links, monitors, exit hooks, held calls, mailbox length
+    /// (Erlang's `process_info/1`). `None` once it has been removed from the runtime.
+    pub fn process_info(&self, pid: Pid) -> Option<crate::ProcessInfo> {
+        let p = self.shared.table.get(pid)?;
+        Some(p.header().info(p.queue_len()))
+    }
+
     /// Number of worker threads alive now (compensating threads included).
     pub fn worker_count(&self) -> usize {
         self.shared.pool.thread_count()
@@ -293,12 +302,28 @@ impl RuntimeHandle {
 
     /// Adds an exit hook to `pid`: it runs when `pid` exits, *before* its links and
     /// monitors are told. This is how a registry releases names before anyone learns of
-    /// the exit. `Err(NoProc)` if `pid` is not alive.
-    pub fn on_exit(&self, pid: Pid, hook: impl ExitObserver) -> Result<(), NoProc> {
+    /// the exit. Remove it with [`RuntimeHandle::remove_exit_hook`] when it is no longer
+    /// wanted, or it stays until `pid` exits.
+    ///
+    /// # Errors
+    /// `Err(NoProc)` if `pid` is not alive.
+    pub fn on_exit(&self, pid: Pid, hook: impl ExitObserver) -> Result<HookRef, NoProc> {
         signal::add_hook(&self.shared, pid, Arc::new(hook))
     }
 
-    /// Links `a` and `b` from outside either (both must be alive on this runtime).
+    /// Removes an exit hook added with [`RuntimeHandle::on_exit`]: true if it was still
+    /// there (it has not run, and now never will); false if `pid` has exited (the hook
+    /// ran) or it was removed already.
+    pub fn remove_exit_hook(&self, pid: Pid, hook: HookRef) -> bool {
+        signal::remove_hook(&self.shared, pid, hook)
+    }
+
+    /// Links `a` and `b` from outside either.
+    ///
+    /// # Errors
+    /// `Err(NoProc)` unless both are alive on this runtime; then no link is left on
+    /// either side. If one of them exits while the link is being made, the other gets
+    /// its exit signal (the link came first) and this returns `Err(NoProc)`.
     pub fn link(&self, a: Pid, b: Pid) -> Result<(), NoProc> {
         let pa = self.shared.table.get(a).ok_or(NoProc)?;
         let pb = self.shared.table.get(b).ok_or(NoProc)?;
@@ -307,6 +332,11 @@ impl RuntimeHandle {
         }
         if !pb.header().add_link(a) {
             pa.header().remove_link(b);
+            return Err(NoProc);
+        }
+        if pa.header().is_closed() {
+            // `a` began its exit meanwhile and signalled `b` (or will): nothing is left.
+            pb.header().remove_link(a);
             return Err(NoProc);
         }
         Ok(())

@@ -28,7 +28,9 @@ fn s19_trapping_child_runs_terminate_on_parent_exit_after_queued_messages() {
     let m1 = events.iter().position(|e| e == "child:info:m1").unwrap();
     let t = events.iter().position(|e| e == "child:terminate:shutdown").unwrap();
     assert!(m1 < t, "{events:?}");
-    assert!(events.contains(&"child:exit:parent:shutdown".to_string()));
+    // The parent's exit reaches `handle_stop`, never `handle_exit`.
+    assert!(events.contains(&"child:stop:shutdown".to_string()), "{events:?}");
+    assert!(!events.iter().any(|e| e.starts_with("child:exit:")), "{events:?}");
 }
 
 #[test]

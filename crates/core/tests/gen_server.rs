@@ -384,7 +384,13 @@ fn s18_stop_handles_queued_messages_then_terminate() {
     assert_eq!(s.stop(ExitReason::Normal, Duration::MAX), Ok(()));
     assert_eq!(
         log.get(),
-        vec!["a:init", "a:info:m1", "a:info:m2", "a:terminate:normal"]
+        vec![
+            "a:init",
+            "a:info:m1",
+            "a:info:m2",
+            "a:stop:normal",
+            "a:terminate:normal"
+        ]
     );
     assert_eq!(s.stop(ExitReason::Normal, Duration::MAX), Err(CallError::NoProc));
 }

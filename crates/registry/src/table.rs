@@ -24,7 +24,7 @@
 
 use crate::event::{emit, Listener, RegistryEvent};
 use crate::RegisterError;
-use arbor_core::{ExitReason, Pid, RuntimeHandle};
+use arbor_core::{ExitReason, HookRef, Pid, RuntimeHandle};
 use parking_lot::{Mutex, RwLock};
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry as MapEntry;
@@ -57,6 +57,23 @@ struct Entry<V> {
 /// presence means this table's exit hook is installed on the pid.
 struct Owner<K> {
     keys: HashSet<K>,
+    /// This table's exit hook on the pid: removed with the record when the pid's last key
+    /// goes, so that a long-lived process does not collect one hook per registry (or per
+    /// restart of one) that it ever registered with.
+    hook: HookRef,
+}
+
+/// Removes `pid`'s owner record and its exit hook once it holds no key. Called with the
+/// owner shard locked (as `install_hook` is), so the hook cannot be installed and removed
+/// out of order.
+fn drop_owner_if_empty<K>(owners: &mut HashMap<Pid, Owner<K>>, pid: Pid) {
+    if owners.get(&pid).is_some_and(|o| o.keys.is_empty()) {
+        if let Some(owner) = owners.remove(&pid) {
+            if let Some(rt) = RuntimeHandle::of(pid) {
+                rt.remove_exit_hook(pid, owner.hook);
+            }
+        }
+    }
 }
 
 /// One key shard: who holds each key of this partition.
@@ -142,16 +159,22 @@ impl<K: Key, V: Value> Table<K, V> {
                 let owner = match owners.entry(pid) {
                     MapEntry::Occupied(o) => o.into_mut(),
                     MapEntry::Vacant(v) => {
-                        self.install_hook(pid)?;
-                        v.insert(Owner { keys: HashSet::new() })
+                        let hook = self.install_hook(pid)?;
+                        v.insert(Owner {
+                            keys: HashSet::new(),
+                            hook,
+                        })
                     }
                 };
                 owner.keys.insert(key.clone());
             }
             if let Some(old) = displaced {
-                if let Some(owner) = self.owner_shard(old).lock().get_mut(&old) {
+                let mut owners = self.owner_shard(old).lock();
+                if let Some(owner) = owners.get_mut(&old) {
                     owner.keys.remove(&key);
                 }
+                drop_owner_if_empty(&mut owners, old);
+                drop(owners);
                 if !self.listeners.is_empty() {
                     events.push(RegistryEvent::Unregister {
                         key: key.clone(),
@@ -177,7 +200,7 @@ impl<K: Key, V: Value> Table<K, V> {
 
     /// Installs this table's exit hook on `pid`. Called with `pid`'s owner shard locked, so the
     /// hook (which takes that lock first) cannot run before the owner record is in place.
-    fn install_hook(self: &Arc<Self>, pid: Pid) -> Result<(), RegisterError> {
+    fn install_hook(self: &Arc<Self>, pid: Pid) -> Result<HookRef, RegisterError> {
         let rt = RuntimeHandle::of(pid).ok_or(RegisterError::NotAlive)?;
         let table: Weak<Self> = Arc::downgrade(self);
         rt.on_exit(pid, move |pid: Pid, _reason: &ExitReason| {
@@ -222,9 +245,12 @@ impl<K: Key, V: Value> Table<K, V> {
             if !map.get(key).is_some_and(|e| e.pid == pid) {
                 return;
             }
-            if let Some(owner) = self.owner_shard(pid).lock().get_mut(&pid) {
+            let mut owners = self.owner_shard(pid).lock();
+            if let Some(owner) = owners.get_mut(&pid) {
                 owner.keys.remove(key);
             }
+            drop_owner_if_empty(&mut owners, pid);
+            drop(owners);
             map.remove_entry(key)
         };
         if let Some((key, entry)) = removed {
@@ -350,7 +376,12 @@ impl<K: Key, V: Value> Table<K, V> {
         release();
         drop(process);
         drop(dropped);
-        drop(owners);
+        // The hooks on processes that outlive this registry go with it.
+        for (pid, owner) in owners.into_iter().flatten() {
+            if let Some(rt) = RuntimeHandle::of(pid) {
+                rt.remove_exit_hook(pid, owner.hook);
+            }
+        }
         true
     }
 }

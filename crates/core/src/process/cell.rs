@@ -310,6 +310,12 @@ impl<G: GenServer> Cell<G> {
                 catch(|| flow(st.handle_timeout(&mut ctx)))
             }
             Err(Envelope::Sys(sys)) => match *sys {
+                SysMsg::Exit { from, reason } if ctx.is_parent(from) => {
+                    // OTP's gen_server loop handles its parent's exit itself: an override
+                    // of `handle_exit` cannot make the server ignore its shutdown.
+                    what = "handle_stop (the parent's exit signal)";
+                    catch(|| flow(st.handle_stop(reason, &mut ctx)))
+                }
                 SysMsg::Exit { from, reason } => {
                     what = "handle_exit";
                     catch(|| flow(st.handle_exit(from, reason, &mut ctx)))
@@ -371,13 +377,26 @@ impl<G: GenServer> Cell<G> {
     }
 
     fn crash_report(&self, what: &str, reason: &ExitReason) {
-        log::error!(
-            "GenServer {} of type {} terminating while running {}: {}",
-            self.header.display_name(),
-            self.header.type_name(),
-            what,
-            reason
-        );
+        // The name's `describe` and the reason's `Display` are user code: caught, like
+        // every callback, so that a panic there cannot escape the runner.
+        let report = catch(|| {
+            format!(
+                "GenServer {} of type {} terminating while running {}: {}",
+                self.header.display_name(),
+                self.header.type_name(),
+                what,
+                reason
+            )
+        });
+        match report {
+            Ok(text) => log::error!("{text}"),
+            Err(msg) => log::error!(
+                "GenServer {} of type {} terminating while running {} (its crash report panicked: {msg})",
+                self.header.pid(),
+                self.header.type_name(),
+                what
+            ),
+        }
     }
 
     /// Runs `terminate` (unless already dead), then `after`, then dies and finalizes.
@@ -391,8 +410,10 @@ impl<G: GenServer> Cell<G> {
                     reason = panic;
                 }
             }
-            if !reason.is_clean() {
-                log::debug!("{} exits: {}", self.header.display_name(), reason);
+            if !reason.is_clean() && log::log_enabled!(log::Level::Debug) {
+                if let Ok(text) = catch(|| format!("{} exits: {}", self.header.display_name(), reason)) {
+                    log::debug!("{text}");
+                }
             }
             if let Some(after) = after {
                 let _ = catch(after);
@@ -491,10 +512,41 @@ impl<G: GenServer> Process for Cell<G> {
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
+
+    fn queue_len(&self) -> usize {
+        self.mailbox.len()
+    }
 }
 
 impl<G: GenServer> Runnable for Cell<G> {
     fn run(self: Arc<Self>) {
+        // Every callback is caught where it runs; this catches what is left (a panic in
+        // a message's `Drop`, say) so that it cannot leave a zombie: a process that
+        // looks alive but that no worker will ever run or finalize again.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_slice())) {
+            Ok(true) => {
+                let rt = Arc::clone(self.header.rt());
+                rt.pool.requeue(self);
+            }
+            Ok(false) => {}
+            Err(payload) => {
+                let reason = ExitReason::panic(&crate::panic::message(&*payload));
+                log::error!(
+                    "arbor: a panic escaped the runner of {} ({}); the process exits: {reason}",
+                    self.header.pid(),
+                    self.header.type_name()
+                );
+                Arc::clone(&self).die(reason);
+                let mut runner = self.runner.lock();
+                self.finalize(&mut runner);
+            }
+        }
+    }
+}
+
+impl<G: GenServer> Cell<G> {
+    /// Runs up to [`BUDGET`] messages; true if the process must be re-queued.
+    fn run_slice(self: &Arc<Self>) -> bool {
         let mut runner = self.runner.lock();
         let guard = CurrentGuard::enter(self.clone());
         // Read once: the cell's first cache line is shared with the mailbox's inbox lock,
@@ -511,11 +563,11 @@ impl<G: GenServer> Runnable for Cell<G> {
                     }
                     Pop::Empty => {
                         mailbox.set_batch_len(0);
-                        return;
+                        return false;
                     }
                     Pop::Closed => {
                         self.finalize(&mut runner);
-                        return;
+                        return false;
                     }
                 },
             };
@@ -535,7 +587,7 @@ impl<G: GenServer> Runnable for Cell<G> {
                 }
                 Outcome::Stop(reason, after) => {
                     self.exit(&mut runner, reason, after);
-                    return;
+                    return false;
                 }
             }
         }
@@ -543,10 +595,7 @@ impl<G: GenServer> Runnable for Cell<G> {
         mailbox.set_batch_len(runner.local.batch.len());
         let more = runner.local.has_continues() || !runner.local.batch.is_empty();
         drop(runner);
-        if self.mailbox.yield_now(more) {
-            let rt = Arc::clone(self.header.rt());
-            rt.pool.requeue(self);
-        }
+        self.mailbox.yield_now(more)
     }
 }
 
@@ -571,26 +620,42 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     };
     let cell: Arc<Cell<G>> = rt.table.insert(|pid| Arc::new(Cell::new(pid, parent, Arc::clone(&rt))));
     let pid = cell.header.pid();
+    if rt.is_shutting_down() {
+        // Shutdown began after the check above and may have taken its list of roots
+        // before this process was in the table: it never runs.
+        vanish(&cell, None);
+        return Err(StartError::ShuttingDown);
+    }
+    // Link before anything else: a caller that is already exiting (killed while the
+    // handler calling `start_link` still runs) has told its links already, so a child
+    // linked to it now would never hear of its exit. Such a start fails before `init`.
+    // A caller that begins its exit after this point signals the child like any link.
+    if let Some(c) = &linked_caller {
+        cell.header.add_link(c.header().pid());
+        if !c.header().add_link(pid) {
+            let reason = c.header().exit_reason().unwrap_or(ExitReason::Killed);
+            vanish(&cell, None);
+            return Err(StartError::CallerExited(reason));
+        }
+    }
     if let Some(name) = opts.name {
-        if let Err(e) = name.register(pid) {
+        let registered = match catch(|| name.register(pid)) {
+            Ok(r) => r,
+            Err(msg) => {
+                // It may have claimed the name before it panicked: give it back.
+                let _ = catch(|| name.unregister(pid));
+                Err(NameError::Unavailable(format!("the name's register panicked: {msg}")))
+            }
+        };
+        if let Err(e) = registered {
             // Never ran: no one can know of it yet, so it vanishes without notice.
-            let mut runner = cell.runner.lock();
-            cell.header.begin_exit(&ExitReason::Normal);
-            cell.mailbox.close();
-            cell.header.announce(&ExitReason::Normal);
-            runner.local.finalized = true;
-            drop(runner);
-            rt.table.remove(pid);
+            vanish(&cell, linked_caller.as_deref());
             return Err(match e {
                 NameError::Taken(holder) => StartError::AlreadyStarted(holder),
                 NameError::Unavailable(why) => StartError::NameUnavailable(why),
             });
         }
         cell.header.set_name(name);
-    }
-    if let Some(c) = &linked_caller {
-        cell.header.add_link(c.header().pid());
-        c.header().add_link(pid);
     }
     match opts.timeout {
         None => {
@@ -606,7 +671,30 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     }
 }
 
+/// Removes a process that never ran (its start failed before `init`) without notice:
+/// no one can know of it yet. Its link to `linked_caller`, if any, goes first.
+fn vanish<G: GenServer>(cell: &Arc<Cell<G>>, linked_caller: Option<&dyn Process>) {
+    let pid = cell.header.pid();
+    if let Some(c) = linked_caller {
+        c.header().remove_link(pid);
+    }
+    let mut runner = cell.runner.lock();
+    cell.header.remove_links();
+    cell.header.begin_exit(&ExitReason::Normal);
+    cell.mailbox.close();
+    cell.header.announce(&ExitReason::Normal);
+    runner.local.finalized = true;
+    drop(runner);
+    cell.header.rt().table.remove(pid);
+}
+
 fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::Args) -> Result<G, ExitReason> {
+    if let Some(reason) = cell.header.exit_reason() {
+        // Killed before `init` could run (its start timed out, or its linked caller
+        // exited): a dead process runs no code.
+        drop_quietly(args, "a start's arguments");
+        return Err(reason);
+    }
     let _current = CurrentGuard::enter(cell.clone());
     let mut ctx = Context::new(cell, &mut runner.local);
     match catch(|| G::init(args, &mut ctx)) {
@@ -667,6 +755,7 @@ fn start_on_pool<G: GenServer>(
     linked_caller: Option<Arc<dyn Process>>,
 ) -> Result<ServerRef<G>, StartError> {
     let slot: Arc<Slot<Result<ServerRef<G>, StartError>>> = Arc::new(Slot::new());
+    let caller_pid = linked_caller.as_ref().map(|c| c.header().pid());
     let task = InitTask {
         cell: cell.clone(),
         args: Mutex::new(Some(args)),
@@ -681,6 +770,13 @@ fn start_on_pool<G: GenServer>(
     match slot.wait(Instant::now().checked_add(timeout)) {
         Ok(started) => started,
         Err(_) => {
+            // As OTP's `proc_lib`: unlink, then kill, so that the caller gets the
+            // timeout as a return value and not also the child's exit signal. `init`,
+            // if it has not begun, never runs.
+            if let (Some(c), Some(caller)) = (caller_pid, &caller) {
+                caller.header().remove_link(cell.header.pid());
+                cell.header.remove_link(c);
+            }
             Arc::clone(&cell).die(ExitReason::Killed);
             Err(StartError::Timeout)
         }

@@ -67,13 +67,33 @@ pub(crate) trait Process: Send + Sync + 'static {
     fn deliver(self: Arc<Self>, msg: SysMsg) -> bool;
     /// For downcasts to the typed cell.
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// Messages waiting, seen from outside.
+    fn queue_len(&self) -> usize;
 }
 
 struct Watchers {
     closed: bool,
     links: Vec<Pid>,
+    /// Monitors on this process: who to tell when it exits.
     monitors: Vec<(MonitorRef, Watcher)>,
-    hooks: Vec<Arc<dyn ExitObserver>>,
+    /// Monitors this process holds on others (the target of each): removed from their
+    /// targets when this process exits, so a dead watcher leaves nothing behind.
+    held_monitors: Vec<(MonitorRef, Pid)>,
+    hooks: Vec<(HookRef, Arc<dyn ExitObserver>)>,
+}
+
+/// Identifies one exit hook (see `RuntimeHandle::on_exit`), for its removal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HookRef(pub(crate) u64);
+
+/// Counts of what a process holds: for introspection and leak tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HeaderCounts {
+    pub(crate) links: usize,
+    pub(crate) monitors: usize,
+    pub(crate) held_monitors: usize,
+    pub(crate) hooks: usize,
+    pub(crate) held_calls: usize,
 }
 
 struct Calls {
@@ -113,6 +133,7 @@ impl Header {
                 closed: false,
                 links: Vec::new(),
                 monitors: Vec::new(),
+                held_monitors: Vec::new(),
                 hooks: Vec::new(),
             }),
             calls: Mutex::new(Calls {
@@ -140,6 +161,29 @@ impl Header {
 
     pub(crate) fn set_name(&self, name: Arc<dyn Naming>) {
         let _ = self.name.set(name);
+    }
+
+    /// A snapshot for introspection (`mailbox_len` filled in by the caller).
+    pub(crate) fn info(&self, mailbox_len: usize) -> crate::ProcessInfo {
+        let name = self
+            .name
+            .get()
+            .map(|n| catch_unwind(AssertUnwindSafe(|| n.describe())).unwrap_or_else(|_| "<describe panicked>".into()));
+        let c = self.counts();
+        crate::ProcessInfo {
+            pid: self.pid,
+            parent: self.parent,
+            name,
+            type_name: self.type_name,
+            alive: self.is_alive(),
+            trap_exits: self.trap_exits(),
+            links: self.links(),
+            monitored_by: c.monitors,
+            monitors: c.held_monitors,
+            exit_hooks: c.hooks,
+            held_calls: c.held_calls,
+            mailbox_len,
+        }
     }
 
     /// Name for logs: the registered name if any, else the pid.
@@ -194,7 +238,7 @@ impl Header {
             let mut w = self.watchers.lock();
             std::mem::take(&mut w.hooks)
         };
-        for hook in hooks {
+        for (_, hook) in hooks {
             let pid = self.pid;
             if catch_unwind(AssertUnwindSafe(|| hook.on_exit(pid, reason))).is_err() {
                 log::error!("arbor: an exit hook panicked for {pid}");
@@ -213,19 +257,26 @@ impl Header {
         for (_, slot) in held {
             slot.abort(CallError::Exited(reason.clone()));
         }
-        let (links, monitors, hooks) = {
+        let (links, monitors, held_monitors, hooks) = {
             let mut w = self.watchers.lock();
             w.closed = true;
             (
                 std::mem::take(&mut w.links),
                 std::mem::take(&mut w.monitors),
+                std::mem::take(&mut w.held_monitors),
                 std::mem::take(&mut w.hooks),
             )
         };
         // Hooks added after release_names ran (a race with registration): run them now.
-        for hook in hooks {
+        for (_, hook) in hooks {
             let pid = self.pid;
             let _ = catch_unwind(AssertUnwindSafe(|| hook.on_exit(pid, &reason)));
+        }
+        // The monitors this process held die with it: their targets forget them.
+        for (monitor, target) in held_monitors {
+            if let Some(p) = self.rt.table.get(target) {
+                p.header().remove_monitor(monitor);
+            }
         }
         for other in links {
             if let Some(p) = self.rt.table.get(other) {
@@ -237,6 +288,7 @@ impl Header {
             match watcher {
                 Watcher::Process(w) => {
                     if let Some(p) = self.rt.table.get(w) {
+                        p.header().forget_held_monitor(monitor);
                         p.deliver(SysMsg::Down(Down {
                             monitor,
                             pid: self.pid,
@@ -266,6 +318,54 @@ impl Header {
         true
     }
 
+    /// True once this process has told its links and monitors of its exit (or is telling
+    /// them): a link or monitor added to it from now on would never be served.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.watchers.lock().closed
+    }
+
+    /// Records a monitor this process holds on `target`; false if this process is
+    /// already exiting (the caller then removes the monitor from the target).
+    pub(crate) fn add_held_monitor(&self, monitor: MonitorRef, target: Pid) -> bool {
+        let mut w = self.watchers.lock();
+        if w.closed {
+            return false;
+        }
+        w.held_monitors.push((monitor, target));
+        true
+    }
+
+    /// Forgets a monitor this process held (it fired, or was removed).
+    pub(crate) fn forget_held_monitor(&self, monitor: MonitorRef) {
+        let mut w = self.watchers.lock();
+        if let Some(i) = w.held_monitors.iter().position(|(r, _)| *r == monitor) {
+            w.held_monitors.swap_remove(i);
+        }
+    }
+
+    /// What this process holds, counted.
+    pub(crate) fn counts(&self) -> HeaderCounts {
+        let held_calls = self.calls.lock().held.len();
+        let w = self.watchers.lock();
+        HeaderCounts {
+            links: w.links.len(),
+            monitors: w.monitors.len(),
+            held_monitors: w.held_monitors.len(),
+            hooks: w.hooks.len(),
+            held_calls,
+        }
+    }
+
+    /// The pids this process is linked to.
+    pub(crate) fn links(&self) -> Vec<Pid> {
+        self.watchers.lock().links.clone()
+    }
+
+    /// Drops every link (of a process that never ran: see `cell::vanish`).
+    pub(crate) fn remove_links(&self) {
+        self.watchers.lock().links.clear();
+    }
+
     pub(crate) fn remove_link(&self, other: Pid) {
         let mut w = self.watchers.lock();
         w.links.retain(|p| *p != other);
@@ -283,20 +383,40 @@ impl Header {
 
     /// Removes a monitor; true if it was active.
     pub(crate) fn remove_monitor(&self, monitor: MonitorRef) -> bool {
-        let mut w = self.watchers.lock();
-        let before = w.monitors.len();
-        w.monitors.retain(|(r, _)| *r != monitor);
-        w.monitors.len() != before
+        // Order among watchers does not matter: each gets its own `Down`. An observer's
+        // `Drop` (user code) runs after the lock is released.
+        let removed = {
+            let mut w = self.watchers.lock();
+            w.monitors
+                .iter()
+                .position(|(r, _)| *r == monitor)
+                .map(|i| w.monitors.swap_remove(i))
+        };
+        removed.is_some()
     }
 
-    /// Adds an exit hook, run before links and monitors are told; false if exiting.
-    pub(crate) fn add_hook(&self, hook: Arc<dyn ExitObserver>) -> bool {
+    /// Adds an exit hook, run before links and monitors are told; `None` if exiting.
+    pub(crate) fn add_hook(&self, hook: Arc<dyn ExitObserver>) -> Option<HookRef> {
         let mut w = self.watchers.lock();
         if w.closed {
-            return false;
+            return None;
         }
-        w.hooks.push(hook);
-        true
+        let r = HookRef(NEXT_REF.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        w.hooks.push((r, hook));
+        Some(r)
+    }
+
+    /// Removes an exit hook; true if it was there (it has not run and will not).
+    pub(crate) fn remove_hook(&self, hook: HookRef) -> bool {
+        let removed = {
+            let mut w = self.watchers.lock();
+            w.hooks
+                .iter()
+                .position(|(r, _)| *r == hook)
+                .map(|i| w.hooks.swap_remove(i))
+        };
+        // The hook's own `Drop` runs outside the lock.
+        removed.is_some()
     }
 
     /// The calls (and stop requests) this process holds, locked: register them with

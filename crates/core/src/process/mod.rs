@@ -18,6 +18,6 @@ mod table;
 
 pub(crate) use cell::{start, Cell, Envelope, Local, NOT_HELD};
 pub(crate) use current::current;
-pub use header::MonitorRef;
 pub(crate) use header::{deliver_exit, Header, Process, SysMsg, Watcher};
+pub use header::{HookRef, MonitorRef};
 pub(crate) use table::Table;

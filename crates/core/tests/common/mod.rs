@@ -193,7 +193,12 @@ impl GenServer for Probe {
             Req::Cancel(i) => CallFlow::Reply(Rep::Left(ctx.cancel_timer(self.timers[i]))),
             Req::Read(i) => CallFlow::Reply(Rep::Left(ctx.read_timer(self.timers[i]))),
             Req::SleepThenCancel(d, i) => {
-                std::thread::sleep(d);
+                // Waits (up to `d`, and at least `d` has no meaning here) until the timer's
+                // message has reached the mailbox, then cancels: an event, not a guess.
+                let deadline = std::time::Instant::now() + d.max(DEADLINE);
+                while ctx.mailbox_len() == 0 && std::time::Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
                 CallFlow::Reply(Rep::Left(ctx.cancel_timer(self.timers[i])))
             }
             Req::ArmMany(n, d) => {
@@ -217,13 +222,15 @@ impl GenServer for Probe {
     }
 
     fn handle_exit(&mut self, from: Pid, reason: ExitReason, ctx: &mut Context<'_, Self>) -> Flow {
+        // Never the parent's: the runtime routes that to `handle_stop`.
         let who = if ctx.is_parent(from) { "parent" } else { "other" };
         self.log.push(format!("{}:exit:{who}:{reason}", self.name));
-        if ctx.is_parent(from) {
-            Flow::Stop(reason)
-        } else {
-            Flow::Continue
-        }
+        Flow::Continue
+    }
+
+    fn handle_stop(&mut self, reason: ExitReason, _ctx: &mut Context<'_, Self>) -> Flow {
+        self.log.push(format!("{}:stop:{reason}", self.name));
+        Flow::Stop(reason)
     }
 
     fn handle_down(&mut self, down: Down, _ctx: &mut Context<'_, Self>) -> Flow {

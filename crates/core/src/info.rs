@@ -1,0 +1,35 @@
+//! Introspection: what a process holds, read without stopping it.
+
+use crate::Pid;
+
+/// A snapshot of one process, as [`RuntimeHandle::process_info`](crate::RuntimeHandle::process_info)
+/// sees it (Erlang's `process_info/1`). Each figure is read under its own lock, so they are
+/// consistent one by one, not with each other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessInfo {
+    /// The process.
+    pub pid: Pid,
+    /// Its parent (the process that `start_link`ed it, or the runtime's pseudo-pid).
+    pub parent: Pid,
+    /// Its registered name, as the naming service describes it.
+    pub name: Option<String>,
+    /// The Rust type of its state.
+    pub type_name: &'static str,
+    /// False once it has begun to exit (it may still be finishing a handler).
+    pub alive: bool,
+    /// Whether it traps exits.
+    pub trap_exits: bool,
+    /// The processes it is linked to.
+    pub links: Vec<Pid>,
+    /// Monitors others hold on it.
+    pub monitored_by: usize,
+    /// Monitors it holds on others.
+    pub monitors: usize,
+    /// Exit hooks on it (see [`RuntimeHandle::on_exit`](crate::RuntimeHandle::on_exit)).
+    pub exit_hooks: usize,
+    /// Calls it has taken and not yet answered (deferred replies included).
+    pub held_calls: usize,
+    /// Messages waiting in its mailbox (see [`ServerRef::mailbox_len`](crate::ServerRef::mailbox_len)).
+    pub mailbox_len: usize,
+}
