@@ -84,7 +84,9 @@ pub use process::{HookRef, MonitorRef};
 #[cfg(not(loom))]
 pub use reply::ReplyTo;
 #[cfg(not(loom))]
-pub use runtime::{Builder, Runtime, RuntimeHandle};
+pub use runtime::{
+    Builder, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckProcess, DEFAULT_MAX_BLOCKING_THREADS,
+};
 #[cfg(not(loom))]
 pub use server_ref::{ServerRef, DEFAULT_CALL_TIMEOUT};
 
@@ -110,6 +112,23 @@ pub fn kill(pid: Pid) {
     if let Some(rt) = RuntimeHandle::of(pid) {
         rt.kill(pid)
     }
+}
+
+/// Runs `f`, which may block (file or network I/O, a sleep, a lock held by code outside
+/// arbor, a blocking client library), from inside a handler without starving the other
+/// processes: the worker's next task goes to the other workers, and while `f` runs a
+/// thread may be started to stand in for this worker (up to
+/// [`Builder::max_blocking_threads`]), as for a call made from a handler. Outside a
+/// worker thread it just runs `f`.
+///
+/// ```
+/// # use arbor_core::blocking;
+/// let contents = blocking(|| std::fs::read_to_string("/definitely/not/here"));
+/// assert!(contents.is_err());
+/// ```
+#[cfg(not(loom))]
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    scheduler::block_in_place(f)
 }
 
 /// True while `pid` is alive.

@@ -50,7 +50,11 @@ pub struct Builder {
     name: String,
     stack_size: Option<usize>,
     shutdown_timeout: Duration,
+    max_blocking_threads: usize,
 }
+
+/// Default of [`Builder::max_blocking_threads`].
+pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 256;
 
 impl Default for Builder {
     fn default() -> Self {
@@ -59,6 +63,7 @@ impl Default for Builder {
             name: "arbor".to_string(),
             stack_size: None,
             shutdown_timeout: Duration::from_secs(30),
+            max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
         }
     }
 }
@@ -85,6 +90,18 @@ impl Builder {
         self
     }
 
+    /// Most threads started beyond [`Builder::worker_threads`] to stand in for workers
+    /// blocked in a call made inside a handler, or in [`blocking`](crate::blocking) code
+    /// (default [`DEFAULT_MAX_BLOCKING_THREADS`]). At the cap a worker that blocks is not
+    /// compensated: the runtime runs on the workers left until a blocked one resumes (a
+    /// warning is logged once per episode, and
+    /// [`RuntimeStats::compensation_refused`] counts each refusal). Zero turns compensation
+    /// off.
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        self.max_blocking_threads = n;
+        self
+    }
+
     /// How long shutdown waits for processes to stop before it kills the rest (default
     /// 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Builder {
@@ -105,8 +122,16 @@ impl Builder {
             threads,
             name: self.name.clone(),
             stack_size: self.stack_size,
+            max_blocking_threads: self.max_blocking_threads,
         })?;
-        let timers = TimerService::start(&self.name)?;
+        let timers = match TimerService::start(&self.name) {
+            Ok(t) => t,
+            Err(e) => {
+                // Leave no worker behind a start that failed part-way.
+                pool.shutdown(Duration::from_secs(5));
+                return Err(e);
+            }
+        };
         let shared = Arc::new(RtShared {
             id,
             name: self.name,
@@ -149,18 +174,78 @@ impl Runtime {
     /// Stops every process and joins every thread. Root processes get an exit signal
     /// `Shutdown` from the runtime (newest first): a trapping one runs `terminate`, a
     /// supervisor stops its children in its own order. Whatever is still alive after the
-    /// shutdown timeout is killed. Called from inside one of this runtime's processes, it
-    /// stops the processes but cannot join the thread it runs on: the threads then exit
-    /// on their own.
-    pub fn shutdown(self) {
-        self.handle.shutdown_inner();
+    /// shutdown timeout ([`Builder::shutdown_timeout`]) is killed. Shutdown waits only for
+    /// processes that can still make progress: one that has exited but whose handler has
+    /// not returned (Rust cannot pre-empt it) is listed in the report as stuck, and its
+    /// thread is left to finish on its own.
+    ///
+    /// Called from inside one of this runtime's processes, it signals the processes and
+    /// returns at once (a thread of its own finishes the shutdown, since a worker cannot
+    /// join itself); the report then lists nothing.
+    pub fn shutdown(self) -> ShutdownReport {
+        let timeout = self.handle.shared.shutdown_timeout;
+        self.handle.shutdown_inner(timeout)
+    }
+
+    /// [`Runtime::shutdown`] with this timeout: returns within about `timeout` plus a
+    /// small bound (a second at most to kill what is left), whatever the handlers do.
+    pub fn shutdown_timeout(self, timeout: Duration) -> ShutdownReport {
+        self.handle.shutdown_inner(timeout)
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.handle.shutdown_inner();
+        let timeout = self.handle.shared.shutdown_timeout;
+        self.handle.shutdown_inner(timeout);
     }
+}
+
+/// What [`Runtime::shutdown`] saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Processes still alive at the shutdown timeout, which were killed.
+    pub killed: usize,
+    /// Processes that had exited but whose handler had not returned when shutdown ended:
+    /// their threads are left running, detached.
+    pub stuck: Vec<StuckProcess>,
+}
+
+/// A process whose handler had not returned when shutdown ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StuckProcess {
+    /// The process.
+    pub pid: Pid,
+    /// Its registered name, if any.
+    pub name: Option<String>,
+    /// The Rust type of its state.
+    pub type_name: &'static str,
+}
+
+/// Counters of a runtime, read without stopping it (each under its own lock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeStats {
+    /// Live processes (exiting ones included until they are finalized).
+    pub processes: usize,
+    /// Worker threads alive (compensating ones included).
+    pub worker_threads: usize,
+    /// Of those, how many are blocked in a call or a `blocking` section.
+    pub blocked_workers: usize,
+    /// Of those, how many are parked for want of work.
+    pub idle_workers: usize,
+    /// Tasks waiting in the global run queue.
+    pub run_queue: usize,
+    /// Pending timers.
+    pub timers: usize,
+    /// Times a blocked worker was not compensated because the cap
+    /// ([`Builder::max_blocking_threads`]) was reached.
+    pub compensation_refused: u64,
+    /// Tasks handed from a stalled worker (one running a handler for over a millisecond)
+    /// to the others.
+    pub lifo_handoffs: u64,
 }
 
 impl std::ops::Deref for Runtime {
@@ -235,6 +320,21 @@ impl RuntimeHandle {
     pub fn process_info(&self, pid: Pid) -> Option<crate::ProcessInfo> {
         let p = self.shared.table.get(pid)?;
         Some(p.header().info(p.queue_len()))
+    }
+
+    /// The runtime's counters: workers busy, blocked and idle, run queue, timers.
+    pub fn stats(&self) -> RuntimeStats {
+        let pool = self.shared.pool.stats();
+        RuntimeStats {
+            processes: self.shared.table.len(),
+            worker_threads: pool.threads,
+            blocked_workers: pool.blocked,
+            idle_workers: pool.idle,
+            run_queue: pool.injector_len,
+            timers: self.shared.timers.len(),
+            compensation_refused: pool.compensation_refused,
+            lifo_handoffs: pool.lifo_handoffs,
+        }
     }
 
     /// Number of worker threads alive now (compensating threads included).
@@ -342,10 +442,10 @@ impl RuntimeHandle {
         Ok(())
     }
 
-    fn shutdown_inner(&self) {
+    fn shutdown_inner(&self, timeout: Duration) -> ShutdownReport {
         let s = &self.shared;
         if s.shutting_down.swap(true, Ordering::SeqCst) {
-            return;
+            return ShutdownReport::default();
         }
         let from = Pid::runtime(s.id);
         // Roots: processes started from outside, and orphans whose parent is gone. The
@@ -357,33 +457,78 @@ impl RuntimeHandle {
             }
         }
         if s.pool.is_current() {
-            log::warn!(
-                "arbor: runtime {} shut down from its own worker; not joining threads",
-                s.name
-            );
-            return;
-        }
-        let deadline = Instant::now() + s.shutdown_timeout;
-        if !s.table.wait_empty(deadline) {
-            log::warn!(
-                "arbor: {} processes still alive after the shutdown timeout; killing them",
-                s.table.len()
-            );
-            for p in s.table.snapshot() {
-                deliver_exit(&p, from, ExitReason::Killed, true);
+            // A worker cannot join itself: a thread of its own finishes the shutdown.
+            let shared = Arc::clone(s);
+            let finisher = std::thread::Builder::new()
+                .name(format!("{}-shutdown", s.name))
+                .spawn(move || finish_shutdown(&shared, timeout));
+            if let Err(e) = finisher {
+                log::error!("arbor: runtime {} could not start its shutdown thread: {e}", s.name);
             }
-            s.table.wait_empty(Instant::now() + Duration::from_secs(1));
+            return ShutdownReport::default();
         }
-        s.timers.shutdown();
-        s.pool.shutdown(Duration::from_secs(5));
-        let mut runtimes = RUNTIMES.lock();
-        if runtimes
-            .get(s.id as usize)
-            .is_some_and(|w| w.as_ptr() == Arc::as_ptr(s))
-        {
-            runtimes.remove(s.id as usize);
+        finish_shutdown(s, timeout)
+    }
+}
+
+/// Waits for the processes (only those that can still make progress), kills what is left
+/// at the deadline, stops the timer thread and the pool, and forgets the runtime.
+fn finish_shutdown(s: &Arc<RtShared>, timeout: Duration) -> ShutdownReport {
+    let from = Pid::runtime(s.id);
+    let mut report = ShutdownReport::default();
+    let deadline = Instant::now().checked_add(timeout);
+    if !s.table.wait_settled(deadline) {
+        let alive: Vec<_> = s
+            .table
+            .snapshot()
+            .into_iter()
+            .filter(|p| p.header().is_alive())
+            .collect();
+        report.killed = alive.len();
+        log::warn!(
+            "arbor: {} processes still alive after the shutdown timeout; killing them",
+            alive.len()
+        );
+        for p in alive {
+            deliver_exit(&p, from, ExitReason::Killed, true);
+        }
+        s.table.wait_settled(Some(Instant::now() + Duration::from_secs(1)));
+    }
+    for p in s.table.snapshot() {
+        let h = p.header();
+        if !h.is_alive() && p.is_running() {
+            let info = h.info(0);
+            report.stuck.push(StuckProcess {
+                pid: info.pid,
+                name: info.name,
+                type_name: info.type_name,
+            });
         }
     }
+    if !report.stuck.is_empty() {
+        log::warn!(
+            "arbor: runtime {} shut down with {} handlers still running (their threads are left detached): {:?}",
+            s.name,
+            report.stuck.len(),
+            report.stuck
+        );
+    }
+    s.timers.shutdown();
+    // Workers stuck in a handler are not waited for: they finish on their own.
+    let grace = if report.stuck.is_empty() {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_millis(100)
+    };
+    s.pool.shutdown(grace);
+    let mut runtimes = RUNTIMES.lock();
+    if runtimes
+        .get(s.id as usize)
+        .is_some_and(|w| w.as_ptr() == Arc::as_ptr(s))
+    {
+        runtimes.remove(s.id as usize);
+    }
+    report
 }
 
 impl fmt::Debug for RuntimeHandle {

@@ -39,6 +39,12 @@ impl<T> Mutex<T> {
         }
     }
 
+    /// True while someone holds the lock (a snapshot, for introspection only).
+    #[cfg(not(loom))]
+    pub(crate) fn is_locked(&self) -> bool {
+        self.inner.is_locked()
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         #[cfg(not(loom))]
         {

@@ -516,6 +516,10 @@ impl<G: GenServer> Process for Cell<G> {
     fn queue_len(&self) -> usize {
         self.mailbox.len()
     }
+
+    fn is_running(&self) -> bool {
+        self.runner.is_locked()
+    }
 }
 
 impl<G: GenServer> Runnable for Cell<G> {

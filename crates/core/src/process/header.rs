@@ -69,6 +69,8 @@ pub(crate) trait Process: Send + Sync + 'static {
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// Messages waiting, seen from outside.
     fn queue_len(&self) -> usize;
+    /// True while a thread runs the process (a handler, or its `init`).
+    fn is_running(&self) -> bool;
 }
 
 struct Watchers {

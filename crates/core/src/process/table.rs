@@ -99,16 +99,26 @@ impl Table {
         self.slots.read().len()
     }
 
-    /// Waits until the table is empty or `deadline` passes; true if empty.
-    pub(crate) fn wait_empty(&self, deadline: std::time::Instant) -> bool {
+    /// Waits until no process in the table can still make progress towards its exit:
+    /// each has exited, and is either gone or held by a handler that has not returned (a
+    /// stuck one). `deadline` `None` waits forever. True if settled.
+    pub(crate) fn wait_settled(&self, deadline: Option<std::time::Instant>) -> bool {
+        let settled = |t: &Self| t.snapshot().iter().all(|p| !p.header().is_alive() && p.is_running());
         let mut g = self.empty.0.lock();
         loop {
-            if self.len() == 0 {
+            if self.len() == 0 || settled(self) {
                 return true;
             }
-            if self.empty.1.wait_until(&mut g, deadline).timed_out() {
-                return self.len() == 0;
+            // Woken when the table empties; otherwise look again shortly (processes
+            // finishing their exit do not signal one by one).
+            let mut wake = std::time::Instant::now() + std::time::Duration::from_millis(2);
+            if let Some(d) = deadline {
+                if std::time::Instant::now() >= d {
+                    return self.len() == 0 || settled(self);
+                }
+                wake = wake.min(d);
             }
+            let _ = self.empty.1.wait_until(&mut g, wake);
         }
     }
 }

@@ -58,6 +58,39 @@ pub(crate) struct PoolConfig {
     pub(crate) name: String,
     /// Stack size of worker threads, if set.
     pub(crate) stack_size: Option<usize>,
+    /// Most threads started beyond `threads` to stand in for blocked workers.
+    pub(crate) max_blocking_threads: usize,
+}
+
+/// How long a worker may run one task while a task waits in its LIFO slot before the
+/// monitor hands that task to the other workers (a handler that blocks in code arbor
+/// cannot see: I/O, a sleep, a std lock).
+const STALL: Duration = Duration::from_millis(1);
+
+/// The monitor's longest nap while every worker is idle.
+const MONITOR_MAX_NAP: Duration = Duration::from_millis(16);
+
+/// What a worker shares with the rest of the pool.
+pub(crate) struct WorkerShared {
+    /// The task to run next on this worker. Another thread takes it only when the worker
+    /// has been running one task for longer than [`STALL`].
+    lifo: Mutex<Option<Task>>,
+    /// Task runs begun by this worker (written by it alone): unchanged between two of the
+    /// monitor's looks means one task ran all that time.
+    runs: AtomicUsize,
+    /// True while the worker runs a task.
+    busy: AtomicBool,
+}
+
+/// Counters for introspection.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PoolStats {
+    pub(crate) threads: usize,
+    pub(crate) blocked: usize,
+    pub(crate) idle: usize,
+    pub(crate) injector_len: usize,
+    pub(crate) compensation_refused: u64,
+    pub(crate) lifo_handoffs: u64,
 }
 
 struct Counts {
@@ -69,6 +102,12 @@ struct Counts {
     handles: Vec<std::thread::JoinHandle<()>>,
     /// Serial for thread names.
     next_name: usize,
+    /// Every live worker's shared part, for the monitor.
+    workers: Vec<Arc<WorkerShared>>,
+    /// Times a blocked worker could not be compensated: the cap was reached.
+    refused: u64,
+    /// True while the cap holds (logged once per episode).
+    at_cap: bool,
 }
 
 /// A pool of worker threads.
@@ -80,12 +119,23 @@ pub(crate) struct Pool {
     target: usize,
     name: String,
     stack_size: Option<usize>,
+    max_blocking_threads: usize,
     shutdown: AtomicBool,
+    /// Tasks the monitor took from a stalled worker's LIFO slot.
+    handoffs: AtomicUsize,
+    /// The monitor thread, joined at shutdown.
+    monitor: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 struct WorkerCtx {
     pool: Arc<Pool>,
-    lifo: Option<Task>,
+    shared: Arc<WorkerShared>,
+}
+
+impl WorkerCtx {
+    fn take_lifo(&self) -> Option<Task> {
+        self.shared.lifo.lock().take()
+    }
 }
 
 thread_local! {
@@ -104,15 +154,34 @@ impl Pool {
                 blocked: 0,
                 handles: Vec::new(),
                 next_name: 0,
+                workers: Vec::new(),
+                refused: 0,
+                at_cap: false,
             }),
             target: config.threads.max(1),
             name: config.name,
             stack_size: config.stack_size,
+            max_blocking_threads: config.max_blocking_threads,
             shutdown: AtomicBool::new(false),
+            handoffs: AtomicUsize::new(0),
+            monitor: Mutex::new(None),
         });
-        for _ in 0..pool.target {
-            let mut counts = pool.counts.lock();
-            pool.spawn_worker(&mut counts)?;
+        let started = (|| {
+            for _ in 0..pool.target {
+                let mut counts = pool.counts.lock();
+                pool.spawn_worker(&mut counts)?;
+            }
+            let weak = Arc::downgrade(&pool);
+            let monitor = std::thread::Builder::new()
+                .name(format!("{}-monitor", pool.name))
+                .spawn(move || monitor_main(weak))?;
+            *pool.monitor.lock() = Some(monitor);
+            Ok(())
+        })();
+        if let Err(e) = started {
+            // Leave no thread behind a start that failed part-way.
+            pool.shutdown(Duration::from_secs(5));
+            return Err(e);
         }
         Ok(pool)
     }
@@ -124,10 +193,17 @@ impl Pool {
             builder = builder.stack_size(size);
         }
         let pool = Arc::clone(self);
-        let handle = builder.spawn(move || pool.worker_main())?;
+        let shared = Arc::new(WorkerShared {
+            lifo: Mutex::new(None),
+            runs: AtomicUsize::new(0),
+            busy: AtomicBool::new(false),
+        });
+        let mine = Arc::clone(&shared);
+        let handle = builder.spawn(move || pool.worker_main(mine))?;
         counts.next_name += 1;
         counts.threads += 1;
         counts.handles.push(handle);
+        counts.workers.push(shared);
         Ok(())
     }
 
@@ -137,7 +213,7 @@ impl Pool {
         let task = WORKER.with(|w| {
             let mut w = w.borrow_mut();
             match w.as_mut() {
-                Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => ctx.lifo.replace(task),
+                Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => ctx.shared.lifo.lock().replace(task),
                 _ => Some(task),
             }
         });
@@ -170,7 +246,7 @@ impl Pool {
     /// call) every budget. Off the pool, this is [`Pool::inject`].
     pub(crate) fn requeue(self: &Arc<Self>, task: Task) {
         let lifo_busy = WORKER.with(|w| match w.borrow().as_ref() {
-            Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => Some(ctx.lifo.is_some()),
+            Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => Some(ctx.shared.lifo.lock().is_some()),
             _ => None,
         });
         let Some(lifo_busy) = lifo_busy else {
@@ -205,17 +281,17 @@ impl Pool {
         self.injector_len.load(Ordering::SeqCst) > 0 || self.shutdown.load(Ordering::SeqCst)
     }
 
-    fn worker_main(self: Arc<Self>) {
+    fn worker_main(self: Arc<Self>, shared: Arc<WorkerShared>) {
         WORKER.with(|w| {
             *w.borrow_mut() = Some(WorkerCtx {
                 pool: Arc::clone(&self),
-                lifo: None,
+                shared: Arc::clone(&shared),
             })
         });
         let mut streak = 0u32;
         loop {
             let lifo = if streak < MAX_LIFO_STREAK {
-                WORKER.with(|w| w.borrow_mut().as_mut().and_then(|c| c.lifo.take()))
+                WORKER.with(|w| w.borrow().as_ref().and_then(|c| c.take_lifo()))
             } else {
                 None
             };
@@ -229,7 +305,7 @@ impl Pool {
                     // A streak cut short leaves the LIFO task behind: queue it behind the
                     // injector's tasks, for fairness. With nothing queued there is no one
                     // to be fair to, and it just runs on.
-                    match WORKER.with(|w| w.borrow_mut().as_mut().and_then(|c| c.lifo.take())) {
+                    match WORKER.with(|w| w.borrow().as_ref().and_then(|c| c.take_lifo())) {
                         Some(t) if self.injector_len.load(Ordering::SeqCst) == 0 => Some(t),
                         Some(t) => {
                             // Others wait, so `pop_injector` wakes a worker for the rest.
@@ -242,21 +318,27 @@ impl Pool {
             };
             match task {
                 Some(t) => {
+                    // Only this thread writes `runs`: a load and a store, no read-modify-write.
+                    shared
+                        .runs
+                        .store(shared.runs.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+                    shared.busy.store(true, Ordering::Relaxed);
                     // Tasks catch their own panics; this is the last line of defence that
                     // keeps the worker thread alive whatever a task does.
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run())).is_err() {
                         log::error!("arbor: a task panicked outside its callbacks; the worker carries on");
                     }
+                    shared.busy.store(false, Ordering::Relaxed);
                 }
                 None => {
                     if self.shutdown.load(Ordering::SeqCst) {
-                        self.counts.lock().threads -= 1;
+                        self.retire(&shared);
                         break;
                     }
                     if self.spin_for_work() {
                         continue;
                     }
-                    if !self.idle() {
+                    if !self.idle(&shared) {
                         break;
                     }
                 }
@@ -264,11 +346,21 @@ impl Pool {
         }
         WORKER.with(|w| {
             if let Some(ctx) = w.borrow_mut().take() {
-                if let Some(t) = ctx.lifo {
+                if let Some(t) = ctx.take_lifo() {
                     self.inject(t);
                 }
             }
         });
+    }
+
+    /// Takes a worker off the books (under the counts lock, with `threads`).
+    fn retire_locked(counts: &mut Counts, shared: &Arc<WorkerShared>) {
+        counts.threads -= 1;
+        counts.workers.retain(|w| !Arc::ptr_eq(w, shared));
+    }
+
+    fn retire(&self, shared: &Arc<WorkerShared>) {
+        Self::retire_locked(&mut self.counts.lock(), shared);
     }
 
     /// Before parking, one worker at a time spins briefly for new work: a message that
@@ -295,7 +387,7 @@ impl Pool {
     }
 
     /// Parks an idle worker. Returns false if this worker should retire.
-    fn idle(self: &Arc<Self>) -> bool {
+    fn idle(self: &Arc<Self>, shared: &Arc<WorkerShared>) -> bool {
         let surplus = {
             let counts = self.counts.lock();
             counts.threads - counts.blocked > self.target
@@ -307,7 +399,7 @@ impl Pool {
             if counts.threads - counts.blocked > self.target {
                 // Retire. `threads` is decremented here, under the same lock as the
                 // check, so two surplus workers cannot both retire for one surplus.
-                counts.threads -= 1;
+                Self::retire_locked(&mut counts, shared);
                 return false;
             }
         }
@@ -319,6 +411,10 @@ impl Pool {
     pub(crate) fn shutdown(&self, grace: Duration) {
         self.shutdown.store(true, Ordering::SeqCst);
         self.sleep.wake_all();
+        if let Some(monitor) = self.monitor.lock().take() {
+            monitor.thread().unpark();
+            let _ = monitor.join();
+        }
         let deadline = std::time::Instant::now() + grace;
         loop {
             let handles = std::mem::take(&mut self.counts.lock().handles);
@@ -348,6 +444,66 @@ impl Pool {
     pub(crate) fn thread_count(&self) -> usize {
         self.counts.lock().threads
     }
+
+    /// Counters, for introspection.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let counts = self.counts.lock();
+        PoolStats {
+            threads: counts.threads,
+            blocked: counts.blocked,
+            idle: self.sleep.idle_count(),
+            injector_len: self.injector_len.load(Ordering::Relaxed),
+            compensation_refused: counts.refused,
+            lifo_handoffs: self.handoffs.load(Ordering::Relaxed) as u64,
+        }
+    }
+
+    /// One look of the monitor: hands the LIFO task of every worker that has run one task
+    /// since the previous look to the injector. Returns whether any worker was busy.
+    fn monitor_round(&self, last: &mut Vec<(usize, usize)>) -> bool {
+        let workers: Vec<Arc<WorkerShared>> = self.counts.lock().workers.clone();
+        let mut any_busy = false;
+        let mut seen = Vec::with_capacity(workers.len());
+        for w in &workers {
+            let key = Arc::as_ptr(w) as *const () as usize;
+            let runs = w.runs.load(Ordering::Relaxed);
+            let busy = w.busy.load(Ordering::Relaxed);
+            any_busy |= busy;
+            let stalled = busy && last.iter().any(|&(k, r)| k == key && r == runs);
+            if stalled {
+                let task = w.lifo.lock().take();
+                if let Some(task) = task {
+                    self.handoffs.fetch_add(1, Ordering::Relaxed);
+                    self.inject(task);
+                }
+            }
+            seen.push((key, runs));
+        }
+        *last = seen;
+        any_busy
+    }
+}
+
+/// The pool's monitor: every [`STALL`] while any worker is busy (napping longer while
+/// all are idle), it hands a stalled worker's LIFO task to the others, as Go's sysmon
+/// retakes a processor from a thread stuck in a system call. Ends with the pool.
+fn monitor_main(pool: std::sync::Weak<Pool>) {
+    let mut last = Vec::new();
+    let mut nap = STALL;
+    loop {
+        {
+            let Some(pool) = pool.upgrade() else { return };
+            if pool.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            if pool.monitor_round(&mut last) {
+                nap = STALL;
+            } else {
+                nap = (nap * 2).min(MONITOR_MAX_NAP);
+            }
+        }
+        std::thread::park_timeout(nap);
+    }
 }
 
 /// Runs `f`, which may block, without starving the pool: if the calling thread is a
@@ -356,8 +512,8 @@ impl Pool {
 /// `f`.
 pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
     let pool = WORKER.with(|w| {
-        let mut w = w.borrow_mut();
-        w.as_mut().map(|ctx| (Arc::clone(&ctx.pool), ctx.lifo.take()))
+        let w = w.borrow();
+        w.as_ref().map(|ctx| (Arc::clone(&ctx.pool), ctx.take_lifo()))
     });
     let Some((pool, lifo)) = pool else {
         return f();
@@ -370,9 +526,25 @@ pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
         counts.blocked += 1;
         let unblocked = counts.threads - counts.blocked;
         if unblocked < pool.target && pool.sleep.idle_count() == 0 && !pool.shutdown.load(Ordering::SeqCst) {
-            if let Err(e) = pool.spawn_worker(&mut counts) {
+            if counts.threads >= pool.target + pool.max_blocking_threads {
+                // At the cap: this worker blocks uncompensated. The pool runs with fewer
+                // workers until a blocked one resumes.
+                counts.refused += 1;
+                if !counts.at_cap {
+                    counts.at_cap = true;
+                    log::warn!(
+                        "arbor: {} workers blocked and the cap of {} compensating threads reached; \
+                         processes wait for a worker to resume (raise Builder::max_blocking_threads, \
+                         or block less inside handlers)",
+                        counts.blocked,
+                        pool.max_blocking_threads
+                    );
+                }
+            } else if let Err(e) = pool.spawn_worker(&mut counts) {
                 log::error!("arbor: could not start a compensating worker thread: {e}");
             }
+        } else if counts.at_cap && counts.threads < pool.target + pool.max_blocking_threads {
+            counts.at_cap = false;
         }
     }
     struct Unblock<'a>(&'a Pool);
