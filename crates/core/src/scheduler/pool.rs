@@ -70,11 +70,57 @@ const STALL: Duration = Duration::from_millis(1);
 /// The monitor's longest nap while every worker is idle.
 const MONITOR_MAX_NAP: Duration = Duration::from_millis(16);
 
+/// A worker's LIFO slot: the task to run next on that worker. Its owner fills and empties
+/// it on every hop of a message chain, so it is a flag and a cell rather than a mutex:
+/// one atomic swap to take it and a plain store to release it (a mutex costs two
+/// read-modify-writes). Another thread (the monitor) takes it only when the worker has
+/// been running one task for longer than [`STALL`], so the flag is almost never contended.
+struct LifoSlot {
+    taken: AtomicBool,
+    task: std::cell::UnsafeCell<Option<Task>>,
+}
+
+// SAFETY: `task` is only reached inside `with`, while `taken` is held, so no two threads
+// touch it at once; `Task` is `Send`.
+unsafe impl Sync for LifoSlot {}
+
+impl LifoSlot {
+    fn new() -> Self {
+        LifoSlot {
+            taken: AtomicBool::new(false),
+            task: std::cell::UnsafeCell::new(None),
+        }
+    }
+
+    /// Runs `f` on the slot's content. `f` must not panic (a `replace` or a `take`).
+    fn with<R>(&self, f: impl FnOnce(&mut Option<Task>) -> R) -> R {
+        while self.taken.swap(true, Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        // SAFETY: the flag is ours until the store below: no other thread reads or writes
+        // `task` meanwhile, and `f` does not unwind (see above), so the flag is released.
+        let r = f(unsafe { &mut *self.task.get() });
+        self.taken.store(false, Ordering::Release);
+        r
+    }
+
+    fn take(&self) -> Option<Task> {
+        self.with(Option::take)
+    }
+
+    fn replace(&self, task: Task) -> Option<Task> {
+        self.with(|t| t.replace(task))
+    }
+
+    fn is_some(&self) -> bool {
+        self.with(|t| t.is_some())
+    }
+}
+
 /// What a worker shares with the rest of the pool.
 pub(crate) struct WorkerShared {
-    /// The task to run next on this worker. Another thread takes it only when the worker
-    /// has been running one task for longer than [`STALL`].
-    lifo: Mutex<Option<Task>>,
+    /// The task to run next on this worker.
+    lifo: LifoSlot,
     /// Task runs begun by this worker (written by it alone): unchanged between two of the
     /// monitor's looks means one task ran all that time.
     runs: AtomicUsize,
@@ -134,7 +180,7 @@ struct WorkerCtx {
 
 impl WorkerCtx {
     fn take_lifo(&self) -> Option<Task> {
-        self.shared.lifo.lock().take()
+        self.shared.lifo.take()
     }
 }
 
@@ -194,7 +240,7 @@ impl Pool {
         }
         let pool = Arc::clone(self);
         let shared = Arc::new(WorkerShared {
-            lifo: Mutex::new(None),
+            lifo: LifoSlot::new(),
             runs: AtomicUsize::new(0),
             busy: AtomicBool::new(false),
         });
@@ -213,7 +259,7 @@ impl Pool {
         let task = WORKER.with(|w| {
             let mut w = w.borrow_mut();
             match w.as_mut() {
-                Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => ctx.shared.lifo.lock().replace(task),
+                Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => ctx.shared.lifo.replace(task),
                 _ => Some(task),
             }
         });
@@ -246,7 +292,7 @@ impl Pool {
     /// call) every budget. Off the pool, this is [`Pool::inject`].
     pub(crate) fn requeue(self: &Arc<Self>, task: Task) {
         let lifo_busy = WORKER.with(|w| match w.borrow().as_ref() {
-            Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => Some(ctx.shared.lifo.lock().is_some()),
+            Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => Some(ctx.shared.lifo.is_some()),
             _ => None,
         });
         let Some(lifo_busy) = lifo_busy else {
@@ -471,7 +517,7 @@ impl Pool {
             any_busy |= busy;
             let stalled = busy && last.iter().any(|&(k, r)| k == key && r == runs);
             if stalled {
-                let task = w.lifo.lock().take();
+                let task = w.lifo.take();
                 if let Some(task) = task {
                     self.handoffs.fetch_add(1, Ordering::Relaxed);
                     self.inject(task);
