@@ -1,4 +1,4 @@
-//! The seed's program (`seed/supervisors-notes.md`): Recording servers named through a
+//! The seed's program (its Elixir is quoted in `docs/guide.md`): Recording servers named through a
 //! Registry, under a DynamicSupervisor, both children of the application's root Supervisor.
 //!
 //! ```elixir
