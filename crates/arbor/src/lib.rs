@@ -33,6 +33,9 @@ pub mod prelude {
 /// doctests (`cargo test -p arbor --doc`). Fragments that cannot run alone are marked
 /// `ignore`, with the reason given beside them.
 pub mod docs {
+    #[doc = include_str!("../../../docs/tutorial.md")]
+    pub mod tutorial {}
+
     #[doc = include_str!("../../../docs/guide.md")]
     pub mod guide {}
 
