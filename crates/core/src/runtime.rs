@@ -91,6 +91,10 @@ impl Builder {
     }
 
     /// Starts the runtime's threads.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of a thread that could not be spawned.
     pub fn build(self) -> std::io::Result<Runtime> {
         crate::panic::install_hook();
         let threads = self
@@ -129,6 +133,10 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime with default settings.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of a thread that could not be spawned.
     pub fn new() -> std::io::Result<Runtime> {
         Builder::default().build()
     }
@@ -209,11 +217,19 @@ impl RuntimeHandle {
     }
 
     /// Starts a `G` on this runtime, unlinked.
+    ///
+    /// # Errors
+    ///
+    /// As [`GenServer::start`].
     pub fn start<G: GenServer>(&self, args: G::Args) -> Result<ServerRef<G>, StartError> {
         G::start(args, StartOpts::new().runtime(self))
     }
 
     /// Starts a `G` on this runtime with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`GenServer::start`].
     pub fn start_with<G: GenServer>(&self, args: G::Args, opts: StartOpts) -> Result<ServerRef<G>, StartError> {
         G::start(args, opts.runtime(self))
     }
@@ -258,6 +274,10 @@ impl RuntimeHandle {
 
     /// Calls `observer` once `pid` exits (after its names are released), like a monitor
     /// held by code outside any process. `Err(NoProc)` if `pid` is not alive.
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` if `pid` is not alive; `observer` is then never called.
     pub fn monitor(&self, pid: Pid, observer: impl ExitObserver) -> Result<MonitorRef, NoProc> {
         signal::monitor_observer(&self.shared, pid, Arc::new(observer))
     }
@@ -294,11 +314,19 @@ impl RuntimeHandle {
     /// Adds an exit hook to `pid`: it runs when `pid` exits, *before* its links and
     /// monitors are told. This is how a registry releases names before anyone learns of
     /// the exit. `Err(NoProc)` if `pid` is not alive.
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` if `pid` is not alive; `hook` is then never run.
     pub fn on_exit(&self, pid: Pid, hook: impl ExitObserver) -> Result<(), NoProc> {
         signal::add_hook(&self.shared, pid, Arc::new(hook))
     }
 
     /// Links `a` and `b` from outside either (both must be alive on this runtime).
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` if `a` or `b` is not alive on this runtime; no link is left behind.
     pub fn link(&self, a: Pid, b: Pid) -> Result<(), NoProc> {
         let pa = self.shared.table.get(a).ok_or(NoProc)?;
         let pb = self.shared.table.get(b).ok_or(NoProc)?;
