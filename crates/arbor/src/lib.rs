@@ -1,13 +1,17 @@
-//! arbor: Elixir/Erlang's GenServer, DynamicSupervisor and Registry, in Rust, on a runtime
-//! of its own.
+#![doc = include_str!("../../../README.md")]
 //!
-//! This crate re-exports the three parts and gathers what most programs use in
-//! [`prelude`]:
+//! ## This crate
+//!
+//! `arbor` re-exports the three parts and gathers what most programs use in [`prelude`]:
 //!
 //! - [`core`] (`arbor-core`): processes, mailboxes, the scheduler, timers, links, monitors,
-//!   exits and the [`GenServer`] trait.
+//!   exits and the [`GenServer`] trait (everything in it is also re-exported at this
+//!   crate's root).
 //! - [`supervisor`] (`arbor-supervisor`): `DynamicSupervisor` and the static `Supervisor`.
 //! - [`registry`] (`arbor-registry`): unique names and via-names for start options.
+//!
+//! The guides of the repository's `docs/` folder are part of these docs, in [`docs`]; their
+//! Rust examples are compiled and run as doctests.
 
 pub use arbor_core as core;
 pub use arbor_registry as registry;
@@ -22,4 +26,40 @@ pub mod prelude {
         RuntimeHandle, SendError, ServerRef, StartError, StartOpts, TimerRef,
     };
     pub use arbor_registry::{Registry, RegistryOpts};
+}
+
+/// The guides from the repository's `docs/` folder, included here so that they can be read
+/// with the API beside them, and so that their Rust examples are compiled and run as
+/// doctests (`cargo test -p arbor --doc`). Fragments that cannot run alone are marked
+/// `ignore`, with the reason given beside them.
+pub mod docs {
+    #[doc = include_str!("../../../docs/tutorial.md")]
+    pub mod tutorial {}
+
+    #[doc = include_str!("../../../docs/guide.md")]
+    pub mod guide {}
+
+    #[doc = include_str!("../../../docs/behaviours.md")]
+    pub mod behaviours {}
+
+    #[doc = include_str!("../../../docs/semantics.md")]
+    pub mod semantics {}
+
+    #[doc = include_str!("../../../docs/supervisor.md")]
+    pub mod supervisor {}
+
+    #[doc = include_str!("../../../docs/registry.md")]
+    pub mod registry {}
+
+    #[doc = include_str!("../../../docs/architecture.md")]
+    pub mod architecture {}
+
+    #[doc = include_str!("../../../docs/scheduler.md")]
+    pub mod scheduler {}
+
+    #[doc = include_str!("../../../docs/performance.md")]
+    pub mod performance {}
+
+    #[doc = include_str!("../../../docs/unsafe.md")]
+    pub mod unsafe_code {}
 }

@@ -87,6 +87,41 @@ impl<'a, G: GenServer> Context<'a, G> {
     /// Delivers `msg` to `handle_info` after `delay` (S25). A zero delay still goes
     /// through the mailbox, after messages already queued. The timer dies with the process
     /// (S29).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{Context, ExitReason, Flow, GenServer, Runtime};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// /// Rings once, 20 ms after it starts, and stops.
+    /// struct Alarm(Instant);
+    ///
+    /// enum Ring {
+    ///     Now,
+    /// }
+    ///
+    /// impl GenServer for Alarm {
+    ///     type Args = ();
+    ///     type Info = Ring;
+    ///     type Call = ();
+    ///     type Reply = ();
+    ///
+    ///     fn init((): (), ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         ctx.send_after(Duration::from_millis(20), Ring::Now);
+    ///         Ok(Alarm(Instant::now()))
+    ///     }
+    ///
+    ///     fn handle_info(&mut self, Ring::Now: Ring, _ctx: &mut Context<'_, Self>) -> Flow {
+    ///         assert!(self.0.elapsed() >= Duration::from_millis(20), "never early");
+    ///         Flow::Stop(ExitReason::Normal)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let alarm = rt.start::<Alarm>(()).unwrap();
+    /// assert_eq!(alarm.wait_exit(Duration::from_secs(5)), Some(ExitReason::Normal));
+    /// ```
     pub fn send_after(&mut self, delay: Duration, msg: G::Info) -> TimerRef {
         let cell = Arc::clone(self.cell);
         let key = self.cell.header().rt().timers.insert(
@@ -130,9 +165,11 @@ impl<'a, G: GenServer> Context<'a, G> {
     /// and `Ok`; a non-trapping one gets `Err(NoProc)` (OTP would crash it, S37).
     ///
     /// # Errors
-    /// `Err(NoProc)` as above, and also when this process is itself exiting (it was
-    /// killed while this handler runs): no link is made, and `pid` gets this process's
-    /// exit signal, as if the link had been made just before the exit.
+    ///
+    /// `NoProc` if `pid` is not alive and this process does not trap exits; and also when
+    /// this process is itself exiting (it was killed while this handler runs): no link is
+    /// made, and `pid` gets this process's exit signal, as if the link had been made just
+    /// before the exit.
     pub fn link(&mut self, pid: Pid) -> Result<(), NoProc> {
         signal::link(&(Arc::clone(self.cell) as Arc<dyn crate::process::Process>), pid)
     }

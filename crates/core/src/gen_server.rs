@@ -49,6 +49,43 @@ pub struct Down {
 ///
 /// A callback that panics is caught: the server exits with
 /// [`ExitReason::Panic`], `terminate` runs, and the worker thread carries on.
+///
+/// # Example
+///
+/// A stack: pushes are messages (`send`, to `handle_info`), pops are calls.
+///
+/// ```
+/// use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
+///
+/// struct Stack(Vec<u32>);
+///
+/// impl GenServer for Stack {
+///     type Args = Vec<u32>; // what `init` receives
+///     type Info = u32; // a push
+///     type Call = (); // a pop
+///     type Reply = Option<u32>;
+///
+///     fn init(items: Vec<u32>, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+///         Ok(Stack(items))
+///     }
+///
+///     fn handle_info(&mut self, item: u32, _ctx: &mut Context<'_, Self>) -> Flow {
+///         self.0.push(item);
+///         Flow::Continue
+///     }
+///
+///     fn handle_call(&mut self, (): (), _: ReplyTo<Option<u32>>, _: &mut Context<'_, Self>) -> CallFlow<Option<u32>> {
+///         CallFlow::Reply(self.0.pop())
+///     }
+/// }
+///
+/// let rt = Runtime::new().unwrap();
+/// let stack = rt.start::<Stack>(vec![1]).unwrap();
+/// stack.send(2).unwrap();
+/// assert_eq!(stack.call(()), Ok(Some(2)));
+/// assert_eq!(stack.call(()), Ok(Some(1)));
+/// assert_eq!(stack.call(()), Ok(None));
+/// ```
 pub trait GenServer: Sized + Send + 'static {
     /// What `init` receives: Elixir's `init_arg`.
     type Args: Send + 'static;
@@ -63,6 +100,11 @@ pub trait GenServer: Sized + Send + 'static {
     /// `ctx.pid()` is the new pid and its name is already claimed, S7). `Err(reason)`
     /// makes the start return [`StartError::Init`] (or [`StartError::Ignore`] for
     /// [`ExitReason::Ignore`], S2) and the process never runs; `terminate` is not called.
+    ///
+    /// # Errors
+    ///
+    /// Return `Err(reason)` to refuse to start: the start returns [`StartError::Init`] with
+    /// `reason`, or [`StartError::Ignore`] for [`ExitReason::Ignore`].
     fn init(args: Self::Args, ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason>;
 
     /// Handles a message sent with `send`, `send_self` or `send_after`. Default: logs it
@@ -140,11 +182,24 @@ pub trait GenServer: Sized + Send + 'static {
 
     /// Starts the server without a link (S1). From outside any process, name the runtime
     /// in `opts`.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Init`] or [`StartError::Ignore`] if `init` refused or panicked;
+    /// `AlreadyStarted(holder)` if the name in `opts` is taken (`init` never ran);
+    /// `NameUnavailable` if the name's naming service (a registry) is not running; `Timeout` past
+    /// the start timeout of `opts`; `NoRuntime` when called outside any process with no runtime
+    /// in `opts`; `ShuttingDown` if the runtime is stopping.
     fn start(args: Self::Args, opts: StartOpts) -> Result<ServerRef<Self>, StartError> {
         crate::process::start(args, opts, false)
     }
 
     /// Starts the server linked to the calling process, if the caller is one (S1).
+    ///
+    /// # Errors
+    ///
+    /// As [`GenServer::start`]. A failed start only returns the error: no exit signal reaches the
+    /// caller.
     fn start_link(args: Self::Args, opts: StartOpts) -> Result<ServerRef<Self>, StartError> {
         crate::process::start(args, opts, true)
     }

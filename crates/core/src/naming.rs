@@ -16,6 +16,10 @@ pub trait Naming: Send + Sync + 'static {
     /// Claims the name for `pid`: [`NameError::Taken`] with the holder if another live
     /// process holds it, [`NameError::Unavailable`] if the naming service cannot take
     /// names now (a registry that is not running).
+    ///
+    /// # Errors
+    ///
+    /// `Taken(holder)` or `Unavailable(why)`, as said above.
     fn register(&self, pid: Pid) -> Result<(), NameError>;
     /// Releases the name if `pid` holds it.
     fn unregister(&self, pid: Pid);

@@ -210,7 +210,7 @@ mod handle {
     /// caller gets [`CallError::NoReply`] at once (OTP would leave it waiting for its
     /// timeout); if the server dies first, the caller gets the exit reason.
     ///
-    /// (DESIGN.md calls this `From`; renamed so that `use arbor::prelude::*` does not
+    /// (The first design called this `From`; renamed so that `use arbor::prelude::*` does not
     /// shadow `std::convert::From`.)
     pub struct ReplyTo<R: Send + 'static> {
         inner: Arc<Inner<R>>,

@@ -110,6 +110,10 @@ impl Builder {
     }
 
     /// Starts the runtime's threads.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of a thread that could not be spawned.
     pub fn build(self) -> std::io::Result<Runtime> {
         crate::panic::install_hook();
         let threads = self
@@ -156,6 +160,10 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime with default settings.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of a thread that could not be spawned.
     pub fn new() -> std::io::Result<Runtime> {
         Builder::default().build()
     }
@@ -296,11 +304,19 @@ impl RuntimeHandle {
     }
 
     /// Starts a `G` on this runtime, unlinked.
+    ///
+    /// # Errors
+    ///
+    /// As [`GenServer::start`].
     pub fn start<G: GenServer>(&self, args: G::Args) -> Result<ServerRef<G>, StartError> {
         G::start(args, StartOpts::new().runtime(self))
     }
 
     /// Starts a `G` on this runtime with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`GenServer::start`].
     pub fn start_with<G: GenServer>(&self, args: G::Args, opts: StartOpts) -> Result<ServerRef<G>, StartError> {
         G::start(args, opts.runtime(self))
     }
@@ -367,6 +383,10 @@ impl RuntimeHandle {
 
     /// Calls `observer` once `pid` exits (after its names are released), like a monitor
     /// held by code outside any process. `Err(NoProc)` if `pid` is not alive.
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` if `pid` is not alive; `observer` is then never called.
     pub fn monitor(&self, pid: Pid, observer: impl ExitObserver) -> Result<MonitorRef, NoProc> {
         signal::monitor_observer(&self.shared, pid, Arc::new(observer))
     }

@@ -56,6 +56,10 @@ impl<G: GenServer> ServerRef<G> {
     /// Sends a message to `handle_info`. Messages from one sender are handled in the
     /// order sent (S10). A dead server hands the message back (Elixir's `send` would drop
     /// it silently).
+    ///
+    /// # Errors
+    ///
+    /// `SendError(msg)`, handing the message back, if the server is not alive.
     pub fn send(&self, msg: G::Info) -> Result<(), SendError<G::Info>> {
         self.cell.push(Envelope::Info(msg)).map_err(|env| match env {
             Envelope::Info(m) => SendError(m),
@@ -64,6 +68,10 @@ impl<G: GenServer> ServerRef<G> {
     }
 
     /// Calls the server and waits up to 5 s for the reply (S10).
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerRef::call_timeout`], the timeout being [`DEFAULT_CALL_TIMEOUT`].
     pub fn call(&self, req: G::Call) -> Result<G::Reply, CallError> {
         self.call_timeout(req, DEFAULT_CALL_TIMEOUT)
     }
@@ -74,6 +82,47 @@ impl<G: GenServer> ServerRef<G> {
     /// cycle of calls, `Timeout` at the deadline, the late reply then being dropped (S11).
     /// A zero timeout returns `Timeout` at once without sending. `Duration::MAX` waits
     /// forever.
+    ///
+    /// # Errors
+    ///
+    /// A [`CallError`], as soon as it is known: `Timeout`, `NoProc`, `CallingSelf`, `Deadlock`,
+    /// `Exited(reason)` if the server died before replying, `NoReply` if it dropped the
+    /// [`ReplyTo`](crate::ReplyTo) unanswered.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{CallError, CallFlow, Context, ExitReason, GenServer, ReplyTo, Runtime};
+    /// use std::time::Duration;
+    ///
+    /// /// Answers after sleeping as long as asked.
+    /// struct Sleeper;
+    ///
+    /// impl GenServer for Sleeper {
+    ///     type Args = ();
+    ///     type Info = ();
+    ///     type Call = Duration;
+    ///     type Reply = ();
+    ///
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Sleeper)
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, d: Duration, _: ReplyTo<()>, _: &mut Context<'_, Self>) -> CallFlow<()> {
+    ///         std::thread::sleep(d);
+    ///         CallFlow::Reply(())
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let sleeper = rt.start::<Sleeper>(()).unwrap();
+    /// let short = Duration::from_millis(20);
+    /// assert_eq!(sleeper.call_timeout(Duration::ZERO, short), Ok(()));
+    /// // Still busy at the deadline: the call gives up; the late reply will be dropped.
+    /// assert_eq!(sleeper.call_timeout(Duration::from_millis(200), short), Err(CallError::Timeout));
+    /// sleeper.stop(ExitReason::Normal, Duration::from_secs(5)).unwrap();
+    /// assert_eq!(sleeper.call_timeout(Duration::ZERO, short), Err(CallError::NoProc));
+    /// ```
     pub fn call_timeout(&self, req: G::Call, timeout: Duration) -> Result<G::Reply, CallError> {
         if timeout.is_zero() {
             return Err(CallError::Timeout);
@@ -104,6 +153,10 @@ impl<G: GenServer> ServerRef<G> {
     /// the server does not trap exits. `NoProc` if it is not alive, `CallingSelf` from the
     /// server itself, `Timeout` if it has not exited within `timeout` (`Duration::MAX`:
     /// wait forever), `Exited(r)` if it exited for another reason first.
+    ///
+    /// # Errors
+    ///
+    /// `NoProc`, `CallingSelf`, `Timeout` or `Exited(reason)`, as said above.
     pub fn stop(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
         if let Some(c) = current() {
             if c.header().pid() == self.pid() {
@@ -141,6 +194,10 @@ impl<G: GenServer> ServerRef<G> {
     }
 
     /// Calls `observer` when the server exits (with `NoProc` error if it already has).
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` if the server has already exited; `observer` is then never called.
     pub fn monitor_with(&self, observer: impl ExitObserver) -> Result<MonitorRef, NoProc> {
         signal::monitor_observer(self.cell.header().rt(), self.pid(), Arc::new(observer))
     }

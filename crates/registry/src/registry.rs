@@ -69,6 +69,11 @@ where
     /// Creates a registry and starts its process on `rt`, unlinked (Elixir's
     /// `Registry.start_link(keys: :unique, ...)` from outside a supervision tree).
     /// `Err(AlreadyStarted(pid))` if `opts` names a registry that is running (S63).
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyStarted(pid)` if a running registry holds the name in `opts`; `ShuttingDown` if
+    /// the runtime is stopping.
     pub fn start(rt: &RuntimeHandle, opts: RegistryOpts<K, V>) -> Result<Self, StartError> {
         let registry = Registry::new(opts);
         registry.run(rt)?;
@@ -78,6 +83,10 @@ where
     /// Creates a registry and starts its process linked to the calling process, on the caller's
     /// runtime (`StartError::NoRuntime` from outside any process). This is what a supervisor's
     /// start closure calls; see also [`Registry::child_start`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::start`], and `NoRuntime` outside any process.
     pub fn start_link(opts: RegistryOpts<K, V>) -> Result<Self, StartError> {
         let registry = Registry::new(opts);
         registry.run_link()?;
@@ -87,6 +96,10 @@ where
     /// Starts this registry's process on `rt`, unlinked, and opens its (empty) table.
     /// `Err(AlreadyStarted(pid))` if this registry's process is already running, or if another
     /// running registry holds this one's name.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyStarted(pid)`, as said above; `ShuttingDown` if the runtime is stopping.
     pub fn run(&self, rt: &RuntimeHandle) -> Result<Pid, StartError> {
         let name = ProcessName {
             table: Arc::clone(&self.table),
@@ -97,6 +110,10 @@ where
     /// Starts this registry's process linked to the calling process, on the caller's runtime,
     /// and opens its (empty) table. Errors as [`Registry::run`], and `NoRuntime` outside any
     /// process.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::run`], and `NoRuntime` outside any process.
     pub fn run_link(&self) -> Result<Pid, StartError> {
         let name = ProcessName {
             table: Arc::clone(&self.table),
@@ -132,6 +149,11 @@ where
 
     /// Stops the registry's process with `reason` and waits up to `timeout` for it to exit; its
     /// table is then closed and empty. `NoProc` if it is not running.
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` if the registry's process is not running; otherwise as
+    /// [`ServerRef::stop`](arbor_core::ServerRef::stop).
     pub fn stop(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
         let server = self
             .pid()
@@ -147,6 +169,10 @@ where
     /// the registry's process is not running.
     ///
     /// Unlike Elixir, the caller is not linked to the registry (see `docs/registry.md`).
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyRegistered(holder)`, `NotAProcess` or `RegistryDown`, as said above.
     pub fn register(&self, key: K, value: V) -> Result<(), RegisterError> {
         let pid = arbor_core::current_pid().ok_or(RegisterError::NotAProcess)?;
         self.table.register(pid, key, value)
@@ -155,12 +181,20 @@ where
     /// Claims `key` with `value` for `pid`, which need not be the caller (via-names use this
     /// from the starter's thread). `NotAlive` if `pid` is not alive or already exiting;
     /// otherwise as [`Registry::register`].
+    ///
+    /// # Errors
+    ///
+    /// `NotAlive`, `AlreadyRegistered(holder)` or `RegistryDown`.
     pub fn register_pid(&self, pid: Pid, key: K, value: V) -> Result<(), RegisterError> {
         self.table.register(pid, key, value)
     }
 
     /// Releases `key` if the calling process holds it. Always `Ok` from a process: with no
     /// entry, or with one that belongs to another process, which is left alone (S67).
+    ///
+    /// # Errors
+    ///
+    /// `NotAProcess` when called from outside any process.
     pub fn unregister<Q>(&self, key: &Q) -> Result<(), NotAProcess>
     where
         K: Borrow<Q>,
@@ -228,6 +262,11 @@ where
     /// Replaces the calling process's value under `key` with `f(&old)` and returns
     /// `(new, old)` (S68). Only the holder may: `NotOwner(holder)` for another's key,
     /// `NotRegistered` for a free one. `f` runs with no lock held, so it may use the registry.
+    ///
+    /// # Errors
+    ///
+    /// `NotRegistered` if no process holds `key`, `NotOwner(holder)` if another process does,
+    /// `NotAProcess` outside any process.
     pub fn update_value<Q>(&self, key: &Q, f: impl FnOnce(&V) -> V) -> Result<(V, V), UpdateError>
     where
         K: Borrow<Q>,
@@ -251,6 +290,42 @@ where
     /// A name for `StartOpts::name` that registers the new server under `key` with
     /// `V::default()` (Elixir's `{:via, Registry, {reg, key}}`, S70). A start under a taken
     /// name returns `StartError::AlreadyStarted(holder)` without running `init` (S7).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{CallFlow, Context, ExitReason, GenServer, ReplyTo, Runtime, StartError, StartOpts};
+    /// use arbor_registry::{Registry, RegistryOpts};
+    ///
+    /// struct Room;
+    ///
+    /// impl GenServer for Room {
+    ///     type Args = ();
+    ///     type Info = ();
+    ///     type Call = ();
+    ///     type Reply = &'static str;
+    ///
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Room)
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, (): (), _: ReplyTo<&'static str>, _: &mut Context<'_, Self>) -> CallFlow<&'static str> {
+    ///         CallFlow::Reply("welcome")
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let rooms: Registry<String> = Registry::start(rt.handle(), RegistryOpts::new()).unwrap();
+    /// let opts = || StartOpts::new().runtime(rt.handle()).name(rooms.via("lobby".to_string()));
+    /// let lobby = Room::start((), opts()).unwrap();
+    /// assert_eq!(rooms.whereis("lobby"), Some(lobby.pid()));
+    /// assert_eq!(rooms.call::<Room, _>("lobby", ()), Ok("welcome"));
+    /// // The name is taken: a second start returns the holder, and its `init` never runs.
+    /// assert_eq!(Room::start((), opts()).err(), Some(StartError::AlreadyStarted(lobby.pid())));
+    /// // Released as the server exits, before anyone hears of the exit.
+    /// lobby.stop(ExitReason::Normal, std::time::Duration::from_secs(5)).unwrap();
+    /// assert_eq!(rooms.whereis("lobby"), None);
+    /// ```
     pub fn via(&self, key: K) -> Via<K, V>
     where
         V: Default,
@@ -277,6 +352,10 @@ where
     /// Calls the server holding `key` (Elixir's `GenServer.call({:via, Registry, ...}, req)`)
     /// with the default 5 s timeout. `NoProc` if no process holds `key` (S71) or the holder is
     /// not a `G`.
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` as said above; otherwise as [`ServerRef::call`](arbor_core::ServerRef::call).
     pub fn call<G: GenServer, Q>(&self, key: &Q, req: G::Call) -> Result<G::Reply, CallError>
     where
         K: Borrow<Q>,
@@ -286,6 +365,10 @@ where
     }
 
     /// Calls the server holding `key`, waiting up to `timeout`; as [`Registry::call`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::call`].
     pub fn call_timeout<G: GenServer, Q>(&self, key: &Q, req: G::Call, timeout: Duration) -> Result<G::Reply, CallError>
     where
         K: Borrow<Q>,
@@ -298,6 +381,10 @@ where
 
     /// Sends `msg` to the server holding `key`; hands the message back if no live `G` holds it
     /// (Elixir's `cast` would return `:ok` regardless, S71).
+    ///
+    /// # Errors
+    ///
+    /// `SendError(msg)`, handing the message back, if no live `G` holds `key`.
     pub fn send<G: GenServer, Q>(&self, key: &Q, msg: G::Info) -> Result<(), SendError<G::Info>>
     where
         K: Borrow<Q>,

@@ -387,6 +387,12 @@ pub struct DynamicSupervisor {
 impl DynamicSupervisor {
     /// Starts a dynamic supervisor linked to the calling process (if any). From outside any
     /// process, name the runtime in the options.
+    ///
+    /// # Errors
+    ///
+    /// `Options(..)` for options rejected before anything starts (S39); `Start(..)` with core's
+    /// [`StartError`](arbor_core::StartError) if the process could not start (no runtime, a taken
+    /// name, a runtime shutting down).
     pub fn start_link(opts: DynamicOpts) -> Result<DynamicSupervisor, SupervisorStartError> {
         opts.limits.validate().map_err(SupervisorStartError::Options)?;
         let start = opts.limits.start.clone();
@@ -396,6 +402,10 @@ impl DynamicSupervisor {
     }
 
     /// Starts a dynamic supervisor without a link.
+    ///
+    /// # Errors
+    ///
+    /// As [`DynamicSupervisor::start_link`].
     pub fn start(opts: DynamicOpts) -> Result<DynamicSupervisor, SupervisorStartError> {
         opts.limits.validate().map_err(SupervisorStartError::Options)?;
         let start = opts.limits.start.clone();
@@ -443,6 +453,44 @@ impl DynamicSupervisor {
     /// without contacting the supervisor (S42). A child whose start fails or is ignored is
     /// not stored and not restarted. A start that returns the pid of a child already stored
     /// returns that pid and stores nothing new (S78).
+    ///
+    /// # Errors
+    ///
+    /// `Spec(..)` for a spec rejected before the supervisor is contacted; `Start(e)` with the
+    /// child's [`StartError`](arbor_core::StartError) (its `init` failed or ignored the start, its
+    /// name was taken, its start closure failed or panicked), nothing being stored; `MaxChildren`
+    /// past [`DynamicOpts::max_children`](crate::DynamicOpts::max_children); `ShuttingDown` while
+    /// the supervisor stops; `Supervisor(e)` if the supervisor is not running.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{Context, ExitReason, GenServer, Runtime, StartError};
+    /// use arbor_supervisor::{ChildSpec, DynamicOpts, DynamicSupervisor, StartChildError};
+    ///
+    /// /// Starts only for an even number.
+    /// struct Even;
+    ///
+    /// impl GenServer for Even {
+    ///     type Args = u32;
+    ///     type Info = ();
+    ///     type Call = ();
+    ///     type Reply = ();
+    ///
+    ///     fn init(n: u32, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         if n % 2 == 0 { Ok(Even) } else { Err(ExitReason::custom("odd")) }
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let sup = DynamicSupervisor::start_link(DynamicOpts::new().runtime(rt.handle())).unwrap();
+    /// let pid = sup.start_child(ChildSpec::server::<Even>("even", 2)).unwrap();
+    /// assert!(arbor_core::is_alive(pid));
+    /// // A child whose init fails is reported and neither stored nor restarted.
+    /// let odd = sup.start_child(ChildSpec::server::<Even>("odd", 3));
+    /// assert_eq!(odd, Err(StartChildError::Start(StartError::Init(ExitReason::custom("odd")))));
+    /// assert_eq!(sup.count_children().unwrap().specs, 1);
+    /// ```
     pub fn start_child(&self, spec: ChildSpec) -> Result<Pid, StartChildError> {
         spec.validate().map_err(StartChildError::Spec)?;
         match self.call(DynCall::Start(spec)) {
@@ -455,6 +503,11 @@ impl DynamicSupervisor {
     /// Stops the child `pid` with its shutdown procedure and forgets it; it is not restarted
     /// (S48). Returns once it has exited. `NotFound` if `pid` is not a child (or is already
     /// being terminated). Works on a restarting child, named by its last pid.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `pid` is not a child (or is already being terminated); `ShuttingDown` while
+    /// the supervisor stops; `Supervisor(e)` if the supervisor is not running.
     pub fn terminate_child(&self, pid: Pid) -> Result<(), ChildError> {
         match self.call(DynCall::Terminate(pid)) {
             Ok(DynReply::Terminate(r)) => r,
@@ -464,6 +517,11 @@ impl DynamicSupervisor {
     }
 
     /// The children, in the order they were first started (S50).
+    ///
+    /// # Errors
+    ///
+    /// `Err(e)` if the supervisor is not running (`NoProc`) or exits before it answers
+    /// (`Exited(reason)`); the call itself waits without a timeout.
     pub fn which_children(&self) -> Result<Vec<ChildInfo>, CallError> {
         match self.call(DynCall::Which)? {
             DynReply::Which(v) => Ok(v),
@@ -472,6 +530,11 @@ impl DynamicSupervisor {
     }
 
     /// Counts of children (S50).
+    ///
+    /// # Errors
+    ///
+    /// `Err(e)` if the supervisor is not running (`NoProc`) or exits before it answers
+    /// (`Exited(reason)`); the call itself waits without a timeout.
     pub fn count_children(&self) -> Result<ChildCounts, CallError> {
         match self.call(DynCall::Count)? {
             DynReply::Count(c) => Ok(c),
@@ -481,11 +544,20 @@ impl DynamicSupervisor {
 
     /// Stops the supervisor with reason `Normal` and waits until it and all its children have
     /// exited (S51).
+    ///
+    /// # Errors
+    ///
+    /// As [`DynamicSupervisor::stop_with`].
     pub fn stop(&self) -> Result<(), CallError> {
         self.stop_with(ExitReason::Normal, Duration::MAX)
     }
 
     /// Stops the supervisor with `reason`, waiting up to `timeout` (`Duration::MAX`: forever).
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerRef::stop`](arbor_core::ServerRef::stop): `NoProc` if it is not running,
+    /// `CallingSelf` from the supervisor itself, `Timeout` past `timeout`.
     pub fn stop_with(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
         self.server.stop(reason, timeout)
     }

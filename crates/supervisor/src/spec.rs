@@ -174,6 +174,10 @@ impl ChildSpec {
     }
 
     /// Checks the spec on its own (S42): a non-empty id, a non-zero shutdown timeout.
+    ///
+    /// # Errors
+    ///
+    /// `EmptyId` or `InvalidShutdown(id)`.
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.id.is_empty() {
             return Err(SpecError::EmptyId);

@@ -1,4 +1,4 @@
-//! DynamicSupervisor: S38–S51 of the reference semantics, one test (or a few) per item.
+//! DynamicSupervisor: S38–S51 of `docs/behaviours.md`, one test (or a few) per item.
 
 mod common;
 

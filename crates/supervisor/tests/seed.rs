@@ -73,7 +73,7 @@ struct Args {
     seen: Seen,
 }
 
-/// The seed's worker.ex.
+/// The seed's worker.ex (quoted in `docs/guide.md`).
 struct Recording {
     state: u64,
     seen: Seen,

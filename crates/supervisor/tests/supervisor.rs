@@ -1,4 +1,4 @@
-//! Static Supervisor: S52–S62 of the reference semantics, one test (or a few) per item.
+//! Static Supervisor: S52–S62 of `docs/behaviours.md`, one test (or a few) per item.
 
 mod common;
 

@@ -62,11 +62,21 @@ impl Supervisor {
     /// anything starts (S39, S53); if a child fails to start, the ones started before it are
     /// stopped in reverse order and the error names it (S53). From outside any process, name
     /// the runtime in the options.
+    ///
+    /// # Errors
+    ///
+    /// `Options(..)` or `Spec(..)` before anything starts; `ChildFailed { id, error }` if a child
+    /// failed to start (those started before it have been stopped); `Start(..)` with core's
+    /// [`StartError`](arbor_core::StartError) if the supervisor's own process could not start.
     pub fn start_link(children: Vec<ChildSpec>, opts: SupervisorOpts) -> Result<Supervisor, SupervisorStartError> {
         Supervisor::boot(children, opts, true)
     }
 
     /// Like [`Supervisor::start_link`], without a link.
+    ///
+    /// # Errors
+    ///
+    /// As [`Supervisor::start_link`].
     pub fn start(children: Vec<ChildSpec>, opts: SupervisorOpts) -> Result<Supervisor, SupervisorStartError> {
         Supervisor::boot(children, opts, false)
     }
@@ -108,6 +118,12 @@ impl Supervisor {
     /// Adds a child at the end of the start order and starts it (S56). `Ok(None)` if its
     /// `init` declined (`Ignore`): the spec is kept, stopped, unless temporary.
     /// `AlreadyStarted(pid)` / `AlreadyPresent` if the id is taken.
+    ///
+    /// # Errors
+    ///
+    /// `Spec(..)` for a bad spec (checked first); `AlreadyStarted(pid)` / `AlreadyPresent` for a
+    /// taken id; `Start(e)` if the child failed to start; `ShuttingDown` while the supervisor
+    /// stops; `Supervisor(e)` if it is not running.
     pub fn start_child(&self, spec: ChildSpec) -> Result<Option<Pid>, StartChildError> {
         spec.validate().map_err(StartChildError::Spec)?;
         match self.call(SupCall::Start(spec)) {
@@ -120,6 +136,11 @@ impl Supervisor {
     /// Stops the child `id` with its shutdown procedure; returns once it has exited. The spec
     /// is kept, stopped (a temporary child's is dropped). `Ok` if it was already stopped;
     /// `NotFound` for an unknown id (S57).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown id; `ShuttingDown` while the supervisor stops; `Supervisor(e)` if
+    /// it is not running.
     pub fn terminate_child(&self, id: &str) -> Result<(), ChildError> {
         match self.call(SupCall::Terminate(id.to_string())) {
             Ok(SupReply::Child(r)) => r,
@@ -130,6 +151,11 @@ impl Supervisor {
 
     /// Starts the stopped child `id` again (S57): `Ok(Some(pid))`, `Ok(None)` if its `init`
     /// declined; `Running`, `Restarting`, `NotFound`, or the start's error otherwise.
+    ///
+    /// # Errors
+    ///
+    /// `Running`, `Restarting`, `NotFound`, `Start(e)` if the start failed, `ShuttingDown`, or
+    /// `Supervisor(e)` if the supervisor is not running.
     pub fn restart_child(&self, id: &str) -> Result<Option<Pid>, ChildError> {
         match self.call(SupCall::Restart(id.to_string())) {
             Ok(SupReply::Restarted(r)) => r,
@@ -139,6 +165,11 @@ impl Supervisor {
     }
 
     /// Forgets the stopped child `id` (S57): `Running`, `Restarting` or `NotFound` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// `Running`, `Restarting`, `NotFound`, `ShuttingDown`, or `Supervisor(e)` if the supervisor
+    /// is not running.
     pub fn delete_child(&self, id: &str) -> Result<(), ChildError> {
         match self.call(SupCall::Delete(id.to_string())) {
             Ok(SupReply::Child(r)) => r,
@@ -148,6 +179,11 @@ impl Supervisor {
     }
 
     /// The children, most recently started first (reverse start order, S55).
+    ///
+    /// # Errors
+    ///
+    /// `Err(e)` if the supervisor is not running (`NoProc`) or exits before it answers
+    /// (`Exited(reason)`); the call itself waits without a timeout.
     pub fn which_children(&self) -> Result<Vec<ChildInfo>, CallError> {
         match self.call(SupCall::Which)? {
             SupReply::Which(v) => Ok(v),
@@ -156,6 +192,10 @@ impl Supervisor {
     }
 
     /// The pid of the child `id`: `Ok(None)` if it has no process or no such child exists.
+    ///
+    /// # Errors
+    ///
+    /// As [`Supervisor::which_children`].
     pub fn child_pid(&self, id: &str) -> Result<Option<Pid>, CallError> {
         Ok(self
             .which_children()?
@@ -165,6 +205,11 @@ impl Supervisor {
     }
 
     /// Counts of children (S57).
+    ///
+    /// # Errors
+    ///
+    /// `Err(e)` if the supervisor is not running (`NoProc`) or exits before it answers
+    /// (`Exited(reason)`); the call itself waits without a timeout.
     pub fn count_children(&self) -> Result<ChildCounts, CallError> {
         match self.call(SupCall::Count)? {
             SupReply::Count(c) => Ok(c),
@@ -174,11 +219,20 @@ impl Supervisor {
 
     /// Stops the supervisor with reason `Normal`: its children are stopped one by one in
     /// reverse start order; returns once all have exited (S61).
+    ///
+    /// # Errors
+    ///
+    /// As [`Supervisor::stop_with`].
     pub fn stop(&self) -> Result<(), CallError> {
         self.stop_with(ExitReason::Normal, Duration::MAX)
     }
 
     /// Stops the supervisor with `reason`, waiting up to `timeout` (`Duration::MAX`: forever).
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerRef::stop`](arbor_core::ServerRef::stop): `NoProc` if it is not running,
+    /// `CallingSelf` from the supervisor itself, `Timeout` past `timeout`.
     pub fn stop_with(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
         self.server.stop(reason, timeout)
     }
