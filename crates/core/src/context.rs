@@ -108,8 +108,9 @@ impl<'a, G: GenServer> Context<'a, G> {
     ///     type Reply = ();
     ///
     ///     fn init((): (), ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         let armed = Instant::now();
     ///         ctx.send_after(Duration::from_millis(20), Ring::Now);
-    ///         Ok(Alarm(Instant::now()))
+    ///         Ok(Alarm(armed))
     ///     }
     ///
     ///     fn handle_info(&mut self, Ring::Now: Ring, _ctx: &mut Context<'_, Self>) -> Flow {

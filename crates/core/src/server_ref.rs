@@ -116,8 +116,8 @@ impl<G: GenServer> ServerRef<G> {
     ///
     /// let rt = Runtime::new().unwrap();
     /// let sleeper = rt.start::<Sleeper>(()).unwrap();
+    /// assert_eq!(sleeper.call_timeout(Duration::ZERO, Duration::from_secs(5)), Ok(()));
     /// let short = Duration::from_millis(20);
-    /// assert_eq!(sleeper.call_timeout(Duration::ZERO, short), Ok(()));
     /// // Still busy at the deadline: the call gives up; the late reply will be dropped.
     /// assert_eq!(sleeper.call_timeout(Duration::from_millis(200), short), Err(CallError::Timeout));
     /// sleeper.stop(ExitReason::Normal, Duration::from_secs(5)).unwrap();
