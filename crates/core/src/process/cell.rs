@@ -534,7 +534,7 @@ impl<G: GenServer> Runnable for Cell<G> {
             }
             Ok(false) => {}
             Err(payload) => {
-                let reason = ExitReason::panic(&crate::panic::message(&*payload));
+                let reason = ExitReason::panic(crate::panic::message(&*payload));
                 log::error!(
                     "arbor: a panic escaped the runner of {} ({}); the process exits: {reason}",
                     self.header.pid(),

@@ -1,0 +1,203 @@
+//! Leak tests: every structure that can grow (watchers, held monitors, held calls, exit
+//! hooks, timers, OS threads) goes through a million operations (in release; set
+//! `ARBOR_LEAK_OPS` to change it, and a debug build does 20,000 by default), then its count
+//! must be back to its baseline. CI runs this file in release.
+
+mod common;
+use arbor_core::*;
+use common::{rt, wait_until};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn ops() -> usize {
+    std::env::var("ARBOR_LEAK_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) { 20_000 } else { 1_000_000 })
+}
+
+type Job = Box<dyn FnOnce(&mut Jobs, ReplyTo<String>, &mut Context<'_, Jobs>) -> Option<String> + Send>;
+
+#[derive(Default)]
+struct Jobs {
+    held: Vec<ReplyTo<String>>,
+}
+
+impl GenServer for Jobs {
+    type Args = ();
+    type Info = ();
+    type Call = Job;
+    type Reply = String;
+    fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Jobs::default())
+    }
+    fn handle_call(&mut self, job: Job, from: ReplyTo<String>, ctx: &mut Context<'_, Self>) -> CallFlow<String> {
+        match job(self, from, ctx) {
+            Some(r) => CallFlow::Reply(r),
+            None => CallFlow::NoReply,
+        }
+    }
+}
+
+fn job(f: impl FnOnce(&mut Jobs, ReplyTo<String>, &mut Context<'_, Jobs>) -> Option<String> + Send + 'static) -> Job {
+    Box::new(f)
+}
+
+fn info(rt: &Runtime, pid: Pid) -> ProcessInfo {
+    rt.process_info(pid).expect("alive")
+}
+
+#[test]
+fn leak_monitors_held_by_dead_watchers() {
+    let rt = rt(2);
+    let target = rt.start::<Jobs>(()).unwrap();
+    let t = target.pid();
+    for _ in 0..ops() {
+        let w = rt.start::<Jobs>(()).unwrap();
+        w.call(job(move |_, _, ctx| {
+            ctx.monitor(t);
+            Some(String::new())
+        }))
+        .unwrap();
+        w.kill();
+    }
+    assert!(
+        wait_until(|| rt.process_count() == 1),
+        "{} processes",
+        rt.process_count()
+    );
+    assert_eq!(info(&rt, t).monitored_by, 0);
+}
+
+#[test]
+fn leak_monitors_a_watcher_held_on_dead_targets() {
+    let rt = rt(2);
+    let watcher = rt.start::<Jobs>(()).unwrap();
+    let n = ops();
+    let batch = 1000.min(n);
+    for _ in 0..n / batch {
+        let targets: Vec<_> = (0..batch).map(|_| rt.start::<Jobs>(()).unwrap()).collect();
+        let pids: Vec<Pid> = targets.iter().map(|t| t.pid()).collect();
+        watcher
+            .call(job(move |_, _, ctx| {
+                for p in pids {
+                    ctx.monitor(p);
+                }
+                Some(String::new())
+            }))
+            .unwrap();
+        for t in targets {
+            t.kill();
+        }
+    }
+    assert!(wait_until(|| rt.process_count() == 1));
+    assert!(wait_until(|| info(&rt, watcher.pid()).monitors == 0));
+    // The `Down`s themselves were delivered and handled (the mailbox drains).
+    assert!(wait_until(|| info(&rt, watcher.pid()).mailbox_len == 0));
+}
+
+#[test]
+fn leak_held_calls_of_timed_out_callers() {
+    let rt = rt(2);
+    let server = rt.start::<Jobs>(()).unwrap();
+    let clear = || {
+        server
+            .call(job(|s, _, _| {
+                s.held.clear();
+                Some(String::new())
+            }))
+            .unwrap()
+    };
+    for i in 0..ops() {
+        let r = server.call_timeout(
+            job(|s, from, _| {
+                s.held.push(from);
+                None
+            }),
+            Duration::from_micros(1),
+        );
+        assert_eq!(r, Err(CallError::Timeout));
+        if i % 1000 == 999 {
+            clear();
+        }
+    }
+    clear();
+    assert_eq!(info(&rt, server.pid()).held_calls, 0);
+}
+
+#[test]
+fn leak_exit_hooks_added_and_removed() {
+    let rt = rt(2);
+    let s = rt.start::<Jobs>(()).unwrap();
+    for _ in 0..ops() {
+        let hook = rt.on_exit(s.pid(), |_: Pid, _: &ExitReason| {}).unwrap();
+        assert!(rt.remove_exit_hook(s.pid(), hook));
+    }
+    assert_eq!(info(&rt, s.pid()).exit_hooks, 0);
+}
+
+#[test]
+fn leak_timers_armed_and_cancelled() {
+    let rt = rt(2);
+    let s = rt.start::<Jobs>(()).unwrap();
+    let n = ops();
+    let batch = 1000.min(n);
+    for _ in 0..n / batch {
+        s.call(job(move |_, _, ctx| {
+            for _ in 0..batch {
+                let t = ctx.send_after(Duration::from_secs(3600), ());
+                assert!(ctx.cancel_timer(t).is_some());
+            }
+            Some(String::new())
+        }))
+        .unwrap();
+    }
+    assert_eq!(rt.timer_count(), 0);
+}
+
+#[test]
+fn leak_os_threads_after_blocked_calls() {
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let server = rt.start::<Jobs>(()).unwrap();
+    let callers: Vec<_> = (0..4).map(|_| rt.start::<Jobs>(()).unwrap()).collect();
+    let per = ops() / 4;
+    let threads: Vec<_> = callers
+        .into_iter()
+        .map(|c| {
+            let server = server.clone();
+            std::thread::spawn(move || {
+                c.call_timeout(
+                    job(move |_, _, _| {
+                        for _ in 0..per {
+                            server.call(job(|_, _, _| Some(String::new()))).unwrap();
+                        }
+                        Some(String::new())
+                    }),
+                    Duration::from_secs(3600),
+                )
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Ok(String::new()));
+    }
+    // Compensating threads retire after their keep-alive (5 s).
+    assert!(
+        wait_until(|| rt.worker_count() == 1),
+        "{} worker threads",
+        rt.worker_count()
+    );
+    assert_eq!(rt.stats().blocked_workers, 0);
+}
+
+#[test]
+fn leak_process_table_after_a_million_starts() {
+    let rt = rt(2);
+    let baseline = rt.process_count();
+    for _ in 0..ops() {
+        let s = rt.start::<Jobs>(()).unwrap();
+        s.kill();
+    }
+    assert!(wait_until(|| rt.process_count() == baseline));
+    let _ = Arc::new(());
+}
