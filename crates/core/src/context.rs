@@ -5,11 +5,15 @@ use crate::gen_server::{Flow, GenServer};
 use crate::process::{Cell, Envelope, Local};
 use crate::{signal, ExitReason, MonitorRef, Pid, RuntimeHandle, ServerRef};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Work a process gives itself to run before any queued message (S8).
 pub(crate) type ContinueFn<G> = Box<dyn FnOnce(&mut G, &mut Context<'_, G>) -> Flow + Send>;
+
+/// Ids of timers: unique in the program, never reused.
+static NEXT_TIMER: AtomicU64 = AtomicU64::new(1);
 
 /// Identifies a timer armed with [`Context::send_after`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,34 +128,33 @@ impl<'a, G: GenServer> Context<'a, G> {
     /// assert_eq!(alarm.wait_exit(Duration::from_secs(5)), Some(ExitReason::Normal));
     /// ```
     pub fn send_after(&mut self, delay: Duration, msg: G::Info) -> TimerRef {
+        // The id is unique in the program and never reused (the wheel's keys are reused
+        // with a 32-bit generation), so a stale reference can never name a newer timer.
+        let id = NEXT_TIMER.fetch_add(1, Ordering::Relaxed);
         let cell = Arc::clone(self.cell);
         let key = self.cell.header().rt().timers.insert(
             delay,
-            Box::new(move |key| {
-                let _ = cell.push(Envelope::Timer(key, msg));
+            Box::new(move |_key| {
+                let _ = cell.push(Envelope::Timer(id, msg));
             }),
         );
-        self.local.add_timer(key);
-        TimerRef(key)
+        self.local.add_timer(id, key);
+        TimerRef(id)
     }
 
     /// Cancels a timer: returns the time it had left, or `None` if it had already fired,
     /// was already cancelled, or is unknown (S27). Beyond OTP: once this returns, the
     /// timer's message is never handled, even if it had already reached the mailbox.
     pub fn cancel_timer(&mut self, timer: TimerRef) -> Option<Duration> {
-        if !self.local.remove_timer(timer.0) {
-            return None;
-        }
-        self.cell.header().rt().timers.cancel(timer.0)
+        let key = self.local.remove_timer(timer.0)?;
+        self.cell.header().rt().timers.cancel(key)
     }
 
     /// The time a pending timer has left, or `None` once it has fired or been cancelled
     /// (S26).
     pub fn read_timer(&self, timer: TimerRef) -> Option<Duration> {
-        if !self.local.has_timer(timer.0) {
-            return None;
-        }
-        self.cell.header().rt().timers.remaining(timer.0)
+        let key = self.local.timer_key(timer.0)?;
+        self.cell.header().rt().timers.remaining(key)
     }
 
     /// Turns exit trapping on or off; returns the previous setting. A trapping process

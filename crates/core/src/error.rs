@@ -98,6 +98,12 @@ pub enum StartError {
     /// the handler that starts runs): the child never ran, since nothing would be left
     /// to stop it. Carries the caller's exit reason.
     CallerExited(ExitReason),
+    /// Starting from inside `init` (a server whose `init` starts another, whose `init`
+    /// starts another...) went deeper than this many nested `init`s on one thread: each
+    /// level runs on the caller's stack, so an unbounded chain would overflow it. The
+    /// server never ran. Start deep chains from a handler, or with a start timeout (then
+    /// `init` runs on a worker).
+    NestedTooDeep(usize),
 }
 
 impl fmt::Display for StartError {
@@ -111,6 +117,10 @@ impl fmt::Display for StartError {
             StartError::ShuttingDown => f.write_str("the runtime is shutting down"),
             StartError::Failed(r) => write!(f, "start failed: {r}"),
             StartError::NameUnavailable(why) => write!(f, "name unavailable: {why}"),
+            StartError::NestedTooDeep(n) => write!(
+                f,
+                "more than {n} nested inits on one thread (an init that starts a server whose init starts another...): start the chain from a handler instead"
+            ),
             StartError::CallerExited(r) => write!(f, "the caller of start_link is exiting ({r}): no child started"),
         }
     }

@@ -152,7 +152,9 @@ impl<G: GenServer> ServerRef<G> {
     /// queued before the request are handled first, then `terminate(reason)` runs, even if
     /// the server does not trap exits. `NoProc` if it is not alive, `CallingSelf` from the
     /// server itself, `Timeout` if it has not exited within `timeout` (`Duration::MAX`:
-    /// wait forever), `Exited(r)` if it exited for another reason first.
+    /// wait forever), `Exited(r)` if it exited for another reason first, or exited with
+    /// another reason than the one asked for (its `terminate` panicked, say: as OTP's
+    /// `proc_lib:stop`, the stop then fails with the reason it exited with).
     ///
     /// # Errors
     ///

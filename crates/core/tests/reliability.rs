@@ -535,3 +535,119 @@ fn exit_hooks_can_be_removed_and_a_removed_hook_never_runs() {
     assert!(s.wait_exit(DEADLINE).is_some());
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
+
+/// A server whose `init` starts the next one in a chain, `depth` more times.
+struct Nest;
+
+impl GenServer for Nest {
+    type Args = (usize, Arc<parking_lot::Mutex<Option<StartError>>>);
+    type Info = ();
+    type Call = ();
+    type Reply = ();
+    fn init((left, err): Self::Args, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        if left > 0 {
+            if let Err(e) = Nest::start_link((left - 1, err.clone()), StartOpts::new()) {
+                let mut slot = err.lock();
+                if slot.is_none() {
+                    *slot = Some(e.clone());
+                }
+                return Err(ExitReason::custom(e.to_string()));
+            }
+        }
+        Ok(Nest)
+    }
+}
+
+#[test]
+fn init_nested_ten_thousand_deep_is_a_typed_error_not_an_abort() {
+    let rt = rt(2);
+    let err = Arc::new(parking_lot::Mutex::new(None));
+    // On a thread with a 2 MiB stack, as a spawned thread gets by default.
+    let rt2 = rt.handle().clone();
+    let e2 = err.clone();
+    let r = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || Nest::start((10_000, e2), StartOpts::new().runtime(&rt2)).err())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(matches!(r, Some(StartError::Init(_))), "{r:?}");
+    assert!(matches!(*err.lock(), Some(StartError::NestedTooDeep(_))));
+    assert!(wait_until(|| rt.process_count() == 0));
+}
+
+#[test]
+fn stop_fails_with_the_reason_when_terminate_panics() {
+    struct BadTerminate;
+    impl GenServer for BadTerminate {
+        type Args = ();
+        type Info = ();
+        type Call = ();
+        type Reply = ();
+        fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+            Ok(BadTerminate)
+        }
+        fn terminate(&mut self, _reason: &ExitReason, _ctx: &mut Context<'_, Self>) {
+            panic!("terminate fails");
+        }
+    }
+    let rt = rt(2);
+    let s = rt.start::<BadTerminate>(()).unwrap();
+    let r = s.stop(ExitReason::Normal, DEADLINE);
+    assert!(matches!(r, Err(CallError::Exited(ExitReason::Panic(_)))), "{r:?}");
+    let ok = rt.start::<Idle>(Arc::default()).unwrap();
+    assert_eq!(ok.stop(ExitReason::Normal, DEADLINE), Ok(()));
+}
+
+#[test]
+fn a_call_cycle_across_two_runtimes_is_a_deadlock_error_not_a_hang() {
+    let rt_a = rt(1);
+    let rt_b = rt(1);
+    let a = rt_a.start::<Jobs>(()).unwrap();
+    let b = rt_b.start::<Jobs>(()).unwrap();
+    // a calls b, whose handler calls a back: a cycle spanning the two runtimes.
+    let a2 = a.clone();
+    let r = a.call_timeout(
+        job(move |_, _, _| {
+            let inner = b.call_timeout(
+                job(move |_, _, _| Some(format!("{:?}", a2.call(job(|_, _, _| Some("unreachable".into())))))),
+                Duration::MAX,
+            );
+            Some(format!("{inner:?}"))
+        }),
+        Duration::MAX,
+    );
+    assert_eq!(r, Ok("Ok(\"Err(Deadlock)\")".to_string()));
+}
+
+#[test]
+fn a_second_blocked_worker_is_compensated_even_while_a_spare_idles() {
+    // Two workers; two servers block in calls at once, each to a server that answers only
+    // once both are blocked: both must be compensated, so that two workers stay runnable.
+    let rt = rt(2);
+    let gate = rt.start::<Jobs>(()).unwrap();
+    let mut threads = Vec::new();
+    for _ in 0..2 {
+        let c = rt.start::<Jobs>(()).unwrap();
+        let g = gate.clone();
+        threads.push(std::thread::spawn(move || {
+            c.call(job(move |_, _, _| {
+                Some(format!(
+                    "{:?}",
+                    g.call(job(|s, from, _| {
+                        s.held.push(from);
+                        if s.held.len() == 2 {
+                            for r in s.held.drain(..) {
+                                r.reply("both".into());
+                            }
+                        }
+                        None
+                    }))
+                ))
+            }))
+        }));
+    }
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Ok("Ok(\"both\")".to_string()));
+    }
+}

@@ -23,12 +23,22 @@ use crate::scheduler::Runnable;
 use crate::sync::Mutex;
 use crate::{ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Messages a run handles before it yields the worker.
 const BUDGET: usize = 64;
+
+/// Most `init`s nested on one thread (see [`StartError::NestedTooDeep`]). Each level
+/// costs a few kilobytes of stack in an optimised build and tens of kilobytes in a debug
+/// one; 100 levels fit the 2 MiB stack of a spawned thread in both.
+pub(crate) const MAX_NESTED_INITS: usize = 100;
+
+thread_local! {
+    /// `init`s running on this thread, nested.
+    static INIT_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 /// The key of a call or stop request not (yet) registered with the process.
 pub(crate) const NOT_HELD: usize = usize::MAX;
@@ -66,8 +76,11 @@ pub(crate) struct Local<G: GenServer> {
 #[derive(Default)]
 struct Extra<G: GenServer> {
     continues: VecDeque<ContinueFn<G>>,
-    timers: HashSet<u64>,
-    stop_waiters: Vec<Arc<Slot<()>>>,
+    /// Live timers: the timer's id (what `TimerRef` holds, unique in the program and
+    /// never reused) to its key on the timer wheel (whose slots are reused).
+    timers: HashMap<u64, u64>,
+    /// Stop requests taken, with the reason each asked for.
+    stop_waiters: Vec<(Arc<Slot<()>>, ExitReason)>,
     /// A reply handle kept until the process has exited (see `handle`).
     hold: Option<Box<dyn Any + Send>>,
     /// The inactivity timeout the running callback asked for (S9).
@@ -93,7 +106,7 @@ impl<G: GenServer> Local<G> {
         self.extra.get_or_insert_with(|| {
             Box::new(Extra {
                 continues: VecDeque::new(),
-                timers: HashSet::new(),
+                timers: HashMap::new(),
                 stop_waiters: Vec::new(),
                 hold: None,
                 timeout_req: None,
@@ -119,17 +132,19 @@ impl<G: GenServer> Local<G> {
         self.extra.as_ref().is_some_and(|e| !e.continues.is_empty())
     }
 
-    pub(crate) fn add_timer(&mut self, key: u64) {
-        self.extra().timers.insert(key);
+    pub(crate) fn add_timer(&mut self, id: u64, key: u64) {
+        self.extra().timers.insert(id, key);
     }
 
-    /// Forgets a live timer; false if it was not live (fired and handled, or cancelled).
-    pub(crate) fn remove_timer(&mut self, key: u64) -> bool {
-        self.extra.as_mut().is_some_and(|e| e.timers.remove(&key))
+    /// Forgets a live timer, returning its wheel key; `None` if it was not live (fired
+    /// and handled, or cancelled).
+    pub(crate) fn remove_timer(&mut self, id: u64) -> Option<u64> {
+        self.extra.as_mut().and_then(|e| e.timers.remove(&id))
     }
 
-    pub(crate) fn has_timer(&self, key: u64) -> bool {
-        self.extra.as_ref().is_some_and(|e| e.timers.contains(&key))
+    /// The wheel key of a live timer.
+    pub(crate) fn timer_key(&self, id: u64) -> Option<u64> {
+        self.extra.as_ref().and_then(|e| e.timers.get(&id).copied())
     }
 }
 
@@ -222,7 +237,7 @@ impl<G: GenServer> Cell<G> {
         match &env {
             // Not an arrival: a cancelled timer's message, or an inactivity timeout
             // (handled below, if it is the armed one).
-            Err(Envelope::Timer(key, _)) if !local.has_timer(*key) => {}
+            Err(Envelope::Timer(id, _)) if local.timer_key(*id).is_none() => {}
             Err(Envelope::Timeout(_)) => {}
             _ => self.disarm_timeout(local),
         }
@@ -236,8 +251,8 @@ impl<G: GenServer> Cell<G> {
                 what = "handle_info";
                 catch(|| flow(st.handle_info(m, &mut ctx)))
             }
-            Err(Envelope::Timer(key, m)) => {
-                if !ctx.local_mut().remove_timer(key) {
+            Err(Envelope::Timer(id, m)) => {
+                if ctx.local_mut().remove_timer(id).is_none() {
                     drop_quietly(m, "a cancelled timer's message");
                     return Outcome::Continue;
                 }
@@ -294,7 +309,7 @@ impl<G: GenServer> Cell<G> {
                     self.header.forget_call(held);
                 }
                 what = "a stop request";
-                ctx.local_mut().extra().stop_waiters.push(slot);
+                ctx.local_mut().extra().stop_waiters.push((slot, reason.clone()));
                 catch(|| flow(st.handle_stop(reason, &mut ctx)))
             }
             Err(Envelope::Timeout(seq)) => {
@@ -446,7 +461,7 @@ impl<G: GenServer> Cell<G> {
                 timeout,
                 ..
             } = *extra;
-            for key in timers {
+            for key in timers.into_values() {
                 rt.timers.cancel(key);
             }
             if let Some((_, Some(key))) = timeout {
@@ -454,8 +469,15 @@ impl<G: GenServer> Cell<G> {
             }
             drop(hold);
             drop_quietly(continues, "pending continuations");
-            for w in stop_waiters {
-                w.resolve(Ok(()));
+            // As OTP's `proc_lib:stop`: the stop succeeds if the process exited with the
+            // reason asked for; otherwise (its `terminate` panicked, or it chose another
+            // reason) the caller gets the reason it exited with.
+            for (w, asked) in stop_waiters {
+                if reason == asked {
+                    w.resolve(Ok(()));
+                } else {
+                    w.resolve(Err(CallError::Exited(reason.clone())));
+                }
             }
         }
         rt.table.remove(self.header.pid());
@@ -630,6 +652,11 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
         vanish(&cell, None);
         return Err(StartError::ShuttingDown);
     }
+    if opts.timeout.is_none() && INIT_DEPTH.with(|d| d.get()) >= MAX_NESTED_INITS {
+        // `init` would run on this thread, nested too deep in other `init`s.
+        vanish(&cell, None);
+        return Err(StartError::NestedTooDeep(MAX_NESTED_INITS));
+    }
     // Link before anything else: a caller that is already exiting (killed while the
     // handler calling `start_link` still runs) has told its links already, so a child
     // linked to it now would never hear of its exit. Such a start fails before `init`.
@@ -700,6 +727,14 @@ fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::
         return Err(reason);
     }
     let _current = CurrentGuard::enter(cell.clone());
+    struct Depth;
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            INIT_DEPTH.with(|d| d.set(d.get() - 1));
+        }
+    }
+    INIT_DEPTH.with(|d| d.set(d.get() + 1));
+    let _depth = Depth;
     let mut ctx = Context::new(cell, &mut runner.local);
     match catch(|| G::init(args, &mut ctx)) {
         Ok(r) => r,

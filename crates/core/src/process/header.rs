@@ -113,8 +113,10 @@ pub(crate) struct Header {
     trap: AtomicBool,
     alive: AtomicBool,
     exit_reason: OnceLock<ExitReason>,
-    /// The process this one is blocked calling (packed), or 0: for cycle detection.
+    /// The serial of the process this one is blocked calling, or 0: for cycle detection.
     waiting_on: AtomicU64,
+    /// Where that process lives: its runtime and slot (see `begin_wait`).
+    waiting_at: AtomicU64,
     watchers: Mutex<Watchers>,
     calls: Mutex<Calls>,
 }
@@ -131,6 +133,7 @@ impl Header {
             alive: AtomicBool::new(true),
             exit_reason: OnceLock::new(),
             waiting_on: AtomicU64::new(0),
+            waiting_at: AtomicU64::new(0),
             watchers: Mutex::new(Watchers {
                 closed: false,
                 links: Vec::new(),
@@ -435,35 +438,47 @@ impl Header {
         }
     }
 
-    /// The packed form of this pid for the `waiting_on` chain.
-    fn packed(pid: Pid) -> u64 {
-        ((pid.index() as u64 + 1) << 32) | (pid.serial() & 0xffff_ffff)
-    }
-
-    /// Marks this process as blocked calling `target`, unless that closes a cycle.
+    /// Marks this process as blocked calling `target`, unless that closes a cycle, within
+    /// this runtime or across runtimes.
+    ///
+    /// Each process in a wait publishes whom it waits on: the full serial (serials are
+    /// global to the program and never reused, so a serial names one process for ever)
+    /// in `waiting_on`, and where to find it (runtime and slot) in `waiting_at`. The two
+    /// are read without a lock, so a reader may pair a serial with another wait's place;
+    /// the lookup then finds no such process and the walk ends: a missed cycle at worst,
+    /// never a false `Deadlock`, which needs this process's own serial in the chain.
     pub(crate) fn begin_wait(&self, target: Pid) -> Result<WaitGuard<'_>, CallError> {
-        let me = Self::packed(self.pid);
-        self.waiting_on.store(Self::packed(target), Ordering::SeqCst);
+        let me = self.pid.serial();
+        self.waiting_at.store(place(target), Ordering::SeqCst);
+        self.waiting_on.store(target.serial(), Ordering::SeqCst);
         let guard = WaitGuard { header: self };
-        if target.rt() != self.pid.rt() {
-            return Ok(guard);
-        }
-        let mut next = Self::packed(target);
+        let mut next = target;
         for _ in 0..4096 {
-            let index = (next >> 32) as u32 - 1;
-            let Some(p) = self.rt.table.get_packed(index, next as u32) else {
+            let found = if next.rt() == self.pid.rt() {
+                self.rt.table.get(next)
+            } else {
+                crate::RuntimeHandle::of(next).and_then(|rt| rt.shared().table.get(next))
+            };
+            let Some(p) = found else {
                 return Ok(guard);
             };
-            next = p.header().waiting_on.load(Ordering::SeqCst);
-            if next == 0 {
+            let serial = p.header().waiting_on.load(Ordering::SeqCst);
+            if serial == 0 {
                 return Ok(guard);
             }
-            if next == me {
+            if serial == me {
                 return Err(CallError::Deadlock);
             }
+            let at = p.header().waiting_at.load(Ordering::SeqCst);
+            next = Pid::new((at >> 32) as u32, at as u32, serial);
         }
         Ok(guard)
     }
+}
+
+/// A pid's runtime and slot, packed for `waiting_at`.
+fn place(pid: Pid) -> u64 {
+    ((pid.rt() as u64) << 32) | pid.index() as u64
 }
 
 /// The lock over a process's held calls. Runs no user code while held.

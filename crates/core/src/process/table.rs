@@ -59,15 +59,6 @@ impl Table {
         }
     }
 
-    /// The process in slot `index` if its serial's low 32 bits are `serial_low`.
-    pub(crate) fn get_packed(&self, index: u32, serial_low: u32) -> Option<Arc<dyn Process>> {
-        let slots = self.slots.read();
-        match slots.get(index as usize) {
-            Some(e) if e.serial as u32 == serial_low => Some(Arc::clone(&e.process)),
-            _ => None,
-        }
-    }
-
     /// Frees `pid`'s slot.
     pub(crate) fn remove(&self, pid: Pid) {
         let now_empty = {

@@ -14,8 +14,12 @@
 //!
 //! Blocking: a worker about to block (a call made from inside a handler, see
 //! [`block_in_place`]) first empties its LIFO slot into the injector and counts itself as
-//! blocked. If fewer than `target` workers are then left unblocked and none is idle, a new
-//! worker thread is started to compensate. When the blocked worker resumes, the pool may
+//! blocked. If fewer than `target` workers are then left unblocked, a new worker thread is
+//! started to compensate (up to `max_blocking_threads` beyond the target: at that cap the
+//! worker blocks uncompensated, and the refusal is logged and counted). A stalled worker
+//! (one running one task for over [`STALL`], in code that blocks without telling arbor)
+//! has its LIFO task handed to the other workers by the pool's monitor thread. When the
+//! blocked worker resumes, the pool may
 //! briefly have more than `target` runnable workers; the excess retire after they have
 //! been idle for [`KEEP_ALIVE`]. So with one worker thread, a chain of 64 servers, each
 //! calling the next inside `handle_call`, completes: each blocked link of the chain is
@@ -571,7 +575,9 @@ pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
         let mut counts = pool.counts.lock();
         counts.blocked += 1;
         let unblocked = counts.threads - counts.blocked;
-        if unblocked < pool.target && pool.sleep.idle_count() == 0 && !pool.shutdown.load(Ordering::SeqCst) {
+        // Fewer runnable (unblocked) workers than the target: start one, even if one of
+        // those left is idle right now, since it counts towards the target already.
+        if unblocked < pool.target && !pool.shutdown.load(Ordering::SeqCst) {
             if counts.threads >= pool.target + pool.max_blocking_threads {
                 // At the cap: this worker blocks uncompensated. The pool runs with fewer
                 // workers until a blocked one resumes.
