@@ -100,7 +100,7 @@ fn leak_monitors_a_watcher_held_on_dead_targets() {
 fn leak_held_calls_of_timed_out_callers() {
     let rt = rt(2);
     let server = rt.start::<Jobs>(()).unwrap();
-    let clear = || {
+    let clear = |server: &ServerRef<Jobs>| {
         server
             .call(job(|s, _, _| {
                 s.held.clear();
@@ -108,20 +108,35 @@ fn leak_held_calls_of_timed_out_callers() {
             }))
             .unwrap()
     };
-    for i in 0..ops() {
-        let r = server.call_timeout(
-            job(|s, from, _| {
-                s.held.push(from);
-                None
-            }),
-            Duration::from_micros(1),
-        );
-        assert_eq!(r, Err(CallError::Timeout));
-        if i % 1000 == 999 {
-            clear();
-        }
+    // Each caller waits out its (tiny) timeout, which costs a timed park: 16 callers at
+    // once keep a million of them within seconds.
+    const CALLERS: usize = 16;
+    let per = ops() / CALLERS;
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let server = server.clone();
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    let r = server.call_timeout(
+                        job(|s, from, _| {
+                            s.held.push(from);
+                            None
+                        }),
+                        Duration::from_micros(1),
+                    );
+                    // NoReply when another caller's clearing dropped it while it waited.
+                    assert!(matches!(r, Err(CallError::Timeout | CallError::NoReply)), "{r:?}");
+                    if i % 1000 == 999 {
+                        clear(&server);
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in callers {
+        c.join().unwrap();
     }
-    clear();
+    clear(&server);
     assert_eq!(info(&rt, server.pid()).held_calls, 0);
 }
 
