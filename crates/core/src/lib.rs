@@ -143,5 +143,5 @@ pub fn is_alive(pid: Pid) -> bool {
 pub mod loom_api {
     pub use crate::mailbox::{Mailbox, Pop};
     pub use crate::reply::Slot;
-    pub use crate::scheduler::Sleep;
+    pub use crate::scheduler::{LifoSlot, Sleep};
 }

@@ -8,10 +8,13 @@
 //! The sleep/wake protocol and the blocking compensation are explained, race by race, in
 //! `docs/scheduler.md`.
 
+mod lifo;
 #[cfg(not(loom))]
 mod pool;
 mod sleep;
 
+#[cfg(loom)]
+pub use lifo::LifoSlot;
 #[cfg(not(loom))]
 pub(crate) use pool::{block_in_place, Pool, PoolConfig, Runnable};
 #[cfg(loom)]

@@ -28,6 +28,7 @@
 //! Lifecycle states of a worker thread: *running* a task, *searching* the queues,
 //! *idle* (parked, listed in [`Sleep`]), *blocked* (inside `block_in_place`), *retired*.
 
+use super::lifo::LifoSlot;
 use super::sleep::Sleep;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 use std::cell::RefCell;
@@ -74,57 +75,10 @@ const STALL: Duration = Duration::from_millis(1);
 /// The monitor's longest nap while every worker is idle.
 const MONITOR_MAX_NAP: Duration = Duration::from_millis(16);
 
-/// A worker's LIFO slot: the task to run next on that worker. Its owner fills and empties
-/// it on every hop of a message chain, so it is a flag and a cell rather than a mutex:
-/// one atomic swap to take it and a plain store to release it (a mutex costs two
-/// read-modify-writes). Another thread (the monitor) takes it only when the worker has
-/// been running one task for longer than [`STALL`], so the flag is almost never contended.
-struct LifoSlot {
-    taken: AtomicBool,
-    task: std::cell::UnsafeCell<Option<Task>>,
-}
-
-// SAFETY: `task` is only reached inside `with`, while `taken` is held, so no two threads
-// touch it at once; `Task` is `Send`.
-unsafe impl Sync for LifoSlot {}
-
-impl LifoSlot {
-    fn new() -> Self {
-        LifoSlot {
-            taken: AtomicBool::new(false),
-            task: std::cell::UnsafeCell::new(None),
-        }
-    }
-
-    /// Runs `f` on the slot's content. `f` must not panic (a `replace` or a `take`).
-    fn with<R>(&self, f: impl FnOnce(&mut Option<Task>) -> R) -> R {
-        while self.taken.swap(true, Ordering::Acquire) {
-            std::hint::spin_loop();
-        }
-        // SAFETY: the flag is ours until the store below: no other thread reads or writes
-        // `task` meanwhile, and `f` does not unwind (see above), so the flag is released.
-        let r = f(unsafe { &mut *self.task.get() });
-        self.taken.store(false, Ordering::Release);
-        r
-    }
-
-    fn take(&self) -> Option<Task> {
-        self.with(Option::take)
-    }
-
-    fn replace(&self, task: Task) -> Option<Task> {
-        self.with(|t| t.replace(task))
-    }
-
-    fn is_some(&self) -> bool {
-        self.with(|t| t.is_some())
-    }
-}
-
 /// What a worker shares with the rest of the pool.
 pub(crate) struct WorkerShared {
     /// The task to run next on this worker.
-    lifo: LifoSlot,
+    lifo: LifoSlot<Task>,
     /// Task runs begun by this worker (written by it alone): unchanged between two of the
     /// monitor's looks means one task ran all that time.
     runs: AtomicUsize,
