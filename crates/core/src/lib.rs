@@ -85,7 +85,8 @@ pub use process::{HookRef, MonitorRef};
 pub use reply::ReplyTo;
 #[cfg(not(loom))]
 pub use runtime::{
-    Builder, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckProcess, DEFAULT_MAX_BLOCKING_THREADS,
+    Builder, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler, StuckProcess,
+    DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_WATCHDOG_THRESHOLD,
 };
 #[cfg(not(loom))]
 pub use server_ref::{ServerRef, DEFAULT_CALL_TIMEOUT};

@@ -31,11 +31,34 @@ pub(crate) struct RtShared {
     pub(crate) timers: TimerService,
     shutting_down: AtomicBool,
     shutdown_timeout: Duration,
+    watchdog: Duration,
 }
 
 impl RtShared {
     pub(crate) fn id(&self) -> u32 {
         self.id
+    }
+
+    fn pool_watchdog(&self) -> Duration {
+        self.watchdog
+    }
+
+    /// The process behind a stalled worker, if it is still in the table.
+    fn resolve_stall(&self, stall: crate::scheduler::Stall) -> Option<StuckHandler> {
+        let (serial, place) = stall.id;
+        if serial == 0 || (place >> 32) as u32 != self.id {
+            return None;
+        }
+        let p = self.table.get(Pid::new(self.id, place as u32, serial))?;
+        let info = p.header().info(p.queue_len());
+        Some(StuckHandler {
+            pid: info.pid,
+            name: info.name,
+            type_name: info.type_name,
+            callback: p.callback(),
+            running_for: stall.running_for,
+            alive: info.alive,
+        })
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -51,7 +74,11 @@ pub struct Builder {
     stack_size: Option<usize>,
     shutdown_timeout: Duration,
     max_blocking_threads: usize,
+    watchdog: Duration,
 }
+
+/// Default of [`Builder::watchdog_threshold`].
+pub const DEFAULT_WATCHDOG_THRESHOLD: Duration = Duration::from_secs(5);
 
 /// Default of [`Builder::max_blocking_threads`].
 pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 256;
@@ -64,6 +91,7 @@ impl Default for Builder {
             stack_size: None,
             shutdown_timeout: Duration::from_secs(30),
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
+            watchdog: DEFAULT_WATCHDOG_THRESHOLD,
         }
     }
 }
@@ -102,6 +130,18 @@ impl Builder {
         self
     }
 
+    /// How long a handler may run before the watchdog reports it as stuck (default
+    /// [`DEFAULT_WATCHDOG_THRESHOLD`], 5 s; `Duration::MAX` turns the reports off). Rust
+    /// cannot pre-empt a handler: the watchdog logs a warning once per stuck handler (the
+    /// process, its name, the callback and the type of message it handles) and
+    /// [`RuntimeHandle::stuck_handlers`] lists those stuck now. Measured per run of a
+    /// process on its worker (a run handles up to 64 messages), with the resolution of
+    /// the pool's monitor (a millisecond while workers are busy).
+    pub fn watchdog_threshold(mut self, threshold: Duration) -> Builder {
+        self.watchdog = threshold;
+        self
+    }
+
     /// How long shutdown waits for processes to stop before it kills the rest (default
     /// 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Builder {
@@ -127,6 +167,7 @@ impl Builder {
             name: self.name.clone(),
             stack_size: self.stack_size,
             max_blocking_threads: self.max_blocking_threads,
+            watchdog: self.watchdog,
         })?;
         let timers = match TimerService::start(&self.name) {
             Ok(t) => t,
@@ -144,8 +185,25 @@ impl Builder {
             timers,
             shutting_down: AtomicBool::new(false),
             shutdown_timeout: self.shutdown_timeout,
+            watchdog: self.watchdog,
         });
         entry.insert(Arc::downgrade(&shared));
+        let weak = Arc::downgrade(&shared);
+        shared.pool.set_stall_hook(Box::new(move |stall| {
+            if let Some(rt) = weak.upgrade() {
+                if let Some(stuck) = rt.resolve_stall(stall) {
+                    log::warn!(
+                        "arbor: a handler has been running for {:?} (watchdog threshold {:?}): {} {}{} is in {}",
+                        stuck.running_for,
+                        rt.pool_watchdog(),
+                        stuck.type_name,
+                        stuck.pid,
+                        stuck.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+                        stuck.callback
+                    );
+                }
+            }
+        }));
         Ok(Runtime {
             handle: RuntimeHandle { shared },
         })
@@ -230,6 +288,27 @@ pub struct StuckProcess {
     pub name: Option<String>,
     /// The Rust type of its state.
     pub type_name: &'static str,
+}
+
+/// A handler running for longer than the watchdog's threshold
+/// ([`Builder::watchdog_threshold`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StuckHandler {
+    /// The process.
+    pub pid: Pid,
+    /// Its registered name, if any.
+    pub name: Option<String>,
+    /// The Rust type of its state.
+    pub type_name: &'static str,
+    /// The callback it runs, with the type of what it handles:
+    /// `handle_call(my_app::Request)`.
+    pub callback: String,
+    /// How long its worker has been running it (at least; measured by the pool's monitor).
+    pub running_for: Duration,
+    /// False if the process was killed meanwhile (its handler still runs: Rust cannot
+    /// pre-empt it).
+    pub alive: bool,
 }
 
 /// Counters of a runtime, read without stopping it (each under its own lock).
@@ -336,6 +415,20 @@ impl RuntimeHandle {
     pub fn process_info(&self, pid: Pid) -> Option<crate::ProcessInfo> {
         let p = self.shared.table.get(pid)?;
         Some(p.header().info(p.queue_len()))
+    }
+
+    /// Handlers running now for longer than the watchdog's threshold
+    /// ([`Builder::watchdog_threshold`]), longest first.
+    pub fn stuck_handlers(&self) -> Vec<StuckHandler> {
+        let mut stuck: Vec<StuckHandler> = self
+            .shared
+            .pool
+            .stalls()
+            .into_iter()
+            .filter_map(|s| self.shared.resolve_stall(s))
+            .collect();
+        stuck.sort_by_key(|s| std::cmp::Reverse(s.running_for));
+        stuck
     }
 
     /// The runtime's counters: workers busy, blocked and idle, run queue, timers.

@@ -318,7 +318,10 @@ fn a_runtime_shut_down_from_its_own_worker_stops_its_threads() {
     let handle = rt.handle().clone();
     let probe_pid = rt.start::<Jobs>(()).unwrap().pid();
     // A new thread names itself once it runs (until then it bears its parent's name).
-    assert!(wait_until(|| threads_named("selfstop") >= 4), "two workers, the timer, the monitor");
+    assert!(
+        wait_until(|| threads_named("selfstop") >= 4),
+        "two workers, the timer, the monitor"
+    );
     assert_eq!(handle.worker_count(), 2);
     let holder = Arc::new(parking_lot::Mutex::new(Some(rt)));
     let h = holder.clone();

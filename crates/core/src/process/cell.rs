@@ -11,7 +11,7 @@
 //!   handled.
 
 use super::current::CurrentGuard;
-use super::header::{Header, Process, SysMsg};
+use super::header::{Callback, Header, Process, SysMsg};
 use crate::context::{Context, ContinueFn};
 use crate::error::{CallError, StartError};
 use crate::gen_server::{CallFlow, Flow, GenServer};
@@ -241,6 +241,18 @@ impl<G: GenServer> Cell<G> {
             Err(Envelope::Timeout(_)) => {}
             _ => self.disarm_timeout(local),
         }
+        self.header.set_callback(match &env {
+            Ok(_) => Callback::Continue,
+            Err(Envelope::Info(_)) => Callback::Info,
+            Err(Envelope::Timer(..)) => Callback::Timer,
+            Err(Envelope::Call(..)) => Callback::Call,
+            Err(Envelope::Stop(_)) => Callback::Stop,
+            Err(Envelope::Timeout(_)) => Callback::Timeout,
+            Err(Envelope::Sys(sys)) => match &**sys {
+                SysMsg::Exit { .. } => Callback::Exit,
+                SysMsg::Down(_) => Callback::Down,
+            },
+        });
         let mut ctx = Context::new(self, local);
         let result = match env {
             Ok(f) => {
@@ -418,6 +430,7 @@ impl<G: GenServer> Cell<G> {
     fn exit(self: &Arc<Self>, runner: &mut Runner<G>, mut reason: ExitReason, after: Option<Box<dyn FnOnce()>>) {
         if self.header.is_alive() {
             if let Some(st) = runner.state.as_mut() {
+                self.header.set_callback(Callback::Terminate);
                 let mut ctx = Context::new(self, &mut runner.local);
                 if let Err(msg) = catch(|| st.terminate(&reason, &mut ctx)) {
                     let panic = ExitReason::panic(&msg);
@@ -542,9 +555,36 @@ impl<G: GenServer> Process for Cell<G> {
     fn is_running(&self) -> bool {
         self.runner.is_locked()
     }
+
+    fn callback(&self) -> String {
+        let t = std::any::type_name::<G>();
+        match self.header.callback() {
+            Callback::None => "nothing".to_string(),
+            Callback::Init => format!("init({})", std::any::type_name::<G::Args>()),
+            Callback::Info => format!("handle_info({})", std::any::type_name::<G::Info>()),
+            Callback::Timer => format!("handle_info({}, from a timer)", std::any::type_name::<G::Info>()),
+            Callback::Call => format!("handle_call({})", std::any::type_name::<G::Call>()),
+            Callback::Stop => format!("handle_stop (in {t})"),
+            Callback::Timeout => format!("handle_timeout (in {t})"),
+            Callback::Exit => format!("handle_exit (in {t})"),
+            Callback::Down => format!("handle_down (in {t})"),
+            Callback::Continue => format!("a continuation (in {t})"),
+            Callback::Terminate => format!("terminate (in {t})"),
+        }
+    }
+}
+
+/// A process's identity for the watchdog: its serial, and its runtime and slot packed.
+fn task_id(h: &Header) -> (u64, u64) {
+    let pid = h.pid();
+    (pid.serial(), ((pid.rt() as u64) << 32) | pid.index() as u64)
 }
 
 impl<G: GenServer> Runnable for Cell<G> {
+    fn id(&self) -> (u64, u64) {
+        task_id(&self.header)
+    }
+
     fn run(self: Arc<Self>) {
         // Every callback is caught where it runs; this catches what is left (a panic in
         // a message's `Drop`, say) so that it cannot leave a zombie: a process that
@@ -735,6 +775,7 @@ fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::
     }
     INIT_DEPTH.with(|d| d.set(d.get() + 1));
     let _depth = Depth;
+    cell.header.set_callback(Callback::Init);
     let mut ctx = Context::new(cell, &mut runner.local);
     match catch(|| G::init(args, &mut ctx)) {
         Ok(r) => r,
@@ -830,6 +871,10 @@ struct InitTask<G: GenServer> {
 }
 
 impl<G: GenServer> Runnable for InitTask<G> {
+    fn id(&self) -> (u64, u64) {
+        task_id(&self.cell.header)
+    }
+
     fn run(self: Arc<Self>) {
         let Some(args) = self.args.lock().take() else { return };
         let runner = self.cell.runner.lock();

@@ -19,7 +19,7 @@
 use crate::error::CallError;
 use crate::reply::Abort;
 use crate::runtime::RtShared;
-use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::{Down, ExitObserver, ExitReason, Naming, Pid};
 use slab::Slab;
 use std::any::Any;
@@ -71,6 +71,9 @@ pub(crate) trait Process: Send + Sync + 'static {
     fn queue_len(&self) -> usize;
     /// True while a thread runs the process (a handler, or its `init`).
     fn is_running(&self) -> bool;
+    /// The callback it runs (or last ran) and the type of what it handles, for the
+    /// watchdog: `handle_call(my_app::Request)`.
+    fn callback(&self) -> String;
 }
 
 struct Watchers {
@@ -119,6 +122,37 @@ pub(crate) struct Header {
     waiting_at: AtomicU64,
     watchers: Mutex<Watchers>,
     calls: Mutex<Calls>,
+    /// The callback running now (a `Callback` as a number), for the watchdog: one relaxed
+    /// store per message by the runner.
+    callback: AtomicUsize,
+}
+
+/// Which callback a process runs, for the watchdog and introspection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Callback {
+    None = 0,
+    Init,
+    Info,
+    Timer,
+    Call,
+    Stop,
+    Timeout,
+    Exit,
+    Down,
+    Continue,
+    Terminate,
+}
+
+impl Callback {
+    fn from_usize(n: usize) -> Callback {
+        use Callback::*;
+        [
+            None, Init, Info, Timer, Call, Stop, Timeout, Exit, Down, Continue, Terminate,
+        ]
+        .get(n)
+        .copied()
+        .unwrap_or(None)
+    }
 }
 
 impl Header {
@@ -145,7 +179,18 @@ impl Header {
                 closed: false,
                 held: Slab::new(),
             }),
+            callback: AtomicUsize::new(0),
         }
+    }
+
+    /// Records the callback about to run.
+    pub(crate) fn set_callback(&self, c: Callback) {
+        self.callback.store(c as usize, Ordering::Relaxed);
+    }
+
+    /// The callback running now (or last run).
+    pub(crate) fn callback(&self) -> Callback {
+        Callback::from_usize(self.callback.load(Ordering::Relaxed))
     }
 
     pub(crate) fn pid(&self) -> Pid {

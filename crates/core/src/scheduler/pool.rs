@@ -30,7 +30,7 @@
 
 use super::lifo::LifoSlot;
 use super::sleep::Sleep;
-use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,7 +40,24 @@ use std::time::Duration;
 pub(crate) trait Runnable: Send + Sync + 'static {
     /// Runs a slice of work. The task re-schedules itself if it has more.
     fn run(self: Arc<Self>);
+    /// Who this task runs, for the watchdog: a process's serial and its place (runtime
+    /// and slot, packed), or zeros.
+    fn id(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
+
+/// A worker that has been running one task for longer than the watchdog's threshold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stall {
+    /// The task's `Runnable::id`.
+    pub(crate) id: (u64, u64),
+    /// How long it has been running, as the monitor saw it.
+    pub(crate) running_for: Duration,
+}
+
+/// Told of each stall once, when it passes the threshold.
+pub(crate) type StallHook = Box<dyn Fn(Stall) + Send + Sync>;
 
 /// A unit of scheduling.
 pub(crate) type Task = Arc<dyn Runnable>;
@@ -65,6 +82,8 @@ pub(crate) struct PoolConfig {
     pub(crate) stack_size: Option<usize>,
     /// Most threads started beyond `threads` to stand in for blocked workers.
     pub(crate) max_blocking_threads: usize,
+    /// How long one task may run before the watchdog reports it (`Duration::MAX`: never).
+    pub(crate) watchdog: Duration,
 }
 
 /// How long a worker may run one task while a task waits in its LIFO slot before the
@@ -84,6 +103,9 @@ pub(crate) struct WorkerShared {
     runs: AtomicUsize,
     /// True while the worker runs a task.
     busy: AtomicBool,
+    /// The task it runs (`Runnable::id`), written by the worker before each run.
+    cur_serial: AtomicU64,
+    cur_place: AtomicU64,
 }
 
 /// Counters for introspection.
@@ -129,6 +151,12 @@ pub(crate) struct Pool {
     handoffs: AtomicUsize,
     /// The monitor thread, joined at shutdown.
     monitor: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The watchdog's threshold.
+    watchdog: Duration,
+    /// Workers past the watchdog's threshold, as of the monitor's last look.
+    stalls: Mutex<Vec<Stall>>,
+    /// Told of each new stall.
+    on_stall: std::sync::OnceLock<StallHook>,
 }
 
 struct WorkerCtx {
@@ -169,6 +197,9 @@ impl Pool {
             shutdown: AtomicBool::new(false),
             handoffs: AtomicUsize::new(0),
             monitor: Mutex::new(None),
+            watchdog: config.watchdog,
+            stalls: Mutex::new(Vec::new()),
+            on_stall: std::sync::OnceLock::new(),
         });
         let started = (|| {
             for _ in 0..pool.target {
@@ -201,6 +232,8 @@ impl Pool {
             lifo: LifoSlot::new(),
             runs: AtomicUsize::new(0),
             busy: AtomicBool::new(false),
+            cur_serial: AtomicU64::new(0),
+            cur_place: AtomicU64::new(0),
         });
         let mine = Arc::clone(&shared);
         let handle = builder.spawn(move || pool.worker_main(mine))?;
@@ -326,6 +359,9 @@ impl Pool {
                     shared
                         .runs
                         .store(shared.runs.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+                    let (serial, place) = t.id();
+                    shared.cur_serial.store(serial, Ordering::Relaxed);
+                    shared.cur_place.store(place, Ordering::Relaxed);
                     shared.busy.store(true, Ordering::Relaxed);
                     // Tasks catch their own panics; this is the last line of defence that
                     // keeps the worker thread alive whatever a task does.
@@ -462,30 +498,81 @@ impl Pool {
         }
     }
 
+    /// Sets who is told of each new stall (once).
+    pub(crate) fn set_stall_hook(&self, hook: StallHook) {
+        let _ = self.on_stall.set(hook);
+    }
+
+    /// Workers running one task for longer than the watchdog's threshold.
+    pub(crate) fn stalls(&self) -> Vec<Stall> {
+        self.stalls.lock().clone()
+    }
+
     /// One look of the monitor: hands the LIFO task of every worker that has run one task
-    /// since the previous look to the injector. Returns whether any worker was busy.
-    fn monitor_round(&self, last: &mut Vec<(usize, usize)>) -> bool {
+    /// since the previous look to the injector, and reports tasks running past the
+    /// watchdog's threshold. Returns whether any worker was busy.
+    fn monitor_round(&self, last: &mut Vec<Look>) -> bool {
         let workers: Vec<Arc<WorkerShared>> = self.counts.lock().workers.clone();
+        let now = std::time::Instant::now();
         let mut any_busy = false;
         let mut seen = Vec::with_capacity(workers.len());
+        let mut stalls = Vec::new();
         for w in &workers {
             let key = Arc::as_ptr(w) as *const () as usize;
             let runs = w.runs.load(Ordering::Relaxed);
             let busy = w.busy.load(Ordering::Relaxed);
             any_busy |= busy;
-            let stalled = busy && last.iter().any(|&(k, r)| k == key && r == runs);
-            if stalled {
+            let previous = last.iter().find(|l| l.key == key && l.runs == runs && busy).copied();
+            let mut look = Look {
+                key,
+                runs,
+                since: now,
+                reported: false,
+            };
+            if let Some(prev) = previous {
+                // The same run as at the previous look: stalled.
+                look.since = prev.since;
+                look.reported = prev.reported;
                 let task = w.lifo.take();
                 if let Some(task) = task {
                     self.handoffs.fetch_add(1, Ordering::Relaxed);
                     self.inject(task);
                 }
+                let running_for = now.saturating_duration_since(prev.since);
+                if running_for >= self.watchdog {
+                    let stall = Stall {
+                        id: (
+                            w.cur_serial.load(Ordering::Relaxed),
+                            w.cur_place.load(Ordering::Relaxed),
+                        ),
+                        running_for,
+                    };
+                    stalls.push(stall);
+                    if !look.reported {
+                        look.reported = true;
+                        if let Some(hook) = self.on_stall.get() {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(stall)));
+                        }
+                    }
+                }
             }
-            seen.push((key, runs));
+            seen.push(look);
         }
         *last = seen;
+        *self.stalls.lock() = stalls;
         any_busy
     }
+}
+
+/// What the monitor saw of one worker at its last look.
+#[derive(Clone, Copy)]
+struct Look {
+    key: usize,
+    runs: usize,
+    /// When the monitor first saw this run.
+    since: std::time::Instant,
+    /// Whether the watchdog reported it already.
+    reported: bool,
 }
 
 /// The pool's monitor: every [`STALL`] while any worker is busy (napping longer while
