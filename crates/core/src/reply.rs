@@ -141,6 +141,10 @@ impl<R> Slot<R> {
     /// blocked here is compensated.
     #[cfg(not(loom))]
     pub fn wait(&self, deadline: Option<Instant>) -> Result<R, CallError> {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            // A zero timeout: no wait at all.
+            return self.abandon().unwrap_or(Err(CallError::Timeout));
+        }
         for i in 0..SPIN_ROUNDS {
             if self.is_done() {
                 break;

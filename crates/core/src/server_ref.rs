@@ -124,9 +124,8 @@ impl<G: GenServer> ServerRef<G> {
     /// assert_eq!(sleeper.call_timeout(Duration::ZERO, short), Err(CallError::NoProc));
     /// ```
     pub fn call_timeout(&self, req: G::Call, timeout: Duration) -> Result<G::Reply, CallError> {
-        if timeout.is_zero() {
-            return Err(CallError::Timeout);
-        }
+        // A zero timeout still sends the request (as OTP's `call(.., 0)` and as `stop` do):
+        // it means "do not wait", and the call returns `Timeout` unless the reply is there.
         let target = self.pid();
         let caller = current();
         if let Some(c) = &caller {

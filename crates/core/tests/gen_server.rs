@@ -211,12 +211,19 @@ fn s11_call_timeout_drops_the_late_reply() {
 }
 
 #[test]
-fn s11_zero_timeout_is_rejected_without_sending() {
+fn s11_zero_timeout_sends_and_does_not_wait() {
     let rt = rt(1);
     let log = Log::default();
     let s = probe(&rt, "a", &log, InitMode::Ok).unwrap();
-    assert_eq!(s.call_timeout(Req::Echo(1), Duration::ZERO), Err(CallError::Timeout));
-    assert_eq!(s.mailbox_len(), 0);
+    // Held in a handler, so the zero-timeout call cannot be answered in time.
+    let s2 = s.clone();
+    let busy = std::thread::spawn(move || s2.call(Req::Sleep(Duration::from_millis(100), 1)));
+    assert!(log.wait_for("a:sleeping"));
+    assert_eq!(s.call_timeout(Req::Echo(7), Duration::ZERO), Err(CallError::Timeout));
+    // It was sent (as OTP's call(.., 0)) and is handled; its reply is dropped, and the
+    // next call gets its own.
+    assert_eq!(busy.join().unwrap(), Ok(Rep::N(1)));
+    assert_eq!(s.call(Req::Echo(2)), Ok(Rep::N(2)));
 }
 
 #[test]
