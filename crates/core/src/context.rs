@@ -198,6 +198,19 @@ impl<'a, G: GenServer> Context<'a, G> {
         active
     }
 
+    /// Removes a monitor this process holds, by its reference alone (Elixir's
+    /// `Process.demonitor(ref)`): true if it was active. As [`Context::demonitor`], a
+    /// `Down` of it already queued is dropped too.
+    pub fn demonitor_ref(&mut self, monitor: MonitorRef) -> bool {
+        let target = self.cell.header().held_monitor_target(monitor);
+        let active = match target {
+            Some(pid) => signal::demonitor_from(self.cell.header(), pid, monitor),
+            None => false,
+        };
+        self.cell.flush_down(self.local, monitor);
+        active
+    }
+
     /// Sends an exit signal to `pid` from this process (S36).
     pub fn exit(&self, pid: Pid, reason: ExitReason) {
         signal::exit(self.cell.header().rt(), self.pid(), pid, reason)

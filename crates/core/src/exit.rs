@@ -33,6 +33,23 @@ pub enum ExitReason {
     Ignore,
 }
 
+/// Any error converts into an exit reason (`ExitReason::Error`), so `?` works in `init`
+/// (and in any function returning `Result<_, ExitReason>`) on every error type:
+///
+/// ```
+/// use arbor_core::ExitReason;
+/// fn port(text: &str) -> Result<u16, ExitReason> {
+///     Ok(text.parse::<u16>()?)
+/// }
+/// assert_eq!(port("80").unwrap(), 80);
+/// assert!(port("eighty").unwrap_err().to_string().contains("invalid digit"));
+/// ```
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ExitReason {
+    fn from(err: E) -> ExitReason {
+        ExitReason::error(err)
+    }
+}
+
 impl ExitReason {
     /// `ShutdownWith` from anything printable.
     pub fn shutdown_with(payload: impl fmt::Display) -> ExitReason {

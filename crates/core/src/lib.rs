@@ -85,7 +85,7 @@ pub use process::{HookRef, MonitorRef};
 pub use reply::ReplyTo;
 #[cfg(not(loom))]
 pub use runtime::{
-    Builder, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler, StuckProcess,
+    Builder, CrashReports, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler, StuckProcess,
     DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_WATCHDOG_THRESHOLD,
 };
 #[cfg(not(loom))]

@@ -13,6 +13,23 @@ use std::sync::Once;
 
 thread_local! {
     static IN_CALLBACK: Cell<u32> = const { Cell::new(0) };
+    /// Where the last panic caught in a callback on this thread happened, and its
+    /// backtrace when the environment asks for one: for the crash report.
+    static LAST_PANIC: std::cell::RefCell<Option<PanicSite>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Where a callback panicked.
+#[derive(Debug, Clone)]
+pub(crate) struct PanicSite {
+    /// `file:line:column`.
+    pub(crate) location: String,
+    /// Captured when `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) asks for one.
+    pub(crate) backtrace: Option<String>,
+}
+
+/// Takes the site of the last panic caught on this thread.
+pub(crate) fn take_site() -> Option<PanicSite> {
+    LAST_PANIC.with(|p| p.borrow_mut().take())
 }
 
 static HOOK: Once = Once::new();
@@ -24,7 +41,22 @@ pub(crate) fn install_hook() {
         std::panic::set_hook(Box::new(move |info| {
             if IN_CALLBACK.with(|c| c.get()) == 0 {
                 previous(info);
+                return;
             }
+            let backtrace = std::backtrace::Backtrace::capture();
+            let site = PanicSite {
+                location: info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                    .unwrap_or_else(|| "<unknown>".to_string()),
+                backtrace: (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+                    .then(|| backtrace.to_string()),
+            };
+            let _ = LAST_PANIC.try_with(|p| {
+                if let Ok(mut p) = p.try_borrow_mut() {
+                    *p = Some(site);
+                }
+            });
         }));
     });
 }

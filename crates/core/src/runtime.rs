@@ -32,6 +32,7 @@ pub(crate) struct RtShared {
     shutting_down: AtomicBool,
     shutdown_timeout: Duration,
     watchdog: Duration,
+    pub(crate) crash_reports: CrashReports,
 }
 
 impl RtShared {
@@ -75,6 +76,23 @@ pub struct Builder {
     shutdown_timeout: Duration,
     max_blocking_threads: usize,
     watchdog: Duration,
+    crash_reports: CrashReports,
+}
+
+/// Where crash reports go ([`Builder::crash_reports`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CrashReports {
+    /// Through `log` when a logger is installed (its maximum level is not `Off`), else
+    /// to standard error: as Elixir, a crash is never silent by default.
+    #[default]
+    Auto,
+    /// Always through `log` (`log::error!`).
+    Log,
+    /// Always to standard error.
+    Stderr,
+    /// Nowhere (the exit reason still reaches links, monitors and callers).
+    Off,
 }
 
 /// Default of [`Builder::watchdog_threshold`].
@@ -92,6 +110,7 @@ impl Default for Builder {
             shutdown_timeout: Duration::from_secs(30),
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
             watchdog: DEFAULT_WATCHDOG_THRESHOLD,
+            crash_reports: CrashReports::Auto,
         }
     }
 }
@@ -127,6 +146,15 @@ impl Builder {
     /// off.
     pub fn max_blocking_threads(mut self, n: usize) -> Builder {
         self.max_blocking_threads = n;
+        self
+    }
+
+    /// Where crash reports go (default [`CrashReports::Auto`]: through `log` if a logger
+    /// is installed, else to standard error). A report names the server (pid, name,
+    /// type), the callback and the type of message it was handling, the reason, the
+    /// panic's file and line, and a backtrace when `RUST_BACKTRACE` asks for one.
+    pub fn crash_reports(mut self, to: CrashReports) -> Builder {
+        self.crash_reports = to;
         self
     }
 
@@ -186,6 +214,7 @@ impl Builder {
             shutting_down: AtomicBool::new(false),
             shutdown_timeout: self.shutdown_timeout,
             watchdog: self.watchdog,
+            crash_reports: self.crash_reports,
         });
         entry.insert(Arc::downgrade(&shared));
         let weak = Arc::downgrade(&shared);

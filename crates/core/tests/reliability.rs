@@ -655,3 +655,20 @@ fn a_second_blocked_worker_is_compensated_even_while_a_spare_idles() {
         assert_eq!(t.join().unwrap(), Ok("Ok(\"both\")".to_string()));
     }
 }
+
+#[test]
+fn demonitor_by_reference_alone_removes_both_sides() {
+    let rt = rt(2);
+    let watcher = rt.start::<Jobs>(()).unwrap();
+    let target = rt.start::<Idle>(Arc::default()).unwrap();
+    let t = target.pid();
+    let r = watcher.call(job(move |_, _, ctx| {
+        let m = ctx.monitor(t);
+        let first = ctx.demonitor_ref(m);
+        let second = ctx.demonitor_ref(m);
+        Some(format!("{first} {second}"))
+    }));
+    assert_eq!(r, Ok("true false".to_string()));
+    assert_eq!(rt.process_info(t).unwrap().monitored_by, 0);
+    assert_eq!(rt.process_info(watcher.pid()).unwrap().monitors, 0);
+}

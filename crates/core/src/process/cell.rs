@@ -21,7 +21,7 @@ use crate::reply::{ReplyTo, Slot};
 use crate::runtime::RtShared;
 use crate::scheduler::Runnable;
 use crate::sync::Mutex;
-use crate::{ExitReason, NameError, Pid, ServerRef, StartOpts};
+use crate::{CrashReports, ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -404,25 +404,44 @@ impl<G: GenServer> Cell<G> {
     }
 
     fn crash_report(&self, what: &str, reason: &ExitReason) {
+        let site = crate::panic::take_site();
+        let to = match self.header.rt().crash_reports {
+            CrashReports::Off => return,
+            CrashReports::Auto if log::max_level() == log::LevelFilter::Off => CrashReports::Stderr,
+            CrashReports::Auto => CrashReports::Log,
+            other => other,
+        };
         // The name's `describe` and the reason's `Display` are user code: caught, like
         // every callback, so that a panic there cannot escape the runner.
         let report = catch(|| {
-            format!(
-                "GenServer {} of type {} terminating while running {}: {}",
+            let mut text = format!(
+                "GenServer {} of type {} terminating while running {} ({}): {}",
                 self.header.display_name(),
                 self.header.type_name(),
                 what,
+                Process::callback(self),
                 reason
-            )
-        });
-        match report {
-            Ok(text) => log::error!("{text}"),
-            Err(msg) => log::error!(
+            );
+            if let Some(site) = &site {
+                text.push_str(&format!("\n  panicked at {}", site.location));
+                if let Some(bt) = &site.backtrace {
+                    text.push_str(&format!("\n  backtrace:\n{bt}"));
+                }
+            }
+            text
+        })
+        .unwrap_or_else(|msg| {
+            format!(
                 "GenServer {} of type {} terminating while running {} (its crash report panicked: {msg})",
                 self.header.pid(),
                 self.header.type_name(),
                 what
-            ),
+            )
+        });
+        if to == CrashReports::Stderr {
+            eprintln!("[arbor crash report] {report}");
+        } else {
+            log::error!("{report}");
         }
     }
 

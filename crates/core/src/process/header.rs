@@ -385,6 +385,12 @@ impl Header {
         true
     }
 
+    /// The target of a monitor this process holds, if it is still active.
+    pub(crate) fn held_monitor_target(&self, monitor: MonitorRef) -> Option<Pid> {
+        let w = self.watchers.lock();
+        w.held_monitors.iter().find(|(r, _)| *r == monitor).map(|(_, p)| *p)
+    }
+
     /// Forgets a monitor this process held (it fired, or was removed).
     pub(crate) fn forget_held_monitor(&self, monitor: MonitorRef) {
         let mut w = self.watchers.lock();
