@@ -556,6 +556,8 @@ impl<G: GenServer> Cell<G> {
         // Read once: the cell's first cache line is shared with the mailbox's inbox lock,
         // which senders keep taking while this runs.
         let (header, mailbox) = (&*self.header, &self.mailbox);
+        // Messages handled in this run: added to the header's counter once, as the run ends.
+        let mut handled = 0;
         for _ in 0..BUDGET {
             let work = match runner.local.pop_continue() {
                 Some(f) => Ok(f),
@@ -567,9 +569,11 @@ impl<G: GenServer> Cell<G> {
                     }
                     Pop::Empty => {
                         mailbox.set_batch_len(0);
+                        header.add_handled(handled);
                         return false;
                     }
                     Pop::Closed => {
+                        header.add_handled(handled);
                         self.finalize(&mut runner);
                         return false;
                     }
@@ -583,6 +587,7 @@ impl<G: GenServer> Cell<G> {
                 }
                 continue;
             }
+            handled += 1;
             match self.handle(&mut runner, work) {
                 Outcome::Continue => {
                     if runner.local.extra.is_some() {
@@ -590,12 +595,14 @@ impl<G: GenServer> Cell<G> {
                     }
                 }
                 Outcome::Stop(reason, after) => {
+                    header.add_handled(handled);
                     self.exit(&mut runner, reason, after);
                     return false;
                 }
             }
         }
         drop(guard);
+        header.add_handled(handled);
         mailbox.set_batch_len(runner.local.batch.len());
         let more = runner.local.has_continues() || !runner.local.batch.is_empty();
         drop(runner);

@@ -27,6 +27,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 /// Identifies one monitor: fresh for each `monitor` call (S31).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -117,6 +118,11 @@ pub(crate) struct Header {
     waiting_on: AtomicU64,
     watchers: Mutex<Watchers>,
     calls: Mutex<Calls>,
+    /// Messages (and continuations) handled: added to once per run by the worker running
+    /// the process, read by `info`. Relaxed: a statistic, ordered with nothing.
+    handled: AtomicU64,
+    /// When the process was created (wall clock), for `info`.
+    started: SystemTime,
 }
 
 impl Header {
@@ -142,6 +148,15 @@ impl Header {
                 closed: false,
                 held: Slab::new(),
             }),
+            handled: AtomicU64::new(0),
+            started: SystemTime::now(),
+        }
+    }
+
+    /// Counts `n` more messages handled (once per run, by the runner).
+    pub(crate) fn add_handled(&self, n: u64) {
+        if n > 0 {
+            self.handled.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -185,6 +200,8 @@ impl Header {
             exit_hooks: c.hooks,
             held_calls: c.held_calls,
             mailbox_len,
+            messages_handled: self.handled.load(Ordering::Relaxed),
+            started: self.started,
         }
     }
 
