@@ -42,20 +42,21 @@ fn chromium() -> Option<PathBuf> {
     None
 }
 
-/// The example's binary, built next to this test's (cargo builds examples for `cargo test`);
-/// built here if missing (e.g. under `cargo test --test browser`).
+/// The example's binary, built (or brought up to date) next to this test's: `cargo test`
+/// does not rebuild examples when only a test target is selected, and a stale binary would
+/// serve a stale page.
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target profile directory");
-    let bin = dir.join("examples").join("observer");
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "arbor-observer", "--example", "observer"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the observer example failed");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", "arbor-observer", "--example", "observer"]);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
     }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "building the observer example failed");
+    let bin = dir.join("examples").join("observer");
     assert!(bin.is_file(), "no example binary at {}", bin.display());
     bin
 }
