@@ -44,3 +44,120 @@ fn messages_handled_counts_each_message_once_and_start_time_is_set() {
     // Nothing more arrives: the count stays.
     assert_eq!(rt.process_info(server.pid()).unwrap().messages_handled, 1001);
 }
+
+/// A server that opts in to `get_state`, and can be told to block in a handler.
+struct Shown {
+    items: Vec<u32>,
+    panic_in_format: bool,
+}
+
+enum ShownMsg {
+    Push(u32),
+    Block(std::sync::mpsc::Receiver<()>),
+    PanicInFormat,
+    Timeout(Duration),
+}
+
+impl GenServer for Shown {
+    type Args = ();
+    type Info = ShownMsg;
+    type Call = ();
+    type Reply = usize;
+    fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Shown {
+            items: Vec::new(),
+            panic_in_format: false,
+        })
+    }
+    fn handle_info(&mut self, msg: ShownMsg, ctx: &mut Context<'_, Self>) -> Flow {
+        match msg {
+            ShownMsg::Push(n) => self.items.push(n),
+            ShownMsg::Block(rx) => {
+                let _ = blocking(|| rx.recv());
+            }
+            ShownMsg::PanicInFormat => self.panic_in_format = true,
+            ShownMsg::Timeout(d) => ctx.set_timeout(d),
+        }
+        Flow::Continue
+    }
+    fn handle_timeout(&mut self, _ctx: &mut Context<'_, Self>) -> Flow {
+        self.items.push(999);
+        Flow::Continue
+    }
+    fn handle_call(&mut self, _: (), _f: ReplyTo<usize>, _ctx: &mut Context<'_, Self>) -> CallFlow<usize> {
+        CallFlow::Reply(self.items.len())
+    }
+    fn format_state(&self) -> Option<String> {
+        assert!(!self.panic_in_format, "formatting refused");
+        Some(format!("{:?}", self.items))
+    }
+}
+
+const T: Duration = Duration::from_secs(5);
+
+#[test]
+fn get_state_formats_the_state_between_messages() {
+    let rt = rt(2);
+    let s = rt.start::<Shown>(()).unwrap();
+    assert_eq!(rt.get_state(s.pid(), T), Ok(Some("[]".to_string())));
+    for n in 0..3 {
+        s.send(ShownMsg::Push(n)).unwrap();
+    }
+    // Answered after the messages sent before it (one sender's order).
+    assert_eq!(rt.get_state(s.pid(), T), Ok(Some("[0, 1, 2]".to_string())));
+    // A server that does not opt in answers None: its type is all one sees.
+    let c = rt.start::<Counter>(()).unwrap();
+    assert_eq!(rt.get_state(c.pid(), T), Ok(None));
+}
+
+#[test]
+fn get_state_waits_for_a_running_handler_and_times_out_without_harm() {
+    let rt = rt(2);
+    let s = rt.start::<Shown>(()).unwrap();
+    let (release, blocked) = std::sync::mpsc::channel();
+    s.send(ShownMsg::Block(blocked)).unwrap();
+    s.send(ShownMsg::Push(7)).unwrap();
+    // The handler is running: no answer until it returns, so no race with it.
+    assert_eq!(
+        rt.get_state(s.pid(), Duration::from_millis(100)),
+        Err(CallError::Timeout)
+    );
+    release.send(()).unwrap();
+    assert_eq!(rt.get_state(s.pid(), T), Ok(Some("[7]".to_string())));
+    assert_eq!(s.call(()), Ok(1));
+}
+
+#[test]
+fn get_state_of_a_dead_process_and_a_panicking_formatter() {
+    let rt = rt(2);
+    let s = rt.start::<Shown>(()).unwrap();
+    s.send(ShownMsg::PanicInFormat).unwrap();
+    let answer = rt.get_state(s.pid(), T).unwrap().unwrap();
+    assert!(
+        answer.starts_with("<format_state panicked: formatting refused"),
+        "{answer}"
+    );
+    assert!(rt.is_alive(s.pid()), "a panic in format_state does not end the server");
+    s.stop(ExitReason::Normal, T).unwrap();
+    assert_eq!(rt.get_state(s.pid(), T), Err(CallError::NoProc));
+}
+
+#[test]
+fn get_state_does_not_reset_an_inactivity_timeout() {
+    let rt = rt(2);
+    let s = rt.start::<Shown>(()).unwrap();
+    s.send(ShownMsg::Timeout(Duration::from_millis(300))).unwrap();
+    // Asking again and again, faster than the timeout, does not keep it from firing.
+    let start = std::time::Instant::now();
+    loop {
+        let state = rt.get_state(s.pid(), T).unwrap().unwrap();
+        if state == "[999]" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the timeout never fired: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -224,6 +224,8 @@ impl<G: GenServer> Cell<G> {
             // (handled below, if it is the armed one).
             Err(Envelope::Timer(key, _)) if !local.has_timer(*key) => {}
             Err(Envelope::Timeout(_)) => {}
+            // Not a message either: a debugger's look at the state.
+            Err(Envelope::Sys(sys)) if matches!(**sys, SysMsg::GetState(_)) => {}
             _ => self.disarm_timeout(local),
         }
         let mut ctx = Context::new(self, local);
@@ -323,6 +325,15 @@ impl<G: GenServer> Cell<G> {
                 SysMsg::Down(down) => {
                     what = "handle_down";
                     catch(|| flow(st.handle_down(down, &mut ctx)))
+                }
+                SysMsg::GetState(slot) => {
+                    // `&self` on the runner's thread: never concurrent with a handler. A
+                    // panic in the user's formatting is answered, and the server goes on.
+                    let st: &G = st;
+                    let formatted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| st.format_state()))
+                        .unwrap_or_else(|p| Some(format!("<format_state panicked: {}>", crate::panic::message(&*p))));
+                    slot.resolve(Ok(formatted));
+                    return Outcome::Continue;
                 }
             },
         };
@@ -479,6 +490,11 @@ fn abort_envelope<G: GenServer>(env: Envelope<G>, reason: &ExitReason) {
         Envelope::Stop(stop) => {
             let (_, slot, _) = *stop;
             slot.resolve(Err(CallError::Exited(reason.clone())));
+        }
+        Envelope::Sys(sys) if matches!(*sys, SysMsg::GetState(_)) => {
+            if let SysMsg::GetState(slot) = *sys {
+                slot.resolve(Err(CallError::Exited(reason.clone())));
+            }
         }
         other => drop_quietly(other, "a message"),
     }

@@ -56,6 +56,9 @@ pub(crate) enum SysMsg {
     Exit { from: Pid, reason: ExitReason },
     /// A monitor fired.
     Down(Down),
+    /// A request for the state, formatted (`RuntimeHandle::get_state`): answered by the
+    /// runner between two messages, with no callback run and no timeout disturbed.
+    GetState(Arc<crate::reply::Slot<Option<String>>>),
 }
 
 /// What the table holds: a process, type-erased.
