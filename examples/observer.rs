@@ -65,6 +65,11 @@ impl GenServer for Recording {
     fn handle_call(&mut self, _: (), _from: ReplyTo<u64>, _ctx: &mut Context<'_, Self>) -> CallFlow<u64> {
         CallFlow::Reply(self.state)
     }
+
+    /// What the page shows when its pid is clicked (Erlang's `:sys.get_state`).
+    fn format_state(&self) -> Option<String> {
+        Some(format!("Recording {{ state: {} }}", self.state))
+    }
 }
 
 fn start_recording(sup: &DynamicSupervisor, events: &Registry<String>, event_id: u64) -> Result<Pid, StartError> {

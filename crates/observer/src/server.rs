@@ -10,7 +10,8 @@
 //!   connection inherits, so a connection that sends nothing, or does not read its answer,
 //!   is dropped after the timeout; a request body is read up to [`MAX_BODY`] bytes only.
 //! - Every request that is not understood gets an HTTP error (400, 401, 403, 404, 405, 413)
-//!   and touches nothing.
+//!   and touches nothing. A process asked for its state (`/api/state`) that does not answer
+//!   within the call timeout gets 504; the request is dropped, the process is not disturbed.
 //! - Killing a process is refused (403) unless [`ObserverBuilder::allow_kill`] was set, and
 //!   needs a POST with the header `X-Arbor-Observer: 1`, which a page from another origin
 //!   cannot send without a CORS preflight that this server never grants.
@@ -20,7 +21,7 @@ use crate::json::Json;
 use crate::progress::Progress;
 use crate::render;
 use crate::snapshot::{Limits, RegistryLister, RegistryView, Snapshot};
-use arbor_core::{Pid, RuntimeHandle};
+use arbor_core::{CallError, Pid, RuntimeHandle};
 use arbor_registry::Registry;
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -401,6 +402,31 @@ fn route(req: &mut Request, shared: &Shared) -> Reply {
                 }
                 None => Reply::error(404, "no such process"),
             },
+        },
+        "/api/state" if get => match param("pid").map(|p| find_pid(&shared.rt, p)) {
+            None => Reply::error(400, "missing pid"),
+            Some(Err(r)) => r,
+            Some(Ok(pid)) => {
+                let type_name = shared.rt.process_info(pid).map(|i| i.type_name);
+                match shared.rt.get_state(pid, shared.limits.call_timeout) {
+                    Ok(state) => {
+                        let mut j = Json::new();
+                        j.obj()
+                            .field_str("pid", &pid.to_string())
+                            .key("type_name")
+                            .opt_str(type_name)
+                            .key("state")
+                            .opt_str(state.as_deref())
+                            .end_obj();
+                        Reply::json(j.finish())
+                    }
+                    Err(CallError::Timeout) => {
+                        Reply::error(504, "the process did not answer in time (a handler is running)")
+                    }
+                    Err(CallError::NoProc | CallError::Exited(_)) => Reply::error(404, "no such process"),
+                    Err(e) => Reply::error(500, &e.to_string()),
+                }
+            }
         },
         "/api/kill" if *req.method() == Method::Post => {
             if !shared.allow_kill {

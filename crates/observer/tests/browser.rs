@@ -388,6 +388,20 @@ fn the_page_shows_the_seed_its_crash_and_sorts_in_a_real_browser() {
     );
     dt.eval("document.querySelector('#processes th[data-key=messages_handled]').click(), true");
 
+    // A supervisor does not: its type only.
+    dt.eval("[...document.querySelectorAll('#processes tbody tr')].find(r => r.innerText.includes('StaticServer')).querySelector('a.pid-link').click(), true");
+    dt.wait_for(
+        "document.getElementById('detail-note').textContent.includes('does not format its state')",
+        Duration::from_secs(5),
+    );
+
+    // A pid's state, as :sys.get_state shows it: recording 17 opts in (and stays on the
+    // screenshot).
+    dt.eval("[...document.querySelectorAll('#processes tbody tr')].find(r => r.innerText.includes('observer::Recording')).querySelector('a.pid-link').click(), true");
+    dt.wait_for(
+        "/^Recording \\{ state: \\d+ \\}$/.test(document.getElementById('detail-state').textContent)",
+        Duration::from_secs(5),
+    );
     // No console error, no uncaught exception, from the first load to here.
     dt.call("Runtime.evaluate", json!({ "expression": "1" }));
     assert!(dt.errors.is_empty(), "console errors: {:#?}", dt.errors);

@@ -375,3 +375,37 @@ fn a_handler_that_makes_no_progress_with_work_waiting_is_listed_as_stuck() {
     release.send(()).unwrap();
     assert!(wait_until(Duration::from_secs(5), || stuck(addr).is_none()));
 }
+
+#[test]
+fn state_endpoint_answers_for_servers_that_opt_in_and_times_out_on_a_busy_one() {
+    let a = app();
+    let obs = Observer::builder(a.rt.handle())
+        .limits(arbor_observer::Limits {
+            call_timeout: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .serve("127.0.0.1:0")
+        .unwrap();
+    let addr = obs.local_addr();
+    let enc = |p: Pid| p.to_string().replace('<', "%3C").replace('>', "%3E");
+    // The worker does not implement format_state: null, with its type.
+    let (status, body) = get(addr, &format!("/api/state?pid={}", enc(a.worker)));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], Value::Null);
+    assert!(body["type_name"].as_str().unwrap().ends_with("Worker"));
+    // A handler that does not return: 504 after the timeout, and the worker is untouched.
+    let worker = ServerRef::<Worker>::from_pid(a.worker).unwrap();
+    let (release, blocked) = mpsc::channel();
+    worker.send(WorkerMsg::Block(blocked)).unwrap();
+    let start = Instant::now();
+    assert_eq!(
+        request(addr, "GET", &format!("/api/state?pid={}", enc(a.worker)), &[]).0,
+        504
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+    release.send(()).unwrap();
+    assert!(a.rt.is_alive(a.worker));
+    assert_eq!(get(addr, &format!("/api/state?pid={}", enc(a.worker))).0, 200);
+    assert_eq!(request(addr, "GET", "/api/state", &[]).0, 400);
+    assert_eq!(request(addr, "GET", "/api/state?pid=%3C0.999.1%3E", &[]).0, 404);
+}
