@@ -306,3 +306,7 @@ fn fill(
         node.children.push(c);
     }
 }
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;
