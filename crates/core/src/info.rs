@@ -39,4 +39,9 @@ pub struct ProcessInfo {
     pub messages_handled: u64,
     /// When it was created (wall clock).
     pub started: std::time::SystemTime,
+    /// A lower bound of the bytes it takes: its own structures, its state's inline size,
+    /// and one envelope per waiting message. Heap memory that the state or the messages
+    /// own (a `Vec`'s buffer, a `String`) is not counted: Rust cannot see it without help
+    /// from the type.
+    pub memory_estimate: usize,
 }

@@ -335,7 +335,10 @@ impl RuntimeHandle {
     /// (Erlang's `process_info/1`). `None` once it has been removed from the runtime.
     pub fn process_info(&self, pid: Pid) -> Option<crate::ProcessInfo> {
         let p = self.shared.table.get(pid)?;
-        Some(p.header().info(p.queue_len()))
+        let queued = p.queue_len();
+        let mut info = p.header().info(queued);
+        info.memory_estimate = p.memory_estimate(queued);
+        Some(info)
     }
 
     /// `pid`'s state as its [`GenServer::format_state`] formats it (Erlang's

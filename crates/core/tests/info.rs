@@ -161,3 +161,24 @@ fn get_state_does_not_reset_an_inactivity_timeout() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn memory_estimate_counts_the_state_and_each_waiting_message() {
+    let rt = rt(2);
+    let s = rt.start::<Shown>(()).unwrap();
+    let idle = rt.process_info(s.pid()).unwrap().memory_estimate;
+    assert!(idle >= std::mem::size_of::<Shown>() + 64, "{idle}");
+    let (release, blocked) = std::sync::mpsc::channel();
+    s.send(ShownMsg::Block(blocked)).unwrap();
+    assert!(wait_until(|| rt.process_info(s.pid()).unwrap().mailbox_len == 0));
+    for n in 0..100 {
+        s.send(ShownMsg::Push(n)).unwrap();
+    }
+    let busy = rt.process_info(s.pid()).unwrap();
+    assert_eq!(busy.mailbox_len, 100);
+    let per_message = (busy.memory_estimate - idle) / 100;
+    assert_eq!(busy.memory_estimate - idle, 100 * per_message);
+    assert!(per_message >= std::mem::size_of::<ShownMsg>(), "{per_message}");
+    release.send(()).unwrap();
+    assert!(wait_until(|| rt.process_info(s.pid()).unwrap().memory_estimate == idle));
+}

@@ -533,6 +533,15 @@ impl<G: GenServer> Process for Cell<G> {
         self.mailbox.len()
     }
 
+    fn memory_estimate(&self, queued: usize) -> usize {
+        // Two allocations (the cell and the header, each behind an `Arc`: two counters),
+        // the state inline in the cell, one envelope per waiting message.
+        std::mem::size_of::<Cell<G>>()
+            + std::mem::size_of::<Header>()
+            + 4 * std::mem::size_of::<usize>()
+            + queued * std::mem::size_of::<Envelope<G>>()
+    }
+
     fn is_running(&self) -> bool {
         self.runner.is_locked()
     }

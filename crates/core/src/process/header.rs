@@ -75,6 +75,9 @@ pub(crate) trait Process: Send + Sync + 'static {
     fn queue_len(&self) -> usize;
     /// True while a thread runs the process (a handler, or its `init`).
     fn is_running(&self) -> bool;
+    /// Bytes the process's own structures take with `queued` messages waiting (see
+    /// `ProcessInfo::memory_estimate`).
+    fn memory_estimate(&self, queued: usize) -> usize;
 }
 
 struct Watchers {
@@ -205,6 +208,7 @@ impl Header {
             mailbox_len,
             messages_handled: self.handled.load(Ordering::Relaxed),
             started: self.started,
+            memory_estimate: 0,
         }
     }
 
