@@ -61,6 +61,7 @@ pub(crate) fn process(j: &mut Json, p: &ProcessInfo) {
         .field_num("held_calls", p.held_calls as u64)
         .field_num("mailbox_len", p.mailbox_len as u64)
         .field_num("messages_handled", p.messages_handled)
+        .field_num("memory_estimate", p.memory_estimate as u64)
         .field_num("started_ms", ms(p.started))
         .end_obj();
 }

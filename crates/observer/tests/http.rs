@@ -181,6 +181,7 @@ fn snapshot_shows_the_tree_the_restart_history_and_the_registry() {
     assert_eq!(procs.len(), a.rt.process_count());
     let p = procs.iter().find(|p| p["pid"] == new_worker.as_str()).unwrap();
     assert!(p["type_name"].as_str().unwrap().ends_with("Worker"));
+    assert!(p["memory_estimate"].as_u64().unwrap() > 0);
     assert_eq!(snap["runtime"]["processes"], a.rt.process_count());
     assert_eq!(snap["kill_enabled"], false);
 
