@@ -12,6 +12,9 @@
 //! - Every request that is not understood gets an HTTP error (400, 401, 403, 404, 405, 413)
 //!   and touches nothing. A process asked for its state (`/api/state`) that does not answer
 //!   within the call timeout gets 504; the request is dropped, the process is not disturbed.
+//! - Without a token, a request whose `Host` is not a loopback name (`localhost`, `127.x`,
+//!   `[::1]`) is refused (403): a page of another site that points its own domain at
+//!   127.0.0.1 (DNS rebinding) cannot read the observer.
 //! - Killing a process is refused (403) unless [`ObserverBuilder::allow_kill`] was set, and
 //!   needs a POST with the header `X-Arbor-Observer: 1`, which a page from another origin
 //!   cannot send without a CORS preflight that this server never grants.
@@ -358,6 +361,15 @@ fn route(req: &mut Request, shared: &Shared) -> Reply {
         Some(p) => p,
         None => return Reply::error(400, "malformed query string"),
     };
+    if shared.token.is_none() && !header(req, "Host").is_some_and(loopback_host) {
+        // Without a token, only a browser that addressed the observer by a loopback name
+        // gets an answer: a page of another site that points its own domain at 127.0.0.1
+        // (DNS rebinding) sends its domain in `Host`, and is refused.
+        return Reply::error(
+            403,
+            "without a token, the observer answers only requests addressed to a loopback host",
+        );
+    }
     if let Some(token) = &shared.token {
         let given = params
             .iter()
@@ -463,6 +475,23 @@ fn part(shared: &Shared, f: impl FnOnce(&mut Json, &Snapshot)) -> Reply {
     Reply::json(j.finish())
 }
 
+/// True for a `Host` header naming a loopback address or `localhost` (with or without a port).
+fn loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The live process whose pid prints as `text` (`<0.12.3>`).
 fn find_pid(rt: &RuntimeHandle, text: &str) -> Result<Pid, Reply> {
     let well_formed = text.len() <= 64
@@ -551,6 +580,30 @@ mod tests {
         assert!(parse_query("pid=%zz").is_none());
         assert!(parse_query("pid=%FF").is_none());
         assert_eq!(percent_decode(&percent_encode("a b/é?")).unwrap(), "a b/é?");
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_from_others() {
+        for ok in [
+            "127.0.0.1:4000",
+            "127.0.0.1",
+            "localhost:80",
+            "LOCALHOST",
+            "[::1]:4000",
+            "127.1.2.3:9",
+        ] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:4000",
+            "evil.example",
+            "10.0.0.1:80",
+            "[::2]:1",
+            "",
+            "localhost.evil.example",
+        ] {
+            assert!(!loopback_host(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -36,6 +36,19 @@ fn request(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&st
     (status, body)
 }
 
+/// A GET with this `Host` header: the status.
+fn request_host(addr: std::net::SocketAddr, host: &str, path: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status line")
+}
+
 fn get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
     let (status, body) = request(addr, "GET", path, &[]);
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
@@ -227,6 +240,9 @@ fn bad_requests_get_http_errors_and_leave_the_runtime_alone() {
         &[("X-Arbor-Observer", "1")],
     );
     assert_eq!(status, 403, "{body}");
+    // Without a token, a request addressed to another host name (DNS rebinding) is refused.
+    assert_eq!(request_host(addr, "evil.example:80", "/api/stats"), 403);
+    assert_eq!(request_host(addr, "localhost", "/api/stats"), 200);
     // Garbage that is not HTTP at all.
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
