@@ -29,6 +29,15 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Removes a directory (the browser's profile) when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     for dir in std::env::split_paths(&path) {
@@ -283,8 +292,10 @@ fn the_page_shows_the_seed_its_crash_and_sorts_in_a_real_browser() {
         .to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
-    let profile = std::env::temp_dir().join(format!("arbor-observer-chromium-{}", std::process::id()));
-    let (chromium_guard, ws_url) = start_chromium(&browser, &profile);
+    // Declared before the browser's guard, so dropped after it: the profile is removed once
+    // the browser is gone, however the test ends.
+    let profile = RemoveOnDrop(std::env::temp_dir().join(format!("arbor-observer-chromium-{}", std::process::id())));
+    let (chromium_guard, ws_url) = start_chromium(&browser, &profile.0);
     let mut dt = DevTools::connect(&ws_url);
     let target = dt.call("Target.createTarget", json!({ "url": "about:blank" }));
     let attached = dt.call(
@@ -424,7 +435,7 @@ fn the_page_shows_the_seed_its_crash_and_sorts_in_a_real_browser() {
         .ws
         .send(Message::text(json!({ "id": 0, "method": "Browser.close" }).to_string()));
     drop(chromium_guard);
-    let _ = std::fs::remove_dir_all(&profile);
+    drop(profile);
 }
 
 impl Program {
