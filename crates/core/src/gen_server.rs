@@ -180,6 +180,17 @@ pub trait GenServer: Sized + Send + 'static {
         let _ = (reason, ctx);
     }
 
+    /// The state, formatted for debugging: what
+    /// [`RuntimeHandle::get_state`](crate::RuntimeHandle::get_state) returns (Erlang's
+    /// `:sys.get_state/1`). Default `None`: a server that does not opt in shows its type
+    /// only. It runs on the server's own thread, between two of its messages, with `&self`,
+    /// so it never races a handler; it does not reset an inactivity timeout (it does count in
+    /// [`ProcessInfo::messages_handled`](crate::ProcessInfo::messages_handled)). A panic in it is caught and answered as the text
+    /// `<format_state panicked: ...>`; the server keeps running.
+    fn format_state(&self) -> Option<String> {
+        None
+    }
+
     /// Starts the server without a link (S1). From outside any process, name the runtime
     /// in `opts`.
     ///

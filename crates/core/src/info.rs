@@ -32,4 +32,16 @@ pub struct ProcessInfo {
     pub held_calls: usize,
     /// Messages waiting in its mailbox (see [`ServerRef::mailbox_len`](crate::ServerRef::mailbox_len)).
     pub mailbox_len: usize,
+    /// What it has taken from its mailbox and run so far: messages, calls, signals handled
+    /// as callbacks, timeouts and continuations (`init` not included; a cancelled timer's
+    /// message, dropped unhandled, counts too). Added to once per run of the process (up to
+    /// 64 messages), so it lags a running process by at most that much.
+    pub messages_handled: u64,
+    /// When it was created (wall clock).
+    pub started: std::time::SystemTime,
+    /// A lower bound of the bytes it takes: its own structures, its state's inline size,
+    /// and one envelope per waiting message. Heap memory that the state or the messages
+    /// own (a `Vec`'s buffer, a `String`) is not counted: Rust cannot see it without help
+    /// from the type.
+    pub memory_estimate: usize,
 }

@@ -443,7 +443,33 @@ impl RuntimeHandle {
     /// (Erlang's `process_info/1`). `None` once it has been removed from the runtime.
     pub fn process_info(&self, pid: Pid) -> Option<crate::ProcessInfo> {
         let p = self.shared.table.get(pid)?;
-        Some(p.header().info(p.queue_len()))
+        let queued = p.queue_len();
+        let mut info = p.header().info(queued);
+        info.memory_estimate = p.memory_estimate(queued);
+        Some(info)
+    }
+
+    /// `pid`'s state as its [`GenServer::format_state`] formats it (Erlang's
+    /// `:sys.get_state/1`), asked for through a system request that the process answers
+    /// between two of its messages, so never while a handler runs: `Ok(None)` for a server
+    /// that does not opt in. Waits up to `timeout`; inside a handler the wait is compensated
+    /// like a call.
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` if `pid` is not alive, `CallingSelf` from `pid` itself, `Exited(reason)` if it
+    /// exits first, `Timeout` past `timeout` (a handler that does not return delays the
+    /// answer; the request is then dropped unanswered).
+    pub fn get_state(&self, pid: Pid, timeout: Duration) -> Result<Option<String>, crate::CallError> {
+        if crate::current_pid() == Some(pid) {
+            return Err(crate::CallError::CallingSelf);
+        }
+        let p = self.shared.table.get(pid).ok_or(crate::CallError::NoProc)?;
+        let slot = Arc::new(crate::reply::Slot::new());
+        if !p.deliver(crate::process::SysMsg::GetState(slot.clone())) {
+            return Err(crate::CallError::NoProc);
+        }
+        slot.wait(Instant::now().checked_add(timeout))
     }
 
     /// Handlers running now for longer than the watchdog's threshold

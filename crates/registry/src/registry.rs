@@ -253,6 +253,14 @@ where
         self.table.partition_counts()
     }
 
+    /// Up to `limit` of the registry's entries, `(key, pid, value)`, in no particular order
+    /// (Elixir's `Registry.select/2` with a match-all spec, bounded). Each partition is read
+    /// under its own lock, one after another, so under concurrent changes this is a moment's
+    /// view of each partition, not of the whole table.
+    pub fn entries(&self, limit: usize) -> Vec<(K, Pid, V)> {
+        self.table.entries(limit)
+    }
+
     /// Number of keys held (S66). Sums the partitions one at a time, so under concurrent
     /// changes it is a moment's estimate, exact once they settle.
     pub fn count(&self) -> usize {

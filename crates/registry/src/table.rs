@@ -306,6 +306,26 @@ impl<K: Key, V: Value> Table<K, V> {
         self.keys.iter().map(|s| s.0.read().len()).sum()
     }
 
+    /// Up to `limit` entries `(key, pid, value)`, partition by partition, each partition read
+    /// under its own lock.
+    pub(crate) fn entries(&self, limit: usize) -> Vec<(K, Pid, V)> {
+        let mut out = Vec::new();
+        for shard in self.keys.iter() {
+            if out.len() >= limit {
+                break;
+            }
+            let shard = shard.0.read();
+            let room = limit - out.len();
+            out.extend(
+                shard
+                    .iter()
+                    .take(room)
+                    .map(|(k, e)| (k.clone(), e.pid, e.value.clone())),
+            );
+        }
+        out
+    }
+
     /// Number of keys held in each partition.
     pub(crate) fn partition_counts(&self) -> Vec<usize> {
         self.keys.iter().map(|s| s.0.read().len()).collect()

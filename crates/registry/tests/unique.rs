@@ -281,3 +281,30 @@ fn partitions_are_configurable_and_keys_spread_over_them() {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(8);
     assert_eq!(default.partitions(), 2 * cores);
 }
+
+#[test]
+fn entries_lists_every_key_with_its_holder_and_value_up_to_the_limit() {
+    let rt = rt();
+    let reg = start(&rt);
+    let a = agent(&rt);
+    let b = agent(&rt);
+    for n in 0..10u32 {
+        let holder = if n % 2 == 0 { a.pid() } else { b.pid() };
+        reg.register_pid(holder, format!("k{n}"), n).unwrap();
+    }
+    let mut all = reg.entries(usize::MAX);
+    all.sort_by_key(|(_, _, v)| *v);
+    assert_eq!(all.len(), 10);
+    for (n, (key, pid, value)) in all.iter().enumerate() {
+        assert_eq!(key, &format!("k{n}"));
+        assert_eq!(*value, n as u32);
+        assert_eq!(*pid, if n % 2 == 0 { a.pid() } else { b.pid() });
+    }
+    assert_eq!(reg.entries(3).len(), 3);
+    assert!(reg.entries(0).is_empty());
+    // Released at exit: only b's keys remain.
+    a.stop(ExitReason::Normal, Duration::from_secs(5)).unwrap();
+    let left = reg.entries(usize::MAX);
+    assert_eq!(left.len(), 5);
+    assert!(left.iter().all(|(_, pid, _)| *pid == b.pid()));
+}

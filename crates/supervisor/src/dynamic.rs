@@ -18,9 +18,11 @@
 use crate::error::{ChildError, StartChildError, SupervisorStartError};
 use crate::info::{ChildCounts, ChildInfo, ChildStatus};
 use crate::intensity::{Clock, RestartIntensity};
-use crate::opts::DynamicOpts;
+use crate::opts::{DynamicOpts, Strategy};
+use crate::report::{ChildReport, ExitAction, History, IntensityUse, SupervisorReport};
 use crate::spec::{ChildSpec, ChildType};
 use crate::stop::{begin_stop, report_exit, SupMsg};
+use crate::tree::SupervisorKind;
 use arbor_core::{
     CallError, CallFlow, Context, ExitReason, Flow, GenServer, Naming, Pid, ReplyTo, ServerRef, StartError, TimerRef,
 };
@@ -35,6 +37,7 @@ pub(crate) enum DynCall {
     Terminate(Pid),
     Which,
     Count,
+    Report,
 }
 
 /// Its replies.
@@ -43,6 +46,7 @@ pub(crate) enum DynReply {
     Terminate(Result<(), ChildError>),
     Which(Vec<ChildInfo>),
     Count(ChildCounts),
+    Report(Box<SupervisorReport>),
 }
 
 enum State {
@@ -85,6 +89,7 @@ pub(crate) struct DynServer {
     clock: Arc<dyn Clock>,
     max_children: Option<usize>,
     shutdown: Option<ExitReason>,
+    history: History,
 }
 
 impl DynServer {
@@ -164,11 +169,23 @@ impl DynServer {
             State::Restarting => Flow::Continue,
             State::Running => {
                 report_exit(ctx.pid(), child.spec.id(), pid, &reason);
-                if self.shutdown.is_some() || !child.spec.restart_type().restarts_after(&reason) {
+                let action = if self.shutdown.is_some() {
+                    ExitAction::ShuttingDown
+                } else if !child.spec.restart_type().restarts_after(&reason) {
+                    ExitAction::NotRestarted
+                } else {
+                    ExitAction::Restarted
+                };
+                self.history.record(child.spec.id(), pid, &reason, action);
+                if action != ExitAction::Restarted {
                     self.remove(key);
                     return self.settle();
                 }
-                self.restart(key, ctx)
+                let flow = self.restart(key, ctx);
+                if self.shutdown.is_some() {
+                    self.history.amend_last(pid, ExitAction::GaveUp);
+                }
+                flow
             }
         }
     }
@@ -220,6 +237,30 @@ impl DynServer {
             }
         }
         Flow::Continue
+    }
+
+    fn report(&self, pid: Pid) -> SupervisorReport {
+        SupervisorReport {
+            pid,
+            kind: SupervisorKind::Dynamic,
+            strategy: Strategy::OneForOne,
+            children: self
+                .children
+                .values()
+                .map(|c| ChildReport {
+                    info: c.info(),
+                    shutdown: c.spec.shutdown_policy(),
+                })
+                .collect(),
+            history: self.history.to_vec(),
+            intensity: IntensityUse {
+                max_restarts: self.intensity.max_restarts(),
+                window: self.intensity.window(),
+                used: self.intensity.recent(self.clock.now()),
+            },
+            max_children: self.max_children,
+            shutting_down: self.shutdown.is_some(),
+        }
     }
 
     fn start_child(&mut self, spec: ChildSpec, ctx: &mut Context<'_, Self>) -> Result<Pid, StartChildError> {
@@ -289,6 +330,7 @@ impl GenServer for DynServer {
             clock: opts.limits.clock,
             max_children: opts.max_children,
             shutdown: None,
+            history: History::default(),
         })
     }
 
@@ -333,6 +375,7 @@ impl GenServer for DynServer {
             DynCall::Terminate(pid) => self.terminate_child(pid, from, ctx),
             DynCall::Which => CallFlow::Reply(DynReply::Which(self.which())),
             DynCall::Count => CallFlow::Reply(DynReply::Count(ChildCounts::of(self.which()))),
+            DynCall::Report => CallFlow::Reply(DynReply::Report(Box::new(self.report(ctx.pid())))),
         }
     }
 
@@ -539,6 +582,21 @@ impl DynamicSupervisor {
         match self.call(DynCall::Count)? {
             DynReply::Count(c) => Ok(c),
             _ => unreachable!("a count request gets a count reply"),
+        }
+    }
+
+    /// Its children with their specs, the exits it handled (who, why, when, what it did) and
+    /// its restart intensity's use, taken between two of its messages (see
+    /// [`SupervisorReport`]).
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` if it is not running, `Exited(reason)` if it exits before it answers,
+    /// `Timeout` past `timeout`.
+    pub fn report(&self, timeout: Duration) -> Result<SupervisorReport, CallError> {
+        match self.server.call_timeout(DynCall::Report, timeout)? {
+            DynReply::Report(r) => Ok(*r),
+            _ => unreachable!("a report request gets a report reply"),
         }
     }
 

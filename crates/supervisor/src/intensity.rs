@@ -100,6 +100,16 @@ impl RestartIntensity {
         allowed
     }
 
+    /// Restarts allowed within the window.
+    pub fn max_restarts(&self) -> usize {
+        self.max_restarts
+    }
+
+    /// The window's length.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
     /// Number of recorded restarts still inside the window ending at `now`.
     pub fn recent(&self, now: Instant) -> usize {
         match now.checked_sub(self.window) {

@@ -56,6 +56,7 @@ mod error;
 mod info;
 mod intensity;
 mod opts;
+mod report;
 mod spec;
 mod stop;
 mod supervisor;
@@ -66,6 +67,9 @@ pub use error::{ChildError, OptionsError, SpecError, StartChildError, Supervisor
 pub use info::{ChildCounts, ChildInfo, ChildStatus};
 pub use intensity::{Clock, ManualClock, RestartIntensity, SystemClock};
 pub use opts::{DynamicOpts, Strategy, SupervisorOpts, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS};
+pub use report::{
+    supervisor_report, ChildExit, ChildReport, ExitAction, IntensityUse, SupervisorReport, RESTART_HISTORY_LEN,
+};
 pub use spec::{ChildSpec, ChildType, Restart, Shutdown, DEFAULT_WORKER_SHUTDOWN};
 pub use supervisor::Supervisor;
 pub use tree::{render_tree, supervision_tree, SupervisorKind, TreeNode};

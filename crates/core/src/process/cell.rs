@@ -239,6 +239,8 @@ impl<G: GenServer> Cell<G> {
             // (handled below, if it is the armed one).
             Err(Envelope::Timer(id, _)) if local.timer_key(*id).is_none() => {}
             Err(Envelope::Timeout(_)) => {}
+            // Not a message either: a debugger's look at the state.
+            Err(Envelope::Sys(sys)) if matches!(**sys, SysMsg::GetState(_)) => {}
             _ => self.disarm_timeout(local),
         }
         self.header.set_callback(match &env {
@@ -251,6 +253,7 @@ impl<G: GenServer> Cell<G> {
             Err(Envelope::Sys(sys)) => match &**sys {
                 SysMsg::Exit { .. } => Callback::Exit,
                 SysMsg::Down(_) => Callback::Down,
+                SysMsg::GetState(_) => Callback::GetState,
             },
         });
         let mut ctx = Context::new(self, local);
@@ -350,6 +353,15 @@ impl<G: GenServer> Cell<G> {
                 SysMsg::Down(down) => {
                     what = "handle_down";
                     catch(|| flow(st.handle_down(down, &mut ctx)))
+                }
+                SysMsg::GetState(slot) => {
+                    // `&self` on the runner's thread: never concurrent with a handler. A
+                    // panic in the user's formatting is answered, and the server goes on.
+                    let st: &G = st;
+                    let formatted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| st.format_state()))
+                        .unwrap_or_else(|p| Some(format!("<format_state panicked: {}>", crate::panic::message(&*p))));
+                    slot.resolve(Ok(formatted));
+                    return Outcome::Continue;
                 }
             },
         };
@@ -534,6 +546,11 @@ fn abort_envelope<G: GenServer>(env: Envelope<G>, reason: &ExitReason) {
             let (_, slot, _) = *stop;
             slot.resolve(Err(CallError::Exited(reason.clone())));
         }
+        Envelope::Sys(sys) if matches!(*sys, SysMsg::GetState(_)) => {
+            if let SysMsg::GetState(slot) = *sys {
+                slot.resolve(Err(CallError::Exited(reason.clone())));
+            }
+        }
         other => drop_quietly(other, "a message"),
     }
 }
@@ -571,6 +588,15 @@ impl<G: GenServer> Process for Cell<G> {
         self.mailbox.len()
     }
 
+    fn memory_estimate(&self, queued: usize) -> usize {
+        // Two allocations (the cell and the header, each behind an `Arc`: two counters),
+        // the state inline in the cell, one envelope per waiting message.
+        std::mem::size_of::<Cell<G>>()
+            + std::mem::size_of::<Header>()
+            + 4 * std::mem::size_of::<usize>()
+            + queued * std::mem::size_of::<Envelope<G>>()
+    }
+
     fn is_running(&self) -> bool {
         self.runner.is_locked()
     }
@@ -589,6 +615,7 @@ impl<G: GenServer> Process for Cell<G> {
             Callback::Down => format!("handle_down (in {t})"),
             Callback::Continue => format!("a continuation (in {t})"),
             Callback::Terminate => format!("terminate (in {t})"),
+            Callback::GetState => format!("format_state (in {t})"),
         }
     }
 }
@@ -637,6 +664,8 @@ impl<G: GenServer> Cell<G> {
         // Read once: the cell's first cache line is shared with the mailbox's inbox lock,
         // which senders keep taking while this runs.
         let (header, mailbox) = (&*self.header, &self.mailbox);
+        // Messages handled in this run: added to the header's counter once, as the run ends.
+        let mut handled = 0;
         for _ in 0..BUDGET {
             let work = match runner.local.pop_continue() {
                 Some(f) => Ok(f),
@@ -648,9 +677,11 @@ impl<G: GenServer> Cell<G> {
                     }
                     Pop::Empty => {
                         mailbox.set_batch_len(0);
+                        header.add_handled(handled);
                         return false;
                     }
                     Pop::Closed => {
+                        header.add_handled(handled);
                         self.finalize(&mut runner);
                         return false;
                     }
@@ -664,6 +695,7 @@ impl<G: GenServer> Cell<G> {
                 }
                 continue;
             }
+            handled += 1;
             match self.handle(&mut runner, work) {
                 Outcome::Continue => {
                     if runner.local.extra.is_some() {
@@ -671,12 +703,14 @@ impl<G: GenServer> Cell<G> {
                     }
                 }
                 Outcome::Stop(reason, after) => {
+                    header.add_handled(handled);
                     self.exit(&mut runner, reason, after);
                     return false;
                 }
             }
         }
         drop(guard);
+        header.add_handled(handled);
         mailbox.set_batch_len(runner.local.batch.len());
         let more = runner.local.has_continues() || !runner.local.batch.is_empty();
         drop(runner);

@@ -27,6 +27,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 /// Identifies one monitor: fresh for each `monitor` call (S31).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +56,9 @@ pub(crate) enum SysMsg {
     Exit { from: Pid, reason: ExitReason },
     /// A monitor fired.
     Down(Down),
+    /// A request for the state, formatted (`RuntimeHandle::get_state`): answered by the
+    /// runner between two messages, with no callback run and no timeout disturbed.
+    GetState(Arc<crate::reply::Slot<Option<String>>>),
 }
 
 /// What the table holds: a process, type-erased.
@@ -74,6 +78,9 @@ pub(crate) trait Process: Send + Sync + 'static {
     /// The callback it runs (or last ran) and the type of what it handles, for the
     /// watchdog: `handle_call(my_app::Request)`.
     fn callback(&self) -> String;
+    /// Bytes the process's own structures take with `queued` messages waiting (see
+    /// `ProcessInfo::memory_estimate`).
+    fn memory_estimate(&self, queued: usize) -> usize;
 }
 
 struct Watchers {
@@ -122,6 +129,11 @@ pub(crate) struct Header {
     waiting_at: AtomicU64,
     watchers: Mutex<Watchers>,
     calls: Mutex<Calls>,
+    /// Messages (and continuations) handled: added to once per run by the worker running
+    /// the process, read by `info`. Relaxed: a statistic, ordered with nothing.
+    handled: AtomicU64,
+    /// When the process was created (wall clock), for `info`.
+    started: SystemTime,
     /// The callback running now (a `Callback` as a number), for the watchdog: one relaxed
     /// store per message by the runner.
     callback: AtomicUsize,
@@ -141,13 +153,14 @@ pub(crate) enum Callback {
     Down,
     Continue,
     Terminate,
+    GetState,
 }
 
 impl Callback {
     fn from_usize(n: usize) -> Callback {
         use Callback::*;
         [
-            None, Init, Info, Timer, Call, Stop, Timeout, Exit, Down, Continue, Terminate,
+            None, Init, Info, Timer, Call, Stop, Timeout, Exit, Down, Continue, Terminate, GetState,
         ]
         .get(n)
         .copied()
@@ -180,6 +193,15 @@ impl Header {
                 held: Slab::new(),
             }),
             callback: AtomicUsize::new(0),
+            handled: AtomicU64::new(0),
+            started: SystemTime::now(),
+        }
+    }
+
+    /// Counts `n` more messages handled (once per run, by the runner).
+    pub(crate) fn add_handled(&self, n: u64) {
+        if n > 0 {
+            self.handled.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -233,6 +255,9 @@ impl Header {
             exit_hooks: c.hooks,
             held_calls: c.held_calls,
             mailbox_len,
+            messages_handled: self.handled.load(Ordering::Relaxed),
+            started: self.started,
+            memory_estimate: 0,
         }
     }
 

@@ -14,6 +14,7 @@ use super::server::{Boot, StaticServer, SupCall, SupReply};
 use crate::error::{ChildError, StartChildError, SupervisorStartError};
 use crate::info::{ChildCounts, ChildInfo};
 use crate::opts::SupervisorOpts;
+use crate::report::SupervisorReport;
 use crate::spec::{validate_all, ChildSpec};
 use arbor_core::{CallError, ExitReason, GenServer, Naming, Pid, ServerRef, StartError};
 use parking_lot::Mutex;
@@ -214,6 +215,21 @@ impl Supervisor {
         match self.call(SupCall::Count)? {
             SupReply::Count(c) => Ok(c),
             _ => unreachable!("a count request gets a count reply"),
+        }
+    }
+
+    /// Its children (in start order) with their specs, the exits it handled (who, why,
+    /// when, what it did) and its restart intensity's use, taken between two of its messages
+    /// (see [`SupervisorReport`]). Answered even while it restarts or stops children.
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` if it is not running, `Exited(reason)` if it exits before it answers,
+    /// `Timeout` past `timeout`.
+    pub fn report(&self, timeout: Duration) -> Result<SupervisorReport, CallError> {
+        match self.server.call_timeout(SupCall::Report, timeout)? {
+            SupReply::Report(r) => Ok(*r),
+            _ => unreachable!("a report request gets a report reply"),
         }
     }
 

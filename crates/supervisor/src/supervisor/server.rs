@@ -25,8 +25,10 @@ use crate::error::{ChildError, StartChildError};
 use crate::info::{ChildCounts, ChildInfo, ChildStatus};
 use crate::intensity::{Clock, RestartIntensity};
 use crate::opts::{Strategy, SupervisorOpts};
+use crate::report::{ChildReport, ExitAction, History, IntensityUse, SupervisorReport};
 use crate::spec::{ChildSpec, Restart};
 use crate::stop::{begin_stop, report_exit, SupMsg};
+use crate::tree::SupervisorKind;
 use crate::Shutdown;
 use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, Pid, ReplyTo, StartError, TimerRef};
 use parking_lot::Mutex;
@@ -42,6 +44,7 @@ pub(crate) enum SupCall {
     Delete(String),
     Which,
     Count,
+    Report,
 }
 
 /// Its replies.
@@ -51,6 +54,7 @@ pub(crate) enum SupReply {
     Restarted(Result<Option<Pid>, ChildError>),
     Which(Vec<ChildInfo>),
     Count(ChildCounts),
+    Report(Box<SupervisorReport>),
 }
 
 impl SupCall {
@@ -136,6 +140,7 @@ pub(crate) struct StaticServer {
     op: Option<Op>,
     deferred: VecDeque<Deferred>,
     shutdown: Option<ExitReason>,
+    history: History,
 }
 
 impl StaticServer {
@@ -295,7 +300,15 @@ impl StaticServer {
         };
         report_exit(ctx.pid(), self.children[i].spec.id(), pid, &reason);
         let restart = self.children[i].spec.restart_type();
-        if !restart.restarts_after(&reason) || self.shutdown.is_some() {
+        let action = if self.shutdown.is_some() {
+            ExitAction::ShuttingDown
+        } else if !restart.restarts_after(&reason) {
+            ExitAction::NotRestarted
+        } else {
+            ExitAction::Restarted
+        };
+        self.history.record(self.children[i].spec.id(), pid, &reason, action);
+        if action != ExitAction::Restarted {
             if restart == Restart::Temporary {
                 self.children.remove(i);
             } else {
@@ -309,6 +322,7 @@ impl StaticServer {
                 "supervisor {}: reached the maximum restart intensity; shutting down",
                 ctx.pid()
             );
+            self.history.amend_last(pid, ExitAction::GaveUp);
             return self.begin_shutdown(ExitReason::Shutdown, ctx);
         }
         let key = self.children[i].key;
@@ -469,7 +483,7 @@ impl StaticServer {
                 };
                 from.reply(SupReply::Child(r));
             }
-            SupCall::Which | SupCall::Count => unreachable!("answered in handle_call"),
+            SupCall::Which | SupCall::Count | SupCall::Report => unreachable!("answered in handle_call"),
         }
     }
 
@@ -495,6 +509,30 @@ impl StaticServer {
                 Ok(None)
             }
             Err(e) => Err(StartChildError::Start(e)),
+        }
+    }
+
+    fn report(&self, pid: Pid) -> SupervisorReport {
+        SupervisorReport {
+            pid,
+            kind: SupervisorKind::Static,
+            strategy: self.strategy,
+            children: self
+                .children
+                .iter()
+                .map(|c| ChildReport {
+                    info: c.info(),
+                    shutdown: c.spec.shutdown_policy(),
+                })
+                .collect(),
+            history: self.history.to_vec(),
+            intensity: IntensityUse {
+                max_restarts: self.intensity.max_restarts(),
+                window: self.intensity.window(),
+                used: self.intensity.recent(self.clock.now()),
+            },
+            max_children: None,
+            shutting_down: self.shutdown.is_some(),
         }
     }
 
@@ -541,6 +579,7 @@ impl GenServer for StaticServer {
             op: None,
             deferred: VecDeque::new(),
             shutdown: None,
+            history: History::default(),
         };
         for spec in boot.specs {
             match spec.start_child() {
@@ -608,6 +647,7 @@ impl GenServer for StaticServer {
         match req {
             SupCall::Which => CallFlow::Reply(SupReply::Which(self.which())),
             SupCall::Count => CallFlow::Reply(SupReply::Count(ChildCounts::of(self.which()))),
+            SupCall::Report => CallFlow::Reply(SupReply::Report(Box::new(self.report(ctx.pid())))),
             req if self.shutdown.is_some() => CallFlow::Reply(req.shutting_down()),
             req if self.op.is_some() => {
                 self.deferred.push_back(Deferred::Call(req, from));
