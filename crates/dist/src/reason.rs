@@ -1,0 +1,49 @@
+//! Exit reasons between arbor and the BEAM.
+//!
+//! | arbor | BEAM |
+//! | --- | --- |
+//! | `Normal` (and `Ignore`) | `normal` |
+//! | `Shutdown` | `shutdown` |
+//! | `ShutdownWith(text)` | `{shutdown, <<text>>}` |
+//! | `Killed` | `killed` |
+//! | `NoProc` | `noproc` |
+//! | `Panic(message)` | `{panic, <<message>>}` |
+//! | `Error(e)` | `{error, <<e's text>>}` |
+//!
+//! From the BEAM, any other reason becomes `ExitReason::custom` of its printed form, so
+//! `noconnection` arrives as `Error("noconnection")`.
+
+use crate::term::Term;
+use arbor_core::ExitReason;
+
+/// The BEAM's form of an arbor exit reason.
+pub fn exit_to_term(reason: &ExitReason) -> Term {
+    match reason {
+        ExitReason::Normal | ExitReason::Ignore => Term::atom("normal"),
+        ExitReason::Shutdown => Term::atom("shutdown"),
+        ExitReason::ShutdownWith(p) => Term::tuple([Term::atom("shutdown"), Term::binary(&**p)]),
+        ExitReason::Killed => Term::atom("killed"),
+        ExitReason::NoProc => Term::atom("noproc"),
+        ExitReason::Panic(m) => Term::tuple([Term::atom("panic"), Term::binary(&**m)]),
+        ExitReason::Error(e) => Term::tuple([Term::atom("error"), Term::binary(e.to_string())]),
+        other => Term::tuple([Term::atom("error"), Term::binary(other.to_string())]),
+    }
+}
+
+/// arbor's form of a BEAM exit reason.
+pub fn term_to_exit(reason: &Term) -> ExitReason {
+    match reason {
+        Term::Atom(a) => match a.as_str() {
+            "normal" => ExitReason::Normal,
+            "shutdown" => ExitReason::Shutdown,
+            "killed" | "kill" => ExitReason::Killed,
+            "noproc" => ExitReason::NoProc,
+            other => ExitReason::custom(other),
+        },
+        Term::Tuple(t) if t.len() == 2 && t[0].is_atom("shutdown") => match &t[1] {
+            Term::Binary(b) => ExitReason::shutdown_with(String::from_utf8_lossy(b)),
+            other => ExitReason::shutdown_with(other),
+        },
+        other => ExitReason::custom(other),
+    }
+}
