@@ -31,6 +31,25 @@ pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The directory holding `arbor_test.beam`, compiled once per test binary from
+/// `tests/support/arbor_test.erl` with `erlc`.
+pub(crate) fn support_dir() -> &'static str {
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("arbor-dist-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/arbor_test.erl");
+        let status = Command::new("erlc")
+            .arg("-o")
+            .arg(&dir)
+            .arg(src)
+            .status()
+            .expect("erlc");
+        assert!(status.success(), "erlc failed");
+        dir.to_string_lossy().into_owned()
+    })
+}
+
 /// A unique node name for this test process.
 pub(crate) fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -142,6 +161,7 @@ impl Beam {
         let mut cmd = Command::new("erl");
         cmd.args(["-name", name, "-setcookie", cookie, "-noshell", "-start_epmd", "false"])
             .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
+            .args(["-pa", support_dir()])
             .args(extra)
             .args(["-eval", ERL_DRIVER]);
         Beam::spawn(cmd, epmd, name)
@@ -152,6 +172,7 @@ impl Beam {
         let mut cmd = Command::new("elixir");
         cmd.args(["--name", name, "--cookie", cookie])
             .args(["--erl", "-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}"])
+            .args(["-pa", support_dir()])
             .args(["-e", EX_DRIVER]);
         Beam::spawn(cmd, epmd, name)
     }
