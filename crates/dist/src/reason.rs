@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `Normal` (and `Ignore`) | `normal` |
 //! | `Shutdown` | `shutdown` |
-//! | `ShutdownWith(text)` | `{shutdown, <<text>>}` |
+//! | `ShutdownWith(text)` | `{shutdown, <<text>>}` (from the BEAM: `{shutdown, atom}` too) |
 //! | `Killed` | `killed` |
 //! | `NoProc` | `noproc` |
 //! | `Panic(message)` | `{panic, <<message>>}` |
@@ -42,6 +42,7 @@ pub fn term_to_exit(reason: &Term) -> ExitReason {
         },
         Term::Tuple(t) if t.len() == 2 && t[0].is_atom("shutdown") => match &t[1] {
             Term::Binary(b) => ExitReason::shutdown_with(String::from_utf8_lossy(b)),
+            Term::Atom(a) => ExitReason::shutdown_with(a.as_str()),
             other => ExitReason::shutdown_with(other),
         },
         other => ExitReason::custom(other),

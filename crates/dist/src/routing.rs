@@ -322,7 +322,7 @@ impl Tables {
                     };
                     self.resolve(&reference, Err(err));
                 } else if let Some(m) = self.watching.lock().remove(&reference) {
-                    (m.on_down)(reason);
+                    guarded("a monitor's on_down", move || (m.on_down)(reason));
                 }
             }
             Control::Link { from, to } => match self.local_of(node, &to) {
@@ -527,7 +527,7 @@ impl Tables {
             };
             list.remove(i).1
         };
-        f(peer);
+        guarded("a node monitor's on_down", move || f(peer));
     }
 
     pub(crate) fn node_up(&self, _peer: &Atom) {}
@@ -563,7 +563,7 @@ impl Tables {
             keys.into_iter().filter_map(|k| w.remove(&k)).collect()
         };
         for m in downs {
-            (m.on_down)(Term::atom("noconnection"));
+            guarded("a monitor's on_down", move || (m.on_down)(Term::atom("noconnection")));
         }
         let broken: Vec<Pid> = {
             let mut links = self.links.lock();
@@ -578,8 +578,15 @@ impl Tables {
         }
         let monitors = self.node_monitors.lock().remove(peer).unwrap_or_default();
         for (_, f) in monitors {
-            f(peer);
+            guarded("a node monitor's on_down", move || f(peer));
         }
+    }
+}
+
+/// Runs user code on a reader thread: a panic in it is logged, and the connection goes on.
+fn guarded(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        log::error!("arbor-dist: {what} panicked; the connection goes on");
     }
 }
 

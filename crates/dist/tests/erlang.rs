@@ -241,3 +241,299 @@ fn arbor_call_errors_noproc_timeout_exit_nodedown() {
         Err(RemoteCallError::NodeDown(_))
     ));
 }
+
+/// A server that reports its trapped exits and exits as asked.
+struct Linked {
+    exits: mpsc::Sender<String>,
+}
+
+impl GenServer for Linked {
+    type Args = (mpsc::Sender<String>, bool);
+    type Info = Term;
+    type Call = Term;
+    type Reply = Term;
+
+    fn init((exits, trap): Self::Args, ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        ctx.trap_exits(trap);
+        Ok(Linked { exits })
+    }
+
+    fn handle_info(&mut self, msg: Term, _ctx: &mut Context<'_, Self>) -> Flow {
+        Flow::Stop(arbor_dist::term_to_exit(&msg))
+    }
+
+    fn handle_exit(&mut self, from: arbor_core::Pid, reason: ExitReason, ctx: &mut Context<'_, Self>) -> Flow {
+        if ctx.is_parent(from) {
+            return Flow::Stop(reason);
+        }
+        let _ = self.exits.send(reason.to_string());
+        Flow::Continue
+    }
+}
+
+#[test]
+fn monitors_both_ways() {
+    let s = setup();
+    let mut e = erl(&s);
+    let n = s.node.name().as_str().to_string();
+    // Erlang monitors an arbor server, by name; arbor stops it: DOWN with the reason
+    // the call after the monitor, on the same connection, is handled after it is set
+    e.eval(&format!(
+        "M = erlang:monitor(process, {{echo, '{n}'}}), gen_server:call({{echo, '{n}'}}, sync)."
+    ));
+    s.echo.stop(ExitReason::Shutdown, SEC).unwrap();
+    let down = e.eval("receive {'DOWN', M, process, _, R} -> R after 5000 -> none end.");
+    assert_eq!(down, "shutdown");
+    // monitoring a missing name: DOWN noproc at once
+    let r = e.eval(&format!(
+        "M2 = erlang:monitor(process, {{echo, '{n}'}}), receive {{'DOWN', M2, _, _, R2}} -> R2 after 5000 -> none end."
+    ));
+    assert_eq!(r, "noproc");
+    // arbor monitors an Erlang process: told its exit reason
+    e.eval("P = arbor_test:start(watched).");
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    let m = s
+        .node
+        .monitor(("watched", e.name.as_str()), move |r| {
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    e.eval("exit(P, {shutdown, done}).");
+    assert_eq!(rx.recv_timeout(SEC).unwrap().to_string(), "{:shutdown, :done}");
+    assert!(!s.node.demonitor(&m), "a fired monitor is no longer active");
+    // a demonitored monitor never fires; a missing process is noproc
+    e.eval("P2 = arbor_test:start(watched2).");
+    let m2 = s
+        .node
+        .monitor(("watched2", e.name.as_str()), move |r| {
+            let _ = tx2.send(r);
+        })
+        .unwrap();
+    assert!(s.node.demonitor(&m2));
+    let (tx3, rx3) = mpsc::channel();
+    s.node
+        .monitor(("nobody", e.name.as_str()), move |r| {
+            let _ = tx3.send(r);
+        })
+        .unwrap();
+    assert_eq!(rx3.recv_timeout(SEC).unwrap(), Term::atom("noproc"));
+    e.eval("exit(P2, kill).");
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+}
+
+#[test]
+fn links_both_ways() {
+    let s = setup();
+    let mut e = erl(&s);
+    let (tx, exits) = mpsc::channel();
+    // Erlang links to an arbor server; the server exits: the trapping Erlang side gets it
+    let a = s.rt.start::<Linked>((tx.clone(), false)).unwrap();
+    let pa = s.node.pid_of(&a).unwrap();
+    e.eval("process_flag(trap_exit, true), register(box, self()).");
+    s.node.send(("box", e.name.as_str()), &Term::Pid(pa)).unwrap();
+    // the stop message follows the link over the same connection, so it is handled after
+    e.eval("PA = receive X when is_pid(X) -> X after 5000 -> none end, link(PA), PA ! {shutdown, bye}.");
+    let r = e.eval("receive {'EXIT', PA, R} -> R after 5000 -> none end.");
+    assert_eq!(r, "{shutdown,<<\"bye\">>}");
+    // arbor links a trapping server to an Erlang process; it exits: handle_exit hears
+    let b = s.rt.start::<Linked>((tx.clone(), true)).unwrap();
+    let pid: arbor_dist::ExtPid = s
+        .node
+        .call_as(
+            ("rex", e.name.as_str()),
+            &(
+                Term::atom("call"),
+                Term::atom("arbor_test"),
+                Term::atom("start"),
+                vec![Term::atom("l1")],
+                Term::Pid(pa_of(&s, &b)),
+            ),
+            SEC,
+        )
+        .unwrap();
+    s.node.link(b.pid(), &pid).unwrap();
+    // linked once the Erlang side shows it
+    let links = "length(element(2, process_info(whereis(l1), links))).";
+    assert_eq!(e.eval_until(links, "1", SEC), "1");
+    e.eval("exit(whereis(l1), boom).");
+    assert_eq!(exits.recv_timeout(SEC).unwrap(), "error: boom");
+    // a non-trapping arbor server linked to an Erlang process dies with it
+    let c = s.rt.start::<Linked>((tx, false)).unwrap();
+    let start_l2 = (
+        Term::atom("call"),
+        Term::atom("arbor_test"),
+        Term::atom("start"),
+        vec![Term::atom("l2")],
+        Term::Pid(pa_of(&s, &c)),
+    );
+    let pid2: arbor_dist::ExtPid = s.node.call_as(("rex", e.name.as_str()), &start_l2, SEC).unwrap();
+    s.node.link(c.pid(), &pid2).unwrap();
+    assert_eq!(
+        e.eval_until("length(element(2, process_info(whereis(l2), links))).", "1", SEC),
+        "1"
+    );
+    e.eval("exit(whereis(l2), boom2).");
+    assert_eq!(c.wait_exit(SEC), Some(ExitReason::custom("boom2")));
+}
+
+fn pa_of(s: &Setup, server: &arbor_core::ServerRef<Linked>) -> arbor_dist::ExtPid {
+    s.node.pid_of(server).unwrap()
+}
+
+#[test]
+fn connection_loss_is_noconnection_everywhere() {
+    let s = setup();
+    let mut e = erl(&s);
+    let n = s.node.name().as_str().to_string();
+    e.eval("arbor_test:start(srv).");
+    e.eval(&format!("M = erlang:monitor(process, {{echo, '{n}'}})."));
+    let (tx, rx) = mpsc::channel();
+    s.node
+        .monitor(("srv", e.name.as_str()), move |r| {
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    let (ntx, nrx) = mpsc::channel();
+    s.node.monitor_node(&e.name, move |node| {
+        let _ = ntx.send(node.clone());
+    });
+    let (ltx, exits) = mpsc::channel();
+    let linked = s.rt.start::<Linked>((ltx, true)).unwrap();
+    let p = s.node.whereis("echo").unwrap();
+    let _ = p;
+    let srv: arbor_dist::ExtPid = s
+        .node
+        .call_as(
+            ("rex", e.name.as_str()),
+            &(
+                Term::atom("call"),
+                Term::atom("erlang"),
+                Term::atom("whereis"),
+                vec![Term::atom("srv")],
+                Term::Pid(s.node.pid_of(&linked).unwrap()),
+            ),
+            SEC,
+        )
+        .unwrap();
+    s.node.link(linked.pid(), &srv).unwrap();
+    assert_eq!(
+        e.eval_until("length(element(2, process_info(whereis(srv), links))).", "1", SEC),
+        "1"
+    );
+    assert!(s.node.disconnect(&e.name));
+    assert_eq!(rx.recv_timeout(SEC).unwrap(), Term::atom("noconnection"));
+    assert_eq!(nrx.recv_timeout(SEC).unwrap().as_str(), e.name);
+    assert_eq!(exits.recv_timeout(SEC).unwrap(), "error: noconnection");
+    assert_eq!(
+        e.eval("receive {'DOWN', M, process, _, R} -> R after 5000 -> none end."),
+        "noconnection"
+    );
+    // srv was linked to an arbor process: the lost connection took it down too
+    assert_eq!(e.eval_until("whereis(srv).", "undefined", SEC), "undefined");
+    // and the node reconnects on demand
+    e.eval("arbor_test:start(srv2).");
+    let r = s.node.call(("srv2", e.name.as_str()), &1u8, SEC).unwrap();
+    assert_eq!(r.to_string(), "{:echo, 1}");
+}
+
+#[test]
+fn wrong_cookie_is_refused_both_ways() {
+    let s = setup();
+    let mut e = Beam::erl(&s.epmd, &unique("erl"), "not-the-cookie", &[]);
+    let n = s.node.name().as_str().to_string();
+    assert_eq!(e.eval(&format!("net_adm:ping('{n}').")), "pang");
+    let r = s.node.connect(&e.name);
+    assert!(
+        matches!(r, Err(arbor_dist::DistError::NodeDown(ref why)) if why.contains("cookie")),
+        "{r:?}"
+    );
+    assert!(s.node.nodes().is_empty());
+    // the node still serves the right cookie
+    let mut ok = erl(&s);
+    assert_eq!(ok.eval(&format!("gen_server:call({{echo, '{n}'}}, hi).")), "{got,hi}");
+}
+
+#[test]
+fn rich_terms_round_trip() {
+    let s = setup();
+    let mut e = erl(&s);
+    let n = s.node.name().as_str().to_string();
+    let t = "{<<\"bin\">>, <<1,2,3:4>>, #{a => [1,2.5,-3], <<\"k\">> => {nested, {deeper, []}}}, 123456789012345678901234567890123, -98765432109876543210, 3.14159, 'quoted atom', \"charlist\", [a|b], self(), make_ref(), fun erlang:node/0}";
+    e.eval(&format!("T = {t}."));
+    assert_eq!(
+        e.eval(&format!("{{got, T}} =:= gen_server:call({{echo, '{n}'}}, T).")),
+        "true"
+    );
+    // and through arbor's own encoder, from Rust values
+    e.eval("arbor_test:start(srv).");
+    let big = u128::MAX;
+    let r = s
+        .node
+        .call(
+            ("srv", e.name.as_str()),
+            &(big, -1.5f64, "é", vec![Some(1u8), None]),
+            SEC,
+        )
+        .unwrap();
+    assert_eq!(
+        r.to_string(),
+        "{:echo, {340282366920938463463374607431768211455, -1.5, \"é\", [1, nil]}}"
+    );
+    type Rich = (u128, f64, String, Vec<Option<u8>>);
+    let back: (arbor_dist::Atom, Rich) = arbor_dist::FromTerm::from_term(r).unwrap();
+    assert_eq!(back.1, (big, -1.5, "é".to_string(), vec![Some(1), None]));
+}
+
+#[test]
+fn a_thousand_concurrent_calls_from_erlang() {
+    let s = setup();
+    let mut e = erl(&s);
+    let n = s.node.name().as_str().to_string();
+    let expr = format!(
+        "Me = self(), [spawn(fun() -> Me ! {{done, I, gen_server:call({{echo, '{n}'}}, I, 20000)}} end) || I <- lists:seq(1, 1000)], \
+         Rs = [receive {{done, I, R}} -> R =:= {{got, I}} after 30000 -> timeout end || I <- lists:seq(1, 1000)], \
+         length([ok || true <- Rs])."
+    );
+    assert_eq!(e.eval_timeout(&expr, Duration::from_secs(60)), "1000");
+}
+
+#[test]
+fn a_silent_peer_is_declared_down_within_the_tick_time() {
+    require_beam();
+    let epmd = Epmd::start();
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let node = Node::builder(&unique("arbor"))
+        .cookie(COOKIE)
+        .epmd_port(epmd.port)
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .net_ticktime(Duration::from_secs(2))
+        .start(rt.handle())
+        .unwrap();
+    let e = Beam::erl(&epmd, &unique("erl"), COOKIE, &["-kernel", "net_ticktime", "2"]);
+    node.connect(&e.name).unwrap();
+    let (tx, rx) = mpsc::channel();
+    node.monitor_node(&e.name, move |n| {
+        let _ = tx.send(n.clone());
+    });
+    // ticks keep an idle connection up past the tick time
+    assert!(rx.recv_timeout(Duration::from_secs(3)).is_err());
+    assert_eq!(node.nodes().len(), 1);
+    // a stopped (not dead) peer: the socket stays open, only the ticks stop
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &e.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    let t0 = std::time::Instant::now();
+    let down = rx.recv_timeout(Duration::from_secs(6));
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &e.pid().to_string()])
+        .status();
+    assert!(down.is_ok(), "not declared down");
+    assert!(
+        t0.elapsed() <= Duration::from_millis(2600),
+        "declared down after {:?}",
+        t0.elapsed()
+    );
+}
