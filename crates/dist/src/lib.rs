@@ -43,3 +43,6 @@ pub use handshake::HandshakeError;
 pub use node::Builder;
 pub use reason::{exit_to_term, term_to_exit};
 pub use term::{Atom, BigInt, ExtPid, ExtPort, ExtRef, Term};
+
+#[cfg(test)]
+mod fault_tests;

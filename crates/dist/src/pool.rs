@@ -4,9 +4,10 @@
 //! (arbor_core::ServerRef::call), which blocks its thread until the server replies, maybe
 //! much later (a deferred reply). The connection's reader must not wait, so each call
 //! waits on a thread of this pool: idle threads are reused, a new one starts when none is
-//! idle, up to `max`; past it calls queue until a thread frees up (the connection is never
-//! blocked: the queue is the bound's only cost). Idle threads beyond the first few leave
-//! after 10 s.
+//! idle, up to `max`; past it calls queue until a thread frees up. The queue is bounded
+//! too ([`QUEUE`]): when it is full the connection's reader waits, so a peer that floods
+//! calls meets TCP's back-pressure instead of growing memory. Idle threads beyond the
+//! first few leave after 10 s.
 
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,11 +30,13 @@ struct Counts {
 }
 
 const KEEP: usize = 4;
+/// Calls that may wait for a free thread before the readers wait too.
+pub(crate) const QUEUE: usize = 4096;
 const IDLE_EXIT: Duration = Duration::from_secs(10);
 
 impl CallPool {
     pub(crate) fn new(max: usize, name: String) -> CallPool {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
         CallPool {
             tx,
             rx,
@@ -47,7 +50,19 @@ impl CallPool {
     }
 
     pub(crate) fn run(&self, job: impl FnOnce() + Send + 'static) {
-        let _ = self.tx.send(Box::new(job));
+        let job: Job = Box::new(job);
+        let job = match self.tx.try_send(job) {
+            Ok(()) => None,
+            Err(e) => Some(e.into_inner()),
+        };
+        if let Some(job) = job {
+            // Full: make sure a thread is coming, then wait for room.
+            if self.shared.threads.load(Ordering::Acquire) < self.max {
+                self.spawn();
+            }
+            let _ = self.tx.send(job);
+            return;
+        }
         // Claim an idle thread for this job; start one if none is idle.
         let claimed = self
             .shared
