@@ -1,9 +1,14 @@
 //! One connection to a peer node, after the handshake: a writer thread that owns the
 //! socket's sending half, and a reader thread that owns its receiving half.
 //!
-//! - Writer: drains the queue of frames into a buffer, flushes when the queue is empty
-//!   (one system call for a burst), and sends a tick (an empty frame) whenever it has
-//!   sent nothing for a tick interval (a quarter of the net tick time).
+//! - Sending: frames go through one queue, and only the holder of the socket's write lock
+//!   pops them, so they leave in queue order. [`Conn::send`] queues its frame and, if the
+//!   lock is free, writes the whole queue itself (one system call for a burst, no thread
+//!   hop on a call's reply); if the lock is taken, its holder writes the frame before it
+//!   lets go (it re-checks the queue after unlocking). [`Conn::post`] only queues and kicks
+//!   the writer thread: for the reader thread and exit observers, which must never block
+//!   on a peer that does not read. The writer thread also sends a tick (an empty frame)
+//!   whenever nothing was written for a tick interval (a quarter of the net tick time).
 //! - Reader: parses frames out of its buffer; a frame longer than the node's maximum is
 //!   refused from its length alone, before any of it is buffered; a malformed frame or
 //!   term closes the connection with a log entry. It declares the peer dead when nothing,
@@ -16,18 +21,25 @@ use crate::control::{self, Control};
 use crate::error::DistError;
 use crate::term::{Atom, DecodeLimits, ExtPid};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
 use std::io::{BufWriter, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A live connection. Shared by the node's tables and by exit observers that report over it.
 pub(crate) struct Conn {
     pub(crate) peer: Atom,
     pub(crate) flags: u64,
-    tx: Sender<Option<Vec<u8>>>,
+    queue: Sender<Vec<u8>>,
+    pending: Receiver<Vec<u8>>,
+    out: Mutex<BufWriter<TcpStream>>,
+    kick: Sender<()>,
     stream: TcpStream,
     closed: AtomicBool,
+    /// Milliseconds since `epoch` of the last write (for ticks).
+    last_write: AtomicU64,
+    epoch: Instant,
 }
 
 /// What the reader hands the node.
@@ -57,19 +69,24 @@ impl Conn {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(limits.net_ticktime))?;
         stream.set_read_timeout(Some(limits.tick))?;
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (queue, pending) = crossbeam_channel::unbounded();
+        let (kick, kicked) = crossbeam_channel::bounded(1);
         let conn = std::sync::Arc::new(Conn {
             peer,
             flags,
-            tx,
+            queue,
+            pending,
+            out: Mutex::new(BufWriter::with_capacity(64 * 1024, stream.try_clone()?)),
+            kick,
             stream: stream.try_clone()?,
             closed: AtomicBool::new(false),
+            last_write: AtomicU64::new(0),
+            epoch: Instant::now(),
         });
-        let w = stream.try_clone()?;
         let wc = std::sync::Arc::clone(&conn);
         std::thread::Builder::new()
             .name(format!("dist-w-{}", conn.peer.as_str()))
-            .spawn(move || writer(w, rx, &wc, limits.tick))?;
+            .spawn(move || writer(&wc, kicked, limits.tick))?;
         let rc = std::sync::Arc::clone(&conn);
         std::thread::Builder::new()
             .name(format!("dist-r-{}", conn.peer.as_str()))
@@ -82,21 +99,63 @@ impl Conn {
         Ok(conn)
     }
 
-    /// Queues a control message. Fails only if the message cannot be encoded or the
-    /// connection is closed.
+    /// Sends a control message: queued, and written at once by this thread if no other
+    /// is writing. May block while the peer's receive buffer is full: not for the reader
+    /// thread or exit observers (they use [`post`](Conn::post)).
     pub(crate) fn send(&self, c: &Control, from: Option<&ExtPid>) -> Result<(), DistError> {
         let frame = control::frame(c, from)?;
         self.send_frame(frame)
     }
 
     pub(crate) fn send_frame(&self, frame: Vec<u8>) -> Result<(), DistError> {
-        if self.is_closed() || self.tx.send(Some(frame)).is_err() {
-            return Err(DistError::NodeDown(format!(
-                "connection to {} closed",
-                self.peer.as_str()
-            )));
+        self.enqueue(frame)?;
+        self.flush_queue();
+        Ok(())
+    }
+
+    /// Queues a control message for the writer thread; never blocks.
+    pub(crate) fn post(&self, c: &Control, from: Option<&ExtPid>) -> Result<(), DistError> {
+        let frame = control::frame(c, from)?;
+        self.enqueue(frame)?;
+        let _ = self.kick.try_send(());
+        Ok(())
+    }
+
+    fn enqueue(&self, frame: Vec<u8>) -> Result<(), DistError> {
+        if self.is_closed() || self.queue.send(frame).is_err() {
+            return Err(DistError::NodeDown(format!("connection to {} closed", self.peer.as_str())));
         }
         Ok(())
+    }
+
+    /// Writes the queue if the write lock is free; whoever holds it re-checks the queue
+    /// after unlocking, so no frame is left behind.
+    fn flush_queue(&self) {
+        while !self.pending.is_empty() {
+            let Some(mut out) = self.out.try_lock() else { return };
+            self.drain(&mut out);
+        }
+    }
+
+    /// Writes every queued frame, then flushes. Called with the write lock held.
+    fn drain(&self, out: &mut BufWriter<TcpStream>) {
+        let mut wrote = false;
+        let result = (|| {
+            while let Ok(frame) = self.pending.try_recv() {
+                out.write_all(&frame)?;
+                wrote = true;
+            }
+            out.flush()
+        })();
+        if wrote {
+            self.last_write.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        if let Err(e) = result {
+            if !self.is_closed() {
+                log::warn!("arbor-dist: writing to {} failed: {e}", self.peer.as_str());
+            }
+            self.close();
+        }
     }
 
     pub(crate) fn has(&self, flag: u64) -> bool {
@@ -111,32 +170,35 @@ impl Conn {
     pub(crate) fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             let _ = self.stream.shutdown(Shutdown::Both);
-            let _ = self.tx.send(None);
+            let _ = self.kick.try_send(());
         }
     }
 }
 
-fn writer(stream: TcpStream, rx: Receiver<Option<Vec<u8>>>, conn: &Conn, tick: Duration) {
-    let mut w = BufWriter::with_capacity(64 * 1024, stream);
+/// The writer thread: flushes what `post` queued, and ticks when nothing was written for
+/// a tick interval.
+fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration) {
     loop {
-        let result = match rx.recv_timeout(tick) {
-            Ok(Some(frame)) => (|| {
-                w.write_all(&frame)?;
-                while let Ok(Some(frame)) = rx.try_recv() {
-                    w.write_all(&frame)?;
-                }
-                w.flush()
-            })(),
-            Ok(None) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => w.write_all(&[0, 0, 0, 0]).and_then(|_| w.flush()),
-        };
-        if let Err(e) = result {
-            if !conn.is_closed() {
-                log::warn!("arbor-dist: writing to {} failed: {e}", conn.peer.as_str());
-            }
-            conn.close();
+        let timed_out = matches!(kicked.recv_timeout(tick), Err(RecvTimeoutError::Timeout));
+        if conn.is_closed() {
             return;
         }
+        let mut out = conn.out.lock();
+        conn.drain(&mut out);
+        let idle = (conn.epoch.elapsed().as_millis() as u64).saturating_sub(conn.last_write.load(Ordering::Relaxed));
+        if timed_out && idle >= tick.as_millis() as u64 {
+            if let Err(e) = out.write_all(&[0, 0, 0, 0]).and_then(|_| out.flush()) {
+                if !conn.is_closed() {
+                    log::warn!("arbor-dist: ticking {} failed: {e}", conn.peer.as_str());
+                }
+                conn.close();
+                return;
+            }
+            conn.last_write.store(conn.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        drop(out);
+        // frames queued while we held the lock, by senders that found it taken
+        conn.flush_queue();
     }
 }
 

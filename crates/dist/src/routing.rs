@@ -248,7 +248,7 @@ impl Tables {
         };
         for remote in linked {
             if let Some(conn) = node.existing(&remote.node) {
-                let _ = conn.send(
+                let _ = conn.post(
                     &Control::Exit {
                         from: ext.clone(),
                         to: remote,
@@ -330,7 +330,7 @@ impl Tables {
                     self.links.lock().insert((pid, from));
                 }
                 _ => {
-                    let _ = conn.send(
+                    let _ = conn.post(
                         &Control::Exit {
                             from: to,
                             to: from,
@@ -344,7 +344,7 @@ impl Tables {
                 if let Some(pid) = self.local_of(node, &to) {
                     self.links.lock().remove(&(pid, from.clone()));
                 }
-                let _ = conn.send(&Control::UnlinkIdAck { id, from: to, to: from }, None);
+                let _ = conn.post(&Control::UnlinkIdAck { id, from: to, to: from }, None);
             }
             Control::Unlink { from, to } => {
                 if let Some(pid) = self.local_of(node, &to) {
@@ -373,7 +373,7 @@ impl Tables {
 
     fn monitor_incoming(&self, node: &Inner, conn: &Arc<Conn>, from: ExtPid, to: Proc, reference: ExtRef) {
         let noproc = |to: Proc, from: ExtPid, reference: ExtRef| {
-            let _ = conn.send(
+            let _ = conn.post(
                 &Control::MonitorPExit {
                     from: to,
                     to: from,
@@ -397,7 +397,7 @@ impl Tables {
                 .lock()
                 .remove(&(conn_peer(&weak_conn), ref2.clone()));
             if let Some(conn) = weak_conn.upgrade() {
-                let _ = conn.send(
+                let _ = conn.post(
                     &Control::MonitorPExit {
                         from: to2.clone(),
                         to: from2.clone(),
