@@ -123,7 +123,10 @@ impl Conn {
 
     fn enqueue(&self, frame: Vec<u8>) -> Result<(), DistError> {
         if self.is_closed() || self.queue.send(frame).is_err() {
-            return Err(DistError::NodeDown(format!("connection to {} closed", self.peer.as_str())));
+            return Err(DistError::NodeDown(format!(
+                "connection to {} closed",
+                self.peer.as_str()
+            )));
         }
         Ok(())
     }
@@ -148,7 +151,8 @@ impl Conn {
             out.flush()
         })();
         if wrote {
-            self.last_write.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            self.last_write
+                .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
         if let Err(e) = result {
             if !self.is_closed() {
@@ -194,7 +198,8 @@ fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration) {
                 conn.close();
                 return;
             }
-            conn.last_write.store(conn.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            conn.last_write
+                .store(conn.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
         drop(out);
         // frames queued while we held the lock, by senders that found it taken

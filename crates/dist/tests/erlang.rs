@@ -537,3 +537,20 @@ fn a_silent_peer_is_declared_down_within_the_tick_time() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn a_late_reply_never_lands_in_the_erlang_callers_mailbox() {
+    let s = setup();
+    let mut e = erl(&s);
+    let n = s.node.name().as_str().to_string();
+    // the caller gives up on a deferred call
+    let r = e.eval(&format!("catch gen_server:call({{echo, '{n}'}}, defer, 100)."));
+    assert!(r.starts_with("{'EXIT',{timeout,"), "{r}");
+    // the server answers it later (on the next call): the reply goes to the dead alias
+    assert_eq!(
+        e.eval(&format!("gen_server:call({{echo, '{n}'}}, next).")),
+        "{got,next}"
+    );
+    // without the alias, it would arrive within milliseconds as {[alias|Ref], Reply}
+    assert_eq!(e.eval("receive Stray -> Stray after 1000 -> none end."), "none");
+}
