@@ -27,6 +27,7 @@ mod conn;
 mod control;
 pub mod convert;
 mod epmd;
+mod epmd_server;
 mod error;
 mod handshake;
 mod md5;
@@ -38,6 +39,7 @@ pub mod term;
 
 pub use api::{Dest, Node, NodeMonitor, RemoteMonitor};
 pub use convert::{field, Bytes, FromTerm, TermError, ToTerm};
+pub use epmd_server::EmbeddedEpmd;
 pub use error::{DistError, RemoteCallError};
 pub use handshake::HandshakeError;
 pub use node::Builder;

@@ -35,6 +35,7 @@ pub struct Builder {
     max_frame: usize,
     max_call_threads: usize,
     connect_timeout: Duration,
+    embedded_epmd: bool,
 }
 
 impl Builder {
@@ -49,7 +50,17 @@ impl Builder {
             max_frame: 16 << 20,
             max_call_threads: 1024,
             connect_timeout: Duration::from_secs(7),
+            embedded_epmd: false,
         }
+    }
+
+    /// Runs an epmd inside this node if none answers on the epmd port (as `erl` starts
+    /// one), so that arbor-only nodes cluster with no Erlang installed. It listens on the
+    /// node's listen address and lives as long as the node; nodes registered with it lose
+    /// it when this node stops.
+    pub fn embedded_epmd(mut self, on: bool) -> Builder {
+        self.embedded_epmd = on;
+        self
     }
 
     /// The cookie. Default: the contents of `~/.erlang.cookie`, as `erl` reads it.
@@ -117,6 +128,17 @@ impl Builder {
         let epmd_addr = (host.as_str(), epmd_port)
             .to_socket_addrs_v4()
             .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), epmd_port));
+        let embedded =
+            if self.embedded_epmd && TcpStream::connect_timeout(&epmd_addr, Duration::from_millis(500)).is_err() {
+                match crate::EmbeddedEpmd::start(SocketAddr::new(self.listen, epmd_port)) {
+                    Ok(e) => Some(e),
+                    // another node started one meanwhile
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+                    Err(e) => return Err(DistError::Epmd(format!("cannot start an embedded epmd: {e}"))),
+                }
+            } else {
+                None
+            };
         let registration = epmd::register(epmd_addr, &alive, port)?;
         let limits = Limits {
             tick: self.net_ticktime / 4,
@@ -152,6 +174,7 @@ impl Builder {
                 port,
             ),
             registration: Mutex::new(Some(registration)),
+            embedded: Mutex::new(embedded),
             me: weak.clone(),
         });
         inner.tables.start_waiter()?;
@@ -240,6 +263,7 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     listen_addr: SocketAddr,
     registration: Mutex<Option<Registration>>,
+    embedded: Mutex<Option<crate::EmbeddedEpmd>>,
     me: Weak<Inner>,
 }
 
@@ -468,6 +492,7 @@ impl Inner {
             return;
         }
         self.registration.lock().take();
+        self.embedded.lock().take();
         // wake the acceptor
         let _ = TcpStream::connect_timeout(&self.listen_addr, Duration::from_millis(200));
         let conns: Vec<Arc<Conn>> = self

@@ -158,13 +158,18 @@ Driver.loop([])
 impl Beam {
     /// An `erl` node named `name` (long name), with `extra` arguments.
     pub(crate) fn erl(epmd: &Epmd, name: &str, cookie: &str, extra: &[&str]) -> Beam {
+        Beam::erl_on(epmd.port, name, cookie, extra)
+    }
+
+    /// An `erl` node using the epmd on `epmd_port` (one this harness did not start).
+    pub(crate) fn erl_on(epmd_port: u16, name: &str, cookie: &str, extra: &[&str]) -> Beam {
         let mut cmd = Command::new("erl");
         cmd.args(["-name", name, "-setcookie", cookie, "-noshell", "-start_epmd", "false"])
             .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
             .args(["-pa", support_dir()])
             .args(extra)
             .args(["-eval", ERL_DRIVER]);
-        Beam::spawn(cmd, epmd, name)
+        Beam::spawn(cmd, epmd_port, name)
     }
 
     /// An `elixir` node named `name`.
@@ -174,11 +179,11 @@ impl Beam {
             .args(["--erl", "-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}"])
             .args(["-pa", support_dir()])
             .args(["-e", EX_DRIVER]);
-        Beam::spawn(cmd, epmd, name)
+        Beam::spawn(cmd, epmd.port, name)
     }
 
-    fn spawn(mut cmd: Command, epmd: &Epmd, name: &str) -> Beam {
-        cmd.env("ERL_EPMD_PORT", epmd.port.to_string())
+    fn spawn(mut cmd: Command, epmd_port: u16, name: &str) -> Beam {
+        cmd.env("ERL_EPMD_PORT", epmd_port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
