@@ -42,10 +42,17 @@ pub(crate) struct Conn {
     epoch: Instant,
 }
 
+/// Work to run on a thread that may block (an incoming call waiting on its server).
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
 /// What the reader hands the node.
 pub(crate) trait Dispatch: Send + Sync + 'static {
-    fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control);
+    /// Routes a control message. A blocking job (an incoming call) comes back to the
+    /// reader, which hands its reading to another thread and runs the job itself.
+    fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control) -> Option<Job>;
     fn down(&self, conn: &std::sync::Arc<Conn>, reason: &str);
+    /// Runs `job` on another thread (the node's call pool).
+    fn elsewhere(&self, job: Job);
 }
 
 /// Timing and size limits of a connection.
@@ -87,15 +94,20 @@ impl Conn {
         std::thread::Builder::new()
             .name(format!("dist-w-{}", conn.peer.as_str()))
             .spawn(move || writer(&wc, kicked, limits.tick))?;
-        let rc = std::sync::Arc::clone(&conn);
+        let reader = Reader {
+            stream,
+            buf: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+            last_heard: Instant::now(),
+            conn: std::sync::Arc::clone(&conn),
+            limits,
+            dispatch,
+        };
         std::thread::Builder::new()
             .name(format!("dist-r-{}", conn.peer.as_str()))
             .stack_size(8 << 20)
-            .spawn(move || {
-                let reason = reader(stream, &rc, limits, &*dispatch);
-                rc.close();
-                dispatch.down(&rc, &reason);
-            })?;
+            .spawn(move || reader.run())?;
         Ok(conn)
     }
 
@@ -207,82 +219,128 @@ fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration) {
     }
 }
 
-/// Reads frames until the connection ends; returns why it ended.
-fn reader(mut stream: TcpStream, conn: &std::sync::Arc<Conn>, limits: Limits, dispatch: &dyn Dispatch) -> String {
-    let mut buf: Vec<u8> = vec![0; 64 * 1024];
-    let (mut start, mut end) = (0usize, 0usize);
-    let mut last_heard = Instant::now();
-    loop {
-        // Every complete frame in the buffer.
+/// The reading of one connection: its socket, its buffer of received bytes, and when it
+/// last heard from the peer. One thread at a time holds it. When a frame is an incoming
+/// call, the holder passes the reader on to another thread (the node's call pool) and runs
+/// the call itself, so the call reaches its server with no thread hop ("leader/followers");
+/// the next frames are read meanwhile by the new holder.
+struct Reader {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    last_heard: Instant,
+    conn: std::sync::Arc<Conn>,
+    limits: Limits,
+    dispatch: std::sync::Arc<dyn Dispatch>,
+}
+
+enum Step {
+    Ended(String),
+    HandOff(Job),
+}
+
+impl Reader {
+    fn run(mut self) {
+        match self.read() {
+            Step::Ended(reason) => {
+                self.conn.close();
+                self.dispatch.down(&self.conn, &reason);
+            }
+            Step::HandOff(job) => {
+                let dispatch = std::sync::Arc::clone(&self.dispatch);
+                dispatch.elsewhere(Box::new(move || self.run()));
+                job();
+            }
+        }
+    }
+
+    /// Reads and routes frames until the connection ends or a call must be run.
+    fn read(&mut self) -> Step {
+        let limits = self.limits;
         loop {
-            if end - start < 4 {
-                break;
-            }
-            let len = u32::from_be_bytes([buf[start], buf[start + 1], buf[start + 2], buf[start + 3]]) as usize;
-            if len > limits.max_frame {
-                let why = format!("a frame of {len} bytes (the limit is {})", limits.max_frame);
-                log::warn!("arbor-dist: closing the connection to {}: {why}", conn.peer.as_str());
-                return why;
-            }
-            if end - start < 4 + len {
-                if buf.len() - start < 4 + len {
-                    // Make room: move the partial frame to the front, grow if it needs more.
-                    buf.copy_within(start..end, 0);
-                    end -= start;
-                    start = 0;
-                    if buf.len() < 4 + len {
-                        buf.resize(4 + len, 0);
+            // Every complete frame in the buffer.
+            loop {
+                let (start, end) = (self.start, self.end);
+                if end - start < 4 {
+                    break;
+                }
+                let b = &self.buf;
+                let len = u32::from_be_bytes([b[start], b[start + 1], b[start + 2], b[start + 3]]) as usize;
+                if len > limits.max_frame {
+                    let why = format!("a frame of {len} bytes (the limit is {})", limits.max_frame);
+                    log::warn!(
+                        "arbor-dist: closing the connection to {}: {why}",
+                        self.conn.peer.as_str()
+                    );
+                    return Step::Ended(why);
+                }
+                if end - start < 4 + len {
+                    if self.buf.len() - start < 4 + len {
+                        // Make room: move the partial frame to the front, grow if it needs more.
+                        self.buf.copy_within(start..end, 0);
+                        self.end -= start;
+                        self.start = 0;
+                        if self.buf.len() < 4 + len {
+                            self.buf.resize(4 + len, 0);
+                        }
+                    }
+                    break;
+                }
+                self.start += 4 + len;
+                if len == 0 {
+                    continue; // a tick
+                }
+                match control::parse(&self.buf[start + 4..start + 4 + len], limits.decode) {
+                    Ok(c) => {
+                        if let Some(job) = self.dispatch.dispatch(&self.conn, c) {
+                            return Step::HandOff(job);
+                        }
+                    }
+                    Err(e) => {
+                        let why = format!("malformed frame: {e}");
+                        log::warn!(
+                            "arbor-dist: closing the connection to {}: {why}",
+                            self.conn.peer.as_str()
+                        );
+                        return Step::Ended(why);
                     }
                 }
-                break;
             }
-            let body = &buf[start + 4..start + 4 + len];
-            start += 4 + len;
-            if len == 0 {
-                continue; // a tick
-            }
-            match control::parse(body, limits.decode) {
-                Ok(c) => dispatch.dispatch(conn, c),
-                Err(e) => {
-                    let why = format!("malformed frame: {e}");
-                    log::warn!("arbor-dist: closing the connection to {}: {why}", conn.peer.as_str());
-                    return why;
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+                if self.buf.len() > 1 << 20 {
+                    self.buf.truncate(64 * 1024);
+                    self.buf.shrink_to_fit();
                 }
+            } else if self.end == self.buf.len() {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
             }
-        }
-        if start == end {
-            start = 0;
-            end = 0;
-            if buf.len() > 1 << 20 {
-                buf.truncate(64 * 1024);
-                buf.shrink_to_fit();
+            if self.conn.is_closed() {
+                return Step::Ended("closed".into());
             }
-        } else if end == buf.len() {
-            buf.copy_within(start..end, 0);
-            end -= start;
-            start = 0;
-        }
-        if conn.is_closed() {
-            return "closed".into();
-        }
-        match stream.read(&mut buf[end..]) {
-            Ok(0) => return "connection closed by peer".into(),
-            Ok(n) => {
-                end += n;
-                last_heard = Instant::now();
-            }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                if last_heard.elapsed() >= limits.net_ticktime {
-                    log::warn!(
-                        "arbor-dist: {} sent nothing for {:?}: net tick timeout",
-                        conn.peer.as_str(),
-                        limits.net_ticktime
-                    );
-                    return "net_tick_timeout".into();
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Step::Ended("connection closed by peer".into()),
+                Ok(n) => {
+                    self.end += n;
+                    self.last_heard = Instant::now();
                 }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    if self.last_heard.elapsed() >= limits.net_ticktime {
+                        log::warn!(
+                            "arbor-dist: {} sent nothing for {:?}: net tick timeout",
+                            self.conn.peer.as_str(),
+                            limits.net_ticktime
+                        );
+                        return Step::Ended("net_tick_timeout".into());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Step::Ended(format!("read failed: {e}")),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return format!("read failed: {e}"),
         }
     }
 }

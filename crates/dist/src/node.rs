@@ -524,8 +524,12 @@ impl Inner {
 }
 
 impl Dispatch for Inner {
-    fn dispatch(&self, conn: &Arc<Conn>, control: Control) {
-        self.tables.dispatch(self, conn, control);
+    fn dispatch(&self, conn: &Arc<Conn>, control: Control) -> Option<crate::conn::Job> {
+        self.tables.dispatch(self, conn, control)
+    }
+
+    fn elsewhere(&self, job: crate::conn::Job) {
+        self.pool.run(job);
     }
 
     fn down(&self, conn: &Arc<Conn>, reason: &str) {

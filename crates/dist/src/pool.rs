@@ -80,6 +80,7 @@ impl CallPool {
         let shared = Arc::clone(&self.shared);
         let spawned = std::thread::Builder::new()
             .name(format!("{}-call", self.name))
+            .stack_size(8 << 20)
             .spawn(move || loop {
                 match rx.recv_timeout(IDLE_EXIT) {
                     Ok(job) => {

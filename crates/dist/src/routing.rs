@@ -66,7 +66,8 @@ impl ReplyPath {
     }
 }
 
-pub(crate) type Deliver = Arc<dyn Fn(&Inner, Incoming) + Send + Sync>;
+/// Delivers to one arbor process; a call comes back as the job that waits on it.
+pub(crate) type Deliver = Arc<dyn Fn(&Inner, Incoming) -> Option<crate::conn::Job> + Send + Sync>;
 
 struct Local {
     pid: Pid,
@@ -262,7 +263,7 @@ impl Tables {
 
     // ---- the wire --------------------------------------------------------------------
 
-    pub(crate) fn dispatch(&self, node: &Inner, conn: &Arc<Conn>, control: Control) {
+    pub(crate) fn dispatch(&self, node: &Inner, conn: &Arc<Conn>, control: Control) -> Option<crate::conn::Job> {
         match control {
             Control::RegSend { from, to, msg } => {
                 let target = {
@@ -273,7 +274,7 @@ impl Tables {
                         .map(|e| (e.ext.clone(), e.deliver.clone()))
                 };
                 match target {
-                    Some((ext, Some(deliver))) => deliver(node, classify(conn, ext, msg)),
+                    Some((ext, Some(deliver))) => return deliver(node, classify(conn, ext, msg)),
                     Some((ext, None)) => log::debug!("arbor-dist: {ext} takes no messages; dropped one from {from}"),
                     None => log::debug!("arbor-dist: no process named {to}; dropped a message from {from}"),
                 }
@@ -281,7 +282,7 @@ impl Tables {
             Control::Send { to, msg } => {
                 if to.id == 0 && to.node == node.name {
                     self.call_reply(msg);
-                    return;
+                    return None;
                 }
                 let target = if to.node == node.name && to.creation == node.creation {
                     self.locals
@@ -293,7 +294,7 @@ impl Tables {
                     None
                 };
                 match target {
-                    Some((ext, Some(deliver))) => deliver(node, classify(conn, ext, msg)),
+                    Some((ext, Some(deliver))) => return deliver(node, classify(conn, ext, msg)),
                     _ => log::debug!("arbor-dist: message to {to}, which takes none, dropped"),
                 }
             }
@@ -369,6 +370,7 @@ impl Tables {
                 }
             }
         }
+        None
     }
 
     fn monitor_incoming(&self, node: &Inner, conn: &Arc<Conn>, from: ExtPid, to: Proc, reference: ExtRef) {
@@ -644,24 +646,30 @@ where
     G::Reply: ToTerm,
     G::Info: FromTerm,
 {
-    Arc::new(move |node: &Inner, incoming: Incoming| match incoming {
+    Arc::new(move |_node: &Inner, incoming: Incoming| match incoming {
         Incoming::Call { reply, req } => match G::Call::from_term(req) {
             Ok(req) => {
                 let server = server.clone();
-                node.pool.run(move || {
+                Some(Box::new(move || {
                     if let Ok(r) = server.call_timeout(req, Duration::MAX) {
                         reply.send(r.to_term());
                     }
-                });
+                }))
             }
-            Err(e) => log::warn!("arbor-dist: call to {} dropped: {e}", server.pid()),
-        },
-        Incoming::Cast(m) | Incoming::Info(m) => match G::Info::from_term(m) {
-            Ok(info) => {
-                let _ = server.send(info);
+            Err(e) => {
+                log::warn!("arbor-dist: call to {} dropped: {e}", server.pid());
+                None
             }
-            Err(e) => log::warn!("arbor-dist: message to {} dropped: {e}", server.pid()),
         },
+        Incoming::Cast(m) | Incoming::Info(m) => {
+            match G::Info::from_term(m) {
+                Ok(info) => {
+                    let _ = server.send(info);
+                }
+                Err(e) => log::warn!("arbor-dist: message to {} dropped: {e}", server.pid()),
+            }
+            None
+        }
     })
 }
 
