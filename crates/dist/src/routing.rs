@@ -108,7 +108,8 @@ pub(crate) struct Tables {
     rt: RuntimeHandle,
     locals: RwLock<Locals>,
     pending: Mutex<HashMap<ExtRef, PendingCall>>,
-    watched: Mutex<HashMap<(Atom, ExtRef), (Pid, MonitorRef)>>,
+    /// `None` while the monitor is being set: an exit in that window removes the entry.
+    watched: Mutex<HashMap<(Atom, ExtRef), Option<(Pid, MonitorRef)>>>,
     watching: Mutex<HashMap<ExtRef, OutMonitor>>,
     links: Mutex<HashSet<(Pid, ExtPid)>>,
     node_monitors: Mutex<HashMap<Atom, Vec<(u64, NodeDownFn)>>>,
@@ -308,7 +309,7 @@ impl Tables {
             }
             Control::MonitorP { from, to, reference } => self.monitor_incoming(node, conn, from, to, reference),
             Control::DemonitorP { reference, .. } => {
-                if let Some((pid, mref)) = self.watched.lock().remove(&(conn.peer.clone(), reference)) {
+                if let Some(Some((pid, mref))) = self.watched.lock().remove(&(conn.peer.clone(), reference)) {
                     self.rt.demonitor(pid, mref);
                 }
             }
@@ -389,15 +390,16 @@ impl Tables {
             return noproc(to, from, reference);
         };
         let key = (conn.peer.clone(), reference.clone());
+        // Entered before the monitor is set, so an exit that fires it at once finds (and
+        // removes) the entry instead of leaving one behind.
+        self.watched.lock().insert(key.clone(), None);
         let weak_node = self.node.clone();
         let weak_conn = Arc::downgrade(conn);
-        let (to2, from2, ref2) = (to.clone(), from.clone(), reference.clone());
+        let (to2, from2, key2) = (to.clone(), from.clone(), key.clone());
         let watched = self.rt.monitor(pid, move |_pid: Pid, reason: &ExitReason| {
             let Some(node) = weak_node.upgrade() else { return };
-            node.tables
-                .watched
-                .lock()
-                .remove(&(conn_peer(&weak_conn), ref2.clone()));
+            node.tables.watched.lock().remove(&key2);
+            let ref2 = key2.1.clone();
             if let Some(conn) = weak_conn.upgrade() {
                 let _ = conn.post(
                     &Control::MonitorPExit {
@@ -412,9 +414,14 @@ impl Tables {
         });
         match watched {
             Ok(mref) => {
-                self.watched.lock().insert(key, (pid, mref));
+                if let Some(entry) = self.watched.lock().get_mut(&key) {
+                    *entry = Some((pid, mref));
+                }
             }
-            Err(_) => noproc(to, from, reference),
+            Err(_) => {
+                self.watched.lock().remove(&key);
+                noproc(to, from, reference)
+            }
         }
     }
 
@@ -550,7 +557,7 @@ impl Tables {
         let unwatched: Vec<(Pid, MonitorRef)> = {
             let mut w = self.watched.lock();
             let keys: Vec<(Atom, ExtRef)> = w.keys().filter(|(p, _)| p == peer).cloned().collect();
-            keys.into_iter().filter_map(|k| w.remove(&k)).collect()
+            keys.into_iter().filter_map(|k| w.remove(&k).flatten()).collect()
         };
         for (pid, mref) in unwatched {
             self.rt.demonitor(pid, mref);
@@ -590,10 +597,6 @@ fn guarded(what: &str, f: impl FnOnce()) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
         log::error!("arbor-dist: {what} panicked; the connection goes on");
     }
-}
-
-fn conn_peer(conn: &Weak<Conn>) -> Atom {
-    conn.upgrade().map(|c| c.peer.clone()).unwrap_or_else(|| Atom::new(""))
 }
 
 /// Splits a message for an exported process into a call, a cast, or a plain message.
