@@ -24,7 +24,16 @@ impl Drop for Epmd {
 }
 
 fn epmd() -> Epmd {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // never a port handed out before in this process: the tests run in parallel
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let port = loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            break port;
+        }
+    };
     let child = Command::new("epmd")
         .args(["-port", &port.to_string(), "-address", "127.0.0.1"])
         .stdout(Stdio::null())
@@ -79,7 +88,7 @@ fn raw_peer(e: &Epmd, target: &str, me: &str) -> TcpStream {
         creation: 7,
         cookie: COOKIE,
     };
-    handshake::initiate(&mut s, &me, target).unwrap();
+    handshake::initiate(&mut s, &me, target, || true).unwrap();
     s
 }
 

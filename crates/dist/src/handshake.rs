@@ -204,8 +204,14 @@ fn check_flags(flags: u64) -> Result<(), HandshakeError> {
     Ok(())
 }
 
-/// Dials: we are A. `expect` is the name of the node we meant to reach.
-pub(crate) fn initiate<S: Read + Write>(s: &mut S, me: &Me<'_>, expect: &str) -> Result<Peer, HandshakeError> {
+/// Dials: we are A. `expect` is the name of the node we meant to reach. If the peer says
+/// it already has a connection to us (`alive`), `go_on` decides whether ours replaces it.
+pub(crate) fn initiate<S: Read + Write>(
+    s: &mut S,
+    me: &Me<'_>,
+    expect: &str,
+    go_on: impl FnOnce() -> bool,
+) -> Result<Peer, HandshakeError> {
     send(s, &name_message(me))?;
     let status = recv(s)?;
     if status[0] != b's' {
@@ -213,7 +219,13 @@ pub(crate) fn initiate<S: Read + Write>(s: &mut S, me: &Me<'_>, expect: &str) ->
     }
     match &status[1..] {
         b"ok" | b"ok_simultaneous" => {}
-        b"alive" => send(s, b"strue")?,
+        b"alive" => {
+            if !go_on() {
+                send(s, b"sfalse")?;
+                return Err(HandshakeError::Refused("alive".into()));
+            }
+            send(s, b"strue")?
+        }
         other => return Err(HandshakeError::Refused(String::from_utf8_lossy(other).into_owned())),
     }
     let ch = recv(s)?;

@@ -221,6 +221,19 @@ fn read_cookie() -> Result<String, DistError> {
 pub(crate) struct PendingConn {
     result: Mutex<Option<Result<Arc<Conn>, String>>>,
     done: Condvar,
+    /// Set when the peer's own attempt won a simultaneous connect (we answered it
+    /// `ok_simultaneous`): our attempt, if it gets that far, is dropped, as OTP drops it.
+    superseded: AtomicBool,
+}
+
+impl PendingConn {
+    fn new() -> Arc<PendingConn> {
+        Arc::new(PendingConn {
+            result: Mutex::new(None),
+            done: Condvar::new(),
+            superseded: AtomicBool::new(false),
+        })
+    }
 }
 
 impl PendingConn {
@@ -341,10 +354,7 @@ impl Inner {
                 Some(ConnSlot::Up(c)) if !c.is_closed() => return Ok(Arc::clone(c)),
                 Some(ConnSlot::Pending(p)) => Err(Arc::clone(p)),
                 _ => {
-                    let p = Arc::new(PendingConn {
-                        result: Mutex::new(None),
-                        done: Condvar::new(),
-                    });
+                    let p = PendingConn::new();
                     conns.insert(peer.clone(), ConnSlot::Pending(Arc::clone(&p)));
                     Ok(p)
                 }
@@ -354,16 +364,20 @@ impl Inner {
             Err(theirs) => return self.wait_pending(peer, &theirs, deadline),
             Ok(p) => p,
         };
-        match self.dial(peer) {
+        match self.dial(peer, &ours) {
+            // The peer's attempt won meanwhile: ours is dropped.
+            Ok(_) if ours.superseded.load(Ordering::Acquire) => self.wait_pending(peer, &ours, deadline),
             Ok((stream, hs)) => {
                 let conn = self
                     .install(stream, hs, Some(&ours))
                     .map_err(|e| DistError::NodeDown(e.to_string()))?;
                 Ok(conn)
             }
-            // The peer is dialling us too and its name is greater: its attempt, arriving
-            // on our listener, installs the connection.
-            Err(DialError::Handshake(HandshakeError::Refused(s))) if s == "nok" => {
+            // The peer is dialling us too and its name is greater (`nok`), or its attempt
+            // already won (`alive` refused): its attempt installs the connection.
+            Err(DialError::Handshake(HandshakeError::Refused(s)))
+                if s == "nok" || (s == "alive" && ours.superseded.load(Ordering::Acquire)) =>
+            {
                 self.wait_pending(peer, &ours, deadline)
             }
             Err(e) => {
@@ -398,7 +412,7 @@ impl Inner {
         }
     }
 
-    fn dial(&self, peer: &Atom) -> Result<(TcpStream, handshake::Peer), DialError> {
+    fn dial(&self, peer: &Atom, ours: &PendingConn) -> Result<(TcpStream, handshake::Peer), DialError> {
         let (alive, host) = split_name(peer.as_str()).map_err(|e| DialError::Other(e.to_string()))?;
         let (addr, version) = epmd::lookup(&host, self.epmd_port, &alive)
             .map_err(|e| DialError::Other(e.to_string()))?
@@ -415,7 +429,9 @@ impl Inner {
         stream
             .set_read_timeout(Some(self.connect_timeout))
             .map_err(|e| DialError::Other(e.to_string()))?;
-        let hs = handshake::initiate(&mut stream, &self.handshake_me(), peer.as_str()).map_err(DialError::Handshake)?;
+        let go_on = || !ours.superseded.load(Ordering::Acquire);
+        let hs = handshake::initiate(&mut stream, &self.handshake_me(), peer.as_str(), go_on)
+            .map_err(DialError::Handshake)?;
         Ok((stream, hs))
     }
 
@@ -450,39 +466,63 @@ impl Inner {
         Ok(conn)
     }
 
-    /// Decides the status for an incoming handshake from `peer`.
-    fn decide(&self, peer: &str) -> Status {
-        let conns = self.conns.lock();
-        match conns.get(&Atom::new(peer)) {
-            None => Status::Ok,
-            Some(ConnSlot::Up(c)) if c.is_closed() => Status::Ok,
-            Some(ConnSlot::Up(_)) => Status::Alive,
-            // Simultaneous connect: the greater name's attempt wins.
-            Some(ConnSlot::Pending(_)) => {
-                if peer > self.name.as_str() {
-                    Status::OkSimultaneous
+    /// Decides the status for an incoming handshake from `peer`. A handshake that goes on
+    /// is entered in the table as pending (the one returned), so that a connect to `peer`
+    /// made meanwhile waits for it instead of dialling: the peer then never sees a
+    /// simultaneous attempt that it has already answered `ok`.
+    fn decide(&self, peer: &str) -> (Status, Option<Arc<PendingConn>>) {
+        let peer_atom = Atom::new(peer);
+        let mut conns = self.conns.lock();
+        let status = match conns.get(&peer_atom) {
+            Some(ConnSlot::Up(c)) if !c.is_closed() => return (Status::Alive, None),
+            // Simultaneous connect: the greater name's attempt wins; ours, if it loses,
+            // gets `nok` from the peer and waits for this one (the same pending).
+            Some(ConnSlot::Pending(p)) => {
+                return if peer > self.name.as_str() {
+                    p.superseded.store(true, Ordering::Release);
+                    (Status::OkSimultaneous, Some(Arc::clone(p)))
                 } else {
-                    Status::Nok
-                }
+                    (Status::Nok, None)
+                };
             }
-        }
+            _ => Status::Ok,
+        };
+        let p = PendingConn::new();
+        conns.insert(peer_atom, ConnSlot::Pending(Arc::clone(&p)));
+        (status, Some(p))
     }
 
     fn accept_one(&self, mut stream: TcpStream) {
         let _ = stream.set_read_timeout(Some(self.connect_timeout));
         let _ = stream.set_nodelay(true);
         let me = self.handshake_me();
-        match handshake::accept(&mut stream, &me, |peer| self.decide(peer)) {
+        let mut pending: Option<(Atom, Arc<PendingConn>)> = None;
+        let result = handshake::accept(&mut stream, &me, |peer| {
+            let (status, p) = self.decide(peer);
+            pending = p.map(|p| (Atom::new(peer), p));
+            status
+        });
+        match result {
             Ok(hs) => {
-                if let Err(e) = self.install(stream, hs, None) {
+                let ours = pending.as_ref().map(|(_, p)| p);
+                if let Err(e) = self.install(stream, hs, ours) {
                     log::warn!("arbor-dist: cannot start a connection: {e}");
                 }
+                return;
             }
             Err(HandshakeError::BadCookie) => {
                 log::warn!("arbor-dist: refused a connection: the peer's cookie does not match ours");
             }
             Err(HandshakeError::Refused(_)) => {}
             Err(e) => log::warn!("arbor-dist: incoming handshake failed: {e}"),
+        }
+        if let Some((peer, p)) = pending {
+            let mut conns = self.conns.lock();
+            if matches!(conns.get(&peer), Some(ConnSlot::Pending(q)) if Arc::ptr_eq(q, &p)) {
+                conns.remove(&peer);
+            }
+            drop(conns);
+            p.complete(Err("the incoming handshake failed".into()));
         }
     }
 

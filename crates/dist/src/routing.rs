@@ -103,13 +103,16 @@ struct OutMonitor {
 
 type NodeDownFn = Box<dyn FnOnce(&Atom) + Send>;
 
+/// The arbor side of a BEAM process's monitor: the watched process and core's monitor.
+type Watch = (Pid, MonitorRef);
+
 pub(crate) struct Tables {
     node: Weak<Inner>,
     rt: RuntimeHandle,
     locals: RwLock<Locals>,
     pending: Mutex<HashMap<ExtRef, PendingCall>>,
     /// `None` while the monitor is being set: an exit in that window removes the entry.
-    watched: Mutex<HashMap<(Atom, ExtRef), Option<(Pid, MonitorRef)>>>,
+    watched: Mutex<HashMap<(Atom, ExtRef), Option<Watch>>>,
     watching: Mutex<HashMap<ExtRef, OutMonitor>>,
     links: Mutex<HashSet<(Pid, ExtPid)>>,
     node_monitors: Mutex<HashMap<Atom, Vec<(u64, NodeDownFn)>>>,

@@ -170,7 +170,10 @@ impl Gen {
         let leaf = depth >= 4;
         match self.below(if leaf { 9 } else { 13 }) {
             0 => Term::Int(self.next() as i64 >> self.below(64)),
-            1 => Term::BigInt(BigInt::from_parts(self.below(2) == 0, (self.next() as u128) << 64 | 1 << 64)),
+            1 => Term::BigInt(BigInt::from_parts(
+                self.below(2) == 0,
+                (self.next() as u128) << 64 | 1 << 64,
+            )),
             2 => Term::Float(f64::from_bits(self.next() >> 2)),
             3 => Term::Atom(self.atom()),
             4 => Term::Binary((0..self.below(40)).map(|_| self.next() as u8).collect()),

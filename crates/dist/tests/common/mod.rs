@@ -27,8 +27,18 @@ pub(crate) fn require_beam() {
     }
 }
 
+/// A free port of 127.0.0.1, never one handed out before in this process (tests run in
+/// parallel: two epmds must not be given the same port between its probe and its bind).
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The directory holding `arbor_test.beam`, compiled once per test binary from
