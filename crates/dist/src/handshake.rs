@@ -65,7 +65,7 @@ pub(crate) mod flags {
 /// Why a handshake failed.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum HandshakeError {
+pub(crate) enum HandshakeError {
     /// The socket failed or timed out.
     Io(io::Error),
     /// The peer's digest does not match our cookie (or ours did not match its).

@@ -41,7 +41,6 @@ pub use api::{Dest, Node, NodeMonitor, RemoteMonitor};
 pub use convert::{field, Bytes, FromTerm, TermError, ToTerm};
 pub use epmd_server::EmbeddedEpmd;
 pub use error::{DistError, RemoteCallError};
-pub use handshake::HandshakeError;
 pub use node::Builder;
 pub use reason::{exit_to_term, term_to_exit};
 pub use term::{Atom, BigInt, ExtPid, ExtPort, ExtRef, Term};

@@ -48,3 +48,36 @@ pub fn term_to_exit(reason: &Term) -> ExitReason {
         other => ExitReason::custom(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_cross_both_ways() {
+        let kinds = [
+            ExitReason::Normal,
+            ExitReason::Shutdown,
+            ExitReason::shutdown_with("done"),
+            ExitReason::Killed,
+            ExitReason::NoProc,
+        ];
+        for r in kinds {
+            assert_eq!(term_to_exit(&exit_to_term(&r)), r);
+        }
+        assert_eq!(
+            exit_to_term(&ExitReason::panic("boom")).to_string(),
+            "{:panic, \"boom\"}"
+        );
+        assert_eq!(
+            exit_to_term(&ExitReason::custom("bad")).to_string(),
+            "{:error, \"bad\"}"
+        );
+        assert_eq!(
+            term_to_exit(&Term::atom("noconnection")),
+            ExitReason::custom("noconnection")
+        );
+        let shutdown_atom = Term::tuple([Term::atom("shutdown"), Term::atom("bye")]);
+        assert_eq!(term_to_exit(&shutdown_atom), ExitReason::shutdown_with("bye"));
+    }
+}

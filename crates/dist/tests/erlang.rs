@@ -161,6 +161,14 @@ fn erlang_call_to_missing_name_is_noproc() {
     let n = s.node.name().as_str().to_string();
     let r = e.eval(&format!("catch gen_server:call({{nobody, '{n}'}}, hi, 3000)."));
     assert!(r.starts_with("{'EXIT',{noproc,"), "{r}");
+    // an export removed is a missing name; re-registered, it answers again
+    assert_eq!(s.node.whereis("echo"), s.node.pid_of(&s.echo));
+    assert!(s.node.unregister("echo"));
+    assert_eq!(s.node.whereis("echo"), None);
+    let r = e.eval(&format!("catch gen_server:call({{echo, '{n}'}}, hi, 3000)."));
+    assert!(r.starts_with("{'EXIT',{noproc,"), "{r}");
+    s.node.register("echo", &s.echo).unwrap();
+    assert_eq!(e.eval(&format!("gen_server:call({{echo, '{n}'}}, hi).")), "{got,hi}");
 }
 
 #[test]
