@@ -64,6 +64,42 @@ impl ReplyPath {
             log::debug!("arbor-dist: reply to {} not sent: {e}", self.to);
         }
     }
+
+    /// The reference of the caller's monitor on the server (`gen:call`'s tag is
+    /// `[alias | Mref]`, or `Mref` itself).
+    fn monitor_ref(&self) -> Option<ExtRef> {
+        match &self.tag {
+            Term::Ref(r) => Some((**r).clone()),
+            Term::ImproperList(b) if b.0.len() == 1 && b.0[0].is_atom("alias") => match &b.1 {
+                Term::Ref(r) => Some((**r).clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Fails the call at once with `reason`: its monitor fires, as if the server had
+    /// exited, so `gen_server:call` exits with `reason` instead of waiting for its timeout.
+    /// Runs on the reader thread: only queues.
+    fn reject(&self, tables: &Tables, reason: Term) {
+        let Some(reference) = self.monitor_ref() else { return };
+        if let Some(Some((pid, mref))) = tables
+            .watched
+            .lock()
+            .remove(&(self.conn.peer.clone(), reference.clone()))
+        {
+            tables.rt.demonitor(pid, mref);
+        }
+        let _ = self.conn.post(
+            &Control::MonitorPExit {
+                from: Proc::Pid(self.me.clone()),
+                to: self.to.clone(),
+                reference,
+                reason,
+            },
+            None,
+        );
+    }
 }
 
 /// Delivers to one arbor process; a call comes back as the job that waits on it.
@@ -641,10 +677,10 @@ fn classify(conn: &Arc<Conn>, me: ExtPid, msg: Term) -> Incoming {
     }
 }
 
-/// Builds the delivery of a `G`: calls wait on the node's call threads, casts and plain
-/// messages go to `handle_info`. A term that does not fit `G`'s types is logged and
-/// dropped (a call then gets no reply: the caller times out, as with a server that
-/// ignores a request).
+/// Builds the delivery of a `G`: a call comes back as the job that waits on the server;
+/// casts and plain messages go to `handle_info`. A request that does not fit `G::Call`
+/// fails its call at once (`{bad_request, Text}`); a message that does not fit `G::Info` is
+/// logged and dropped.
 pub(crate) fn deliver_to<G>(server: ServerRef<G>) -> Deliver
 where
     G: GenServer,
@@ -652,7 +688,7 @@ where
     G::Reply: ToTerm,
     G::Info: FromTerm,
 {
-    Arc::new(move |_node: &Inner, incoming: Incoming| match incoming {
+    Arc::new(move |node: &Inner, incoming: Incoming| match incoming {
         Incoming::Call { reply, req } => match G::Call::from_term(req) {
             Ok(req) => {
                 let server = server.clone();
@@ -663,7 +699,9 @@ where
                 }))
             }
             Err(e) => {
-                log::warn!("arbor-dist: call to {} dropped: {e}", server.pid());
+                log::warn!("arbor-dist: call to {} refused: {e}", server.pid());
+                let why = Term::tuple([Term::atom("bad_request"), Term::binary(e.to_string())]);
+                reply.reject(&node.tables, why);
                 None
             }
         },

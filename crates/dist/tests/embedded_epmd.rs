@@ -56,6 +56,15 @@ fn arbor_nodes_cluster_through_an_embedded_epmd() {
         e.eval(&format!("gen_server:call({{greeter, '{n}'}}, <<\"erl\">>).")),
         "<<\"hello, erl\">>"
     );
+    // a request that does not fit the server's type fails the call at once
+    let t0 = std::time::Instant::now();
+    let r = e.eval(&format!("catch gen_server:call({{greeter, '{n}'}}, 42, 10000)."));
+    let want = format!("{{'EXIT',{{{{bad_request,<<\"expected a binary (string), got 42\">>}},{{gen_server,call,[{{greeter,'{n}'}},42,10000]}}}}}}");
+    assert_eq!(r, want);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    // and the server is unharmed
+    let again = e.eval(&format!("gen_server:call({{greeter, '{n}'}}, <<\"again\">>)."));
+    assert_eq!(again, "<<\"hello, again\">>");
 }
 
 #[test]
