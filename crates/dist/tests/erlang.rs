@@ -562,3 +562,27 @@ fn a_late_reply_never_lands_in_the_erlang_callers_mailbox() {
     // without the alias, it would arrive within milliseconds as {[alias|Ref], Reply}
     assert_eq!(e.eval("receive Stray -> Stray after 1000 -> none end."), "none");
 }
+
+#[test]
+fn short_names_work_both_ways() {
+    require_beam();
+    let epmd = Epmd::start();
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let me = unique("short").replace("@127.0.0.1", "@localhost");
+    let node = Node::builder(&me)
+        .cookie(COOKIE)
+        .epmd_port(epmd.port)
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .start(rt.handle())
+        .unwrap();
+    let (tx, _seen) = mpsc::channel();
+    let echo = rt.start::<Echo>(tx).unwrap();
+    node.register("echo", &echo).unwrap();
+    let mut e = Beam::erl_short(&epmd, &unique("sh").replace("@127.0.0.1", "@localhost"), COOKIE);
+    assert_eq!(e.eval(&format!("gen_server:call({{echo, '{me}'}}, hi).")), "{got,hi}");
+    e.eval("arbor_test:start(srv).");
+    assert_eq!(
+        node.call(("srv", e.name.as_str()), &1u8, SEC).unwrap().to_string(),
+        "{:echo, 1}"
+    );
+}

@@ -173,8 +173,17 @@ impl Beam {
 
     /// An `erl` node using the epmd on `epmd_port` (one this harness did not start).
     pub(crate) fn erl_on(epmd_port: u16, name: &str, cookie: &str, extra: &[&str]) -> Beam {
+        Beam::erl_named(epmd_port, "-name", name, cookie, extra)
+    }
+
+    /// An `erl` node with a short name (`-sname name@host`).
+    pub(crate) fn erl_short(epmd: &Epmd, name: &str, cookie: &str) -> Beam {
+        Beam::erl_named(epmd.port, "-sname", name, cookie, &[])
+    }
+
+    fn erl_named(epmd_port: u16, flag: &str, name: &str, cookie: &str, extra: &[&str]) -> Beam {
         let mut cmd = Command::new("erl");
-        cmd.args(["-name", name, "-setcookie", cookie, "-noshell", "-start_epmd", "false"])
+        cmd.args([flag, name, "-setcookie", cookie, "-noshell", "-start_epmd", "false"])
             .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
             .args(["-pa", support_dir()])
             .args(extra)
