@@ -21,7 +21,7 @@
 
 use arbor::prelude::*;
 use arbor::supervisor::{ChildSpec, DynamicOpts, DynamicSupervisor, Restart, Strategy, Supervisor, SupervisorOpts};
-use arbor_dist::{Bytes, FromTerm, Node, Term, TermError, ToTerm};
+use arbor_dist::{term_enum, Atom, Bytes, Node, Term};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -30,58 +30,21 @@ const RECORDINGS_SUP: &str = "recordings_sup";
 
 // ---- kv --------------------------------------------------------------------------------
 
-/// `kv`'s calls, read from Elixir terms.
+/// `kv`'s calls, read from Elixir terms: `{:put, key, value}`, `{:get, key}`, `:crash`,
+/// `{:call, node, name, request}`.
 enum KvCall {
     Put(Bytes, Term),
     Get(Bytes),
     Crash,
-    Call { node: String, name: String, request: Term },
+    Call(Atom, Atom, Term),
 }
-
-impl FromTerm for KvCall {
-    fn from_term(term: Term) -> Result<Self, TermError> {
-        let shape = "{:put, key, value}, {:get, key}, :crash or {:call, node, name, request}";
-        if term.is_atom("crash") {
-            return Ok(KvCall::Crash);
-        }
-        let Term::Tuple(mut t) = term else {
-            return Err(TermError::new(shape, &term));
-        };
-        let tag = t.first().and_then(|t| t.as_atom()).unwrap_or("").to_string();
-        match (tag.as_str(), t.len()) {
-            ("put", 3) => {
-                let value = t.pop().unwrap_or(Term::atom("nil"));
-                let key = Bytes::from_term(t.pop().unwrap_or(Term::atom("nil")))?;
-                Ok(KvCall::Put(key, value))
-            }
-            ("get", 2) => Ok(KvCall::Get(Bytes::from_term(t.pop().unwrap_or(Term::atom("nil")))?)),
-            ("call", 4) => {
-                let request = t.pop().unwrap_or(Term::atom("nil"));
-                let name = arbor_dist::Atom::from_term(t.pop().unwrap_or(Term::atom("nil")))?;
-                let node = arbor_dist::Atom::from_term(t.pop().unwrap_or(Term::atom("nil")))?;
-                Ok(KvCall::Call {
-                    node: node.as_str().to_string(),
-                    name: name.as_str().to_string(),
-                    request,
-                })
-            }
-            _ => Err(TermError::new(shape, &Term::Tuple(t))),
-        }
-    }
-}
+term_enum!(KvCall { Put(key, value) as "put", Get(key) as "get", Crash as "crash", Call(node, name, request) as "call" });
 
 /// `kv`'s casts: `{:delete, key}`.
-struct Delete(Bytes);
-
-impl FromTerm for Delete {
-    fn from_term(term: Term) -> Result<Self, TermError> {
-        let (tag, key): (arbor_dist::Atom, Bytes) = FromTerm::from_term(term)?;
-        if tag.as_str() != "delete" {
-            return Err(TermError::new("{:delete, key}", &tag.to_term()));
-        }
-        Ok(Delete(key))
-    }
+enum KvCast {
+    Delete(Bytes),
 }
+term_enum!(KvCast { Delete(key) as "delete" });
 
 struct Kv {
     map: HashMap<Vec<u8>, Term>,
@@ -90,7 +53,7 @@ struct Kv {
 
 impl GenServer for Kv {
     type Args = Node;
-    type Info = Delete;
+    type Info = KvCast;
     type Call = KvCall;
     type Reply = Term;
 
@@ -112,11 +75,9 @@ impl GenServer for Kv {
                 None => Term::atom("error"),
             }),
             KvCall::Crash => panic!("kv was asked to crash"),
-            KvCall::Call { node, name, request } => {
+            KvCall::Call(node, name, request) => {
                 // A remote call inside a handler: the wait holds no worker thread.
-                let answer = self
-                    .node
-                    .call((name.as_str(), node.as_str()), &request, Duration::from_secs(5));
+                let answer = self.node.call((name, node), &request, Duration::from_secs(5));
                 CallFlow::Reply(match answer {
                     Ok(reply) => reply,
                     Err(e) => Term::tuple([Term::atom("error"), e.to_term()]),
@@ -125,7 +86,7 @@ impl GenServer for Kv {
         }
     }
 
-    fn handle_info(&mut self, Delete(key): Delete, _ctx: &mut Context<'_, Self>) -> Flow {
+    fn handle_info(&mut self, KvCast::Delete(key): KvCast, _ctx: &mut Context<'_, Self>) -> Flow {
         self.map.remove(&key.0);
         Flow::Continue
     }
@@ -170,22 +131,16 @@ struct Recordings {
     events: Registry<String>,
 }
 
-struct StartRecording(u64);
-
-impl FromTerm for StartRecording {
-    fn from_term(term: Term) -> Result<Self, TermError> {
-        let (tag, id): (arbor_dist::Atom, u64) = FromTerm::from_term(term)?;
-        if tag.as_str() != "start_recording" {
-            return Err(TermError::new("{:start_recording, event_id}", &tag.to_term()));
-        }
-        Ok(StartRecording(id))
-    }
+/// `recordings`' calls: `{:start_recording, event_id}`.
+enum RecordingsCall {
+    StartRecording(u64),
 }
+term_enum!(RecordingsCall { StartRecording(event_id) as "start_recording" });
 
 impl GenServer for Recordings {
     type Args = (Node, Registry<String>);
     type Info = Term;
-    type Call = StartRecording;
+    type Call = RecordingsCall;
     type Reply = Term;
 
     fn init((node, events): Self::Args, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
@@ -194,7 +149,7 @@ impl GenServer for Recordings {
 
     fn handle_call(
         &mut self,
-        StartRecording(event_id): StartRecording,
+        RecordingsCall::StartRecording(event_id): RecordingsCall,
         _from: ReplyTo<Term>,
         _ctx: &mut Context<'_, Self>,
     ) -> CallFlow<Term> {

@@ -468,9 +468,8 @@ pub fn field<T: FromTerm>(map: &Term, key: &str) -> Result<T, TermError> {
 /// the `__struct__` key, and reading checks it).
 ///
 /// A proc-macro derive would need a crate of its own (a proc-macro crate) and `syn`;
-/// this declarative macro covers the same ground for structs without either. Enums are
-/// written by hand (see `docs/dist.md`): their mapping to atoms and tagged tuples is a
-/// choice each protocol makes.
+/// this declarative macro covers the same ground for structs without either, as
+/// [`term_enum!`](crate::term_enum) does for enums.
 ///
 /// ```
 /// use arbor_dist::{term_struct, FromTerm, ToTerm, Term};
@@ -514,6 +513,76 @@ macro_rules! term_struct {
                 }
                 Ok($ty { $( $field: $crate::field(&term, stringify!($field))? ),* })
             }
+        }
+    };
+}
+
+/// Implements [`ToTerm`] and [`FromTerm`] for an enum of unit and tuple variants, Elixir's
+/// way: a unit variant is an atom, a tuple variant a tuple tagged with an atom
+/// (`{:put, key, value}`). Each variant names its fields (any names: they only bind the
+/// values) and its atom. A term that matches no variant, or whose elements do not fit, is
+/// a [`TermError`].
+///
+/// ```
+/// use arbor_dist::{term_enum, Bytes, FromTerm, Term, ToTerm};
+///
+/// #[derive(Debug, PartialEq)]
+/// enum Request { Put(String, i64), Get(String), Clear }
+/// term_enum!(Request { Put(key, value) as "put", Get(key) as "get", Clear as "clear" });
+///
+/// let t = Request::Put("a".into(), 1).to_term();
+/// assert_eq!(t.to_string(), r#"{:put, "a", 1}"#);
+/// assert_eq!(Request::from_term(t).unwrap(), Request::Put("a".into(), 1));
+/// assert_eq!(Request::from_term(Term::atom("clear")).unwrap(), Request::Clear);
+/// let err = Request::from_term(Term::atom("drop")).unwrap_err();
+/// assert_eq!(err.expected, "one of :put, :get, :clear");
+/// ```
+#[macro_export]
+macro_rules! term_enum {
+    ($ty:ident { $( $v:ident $( ( $($f:ident),+ $(,)? ) )? as $name:literal ),+ $(,)? }) => {
+        impl $crate::ToTerm for $ty {
+            #[allow(non_snake_case)]
+            fn to_term(&self) -> $crate::Term {
+                match self {
+                    $( $ty::$v $( ( $($f),+ ) )? => $crate::term_enum!(@build $name $( $($f),+ )?), )+
+                }
+            }
+        }
+        impl $crate::FromTerm for $ty {
+            fn from_term(term: $crate::Term) -> Result<Self, $crate::TermError> {
+                match &term {
+                    $crate::Term::Atom(a) => {
+                        $( $crate::term_enum!(@unit a, $ty, $v, $name $(, $($f),+ )?); )+
+                    }
+                    $crate::Term::Tuple(t) if !t.is_empty() => {
+                        $( $crate::term_enum!(@tuple t, $ty, $v, $name $(, $($f),+ )?); )+
+                    }
+                    _ => {}
+                }
+                let expected = [$( concat!(":", $name) ),+].join(", ");
+                Err($crate::TermError::new(format!("one of {expected}"), &term))
+            }
+        }
+    };
+    (@build $name:literal) => { $crate::Term::atom($name) };
+    (@build $name:literal $($f:ident),+) => {
+        $crate::Term::Tuple(vec![$crate::Term::atom($name), $( $crate::ToTerm::to_term($f) ),+])
+    };
+    (@unit $a:ident, $ty:ident, $v:ident, $name:literal) => {
+        if $a.as_str() == $name {
+            return Ok($ty::$v);
+        }
+    };
+    (@unit $a:ident, $ty:ident, $v:ident, $name:literal, $($f:ident),+) => {};
+    (@tuple $t:ident, $ty:ident, $v:ident, $name:literal) => {};
+    (@tuple $t:ident, $ty:ident, $v:ident, $name:literal, $($f:ident),+) => {
+        if $t[0].is_atom($name) && $t.len() == 1 + [$( stringify!($f) ),+].len() {
+            let mut elements = $t.iter().skip(1).cloned();
+            return Ok($ty::$v($( {
+                let _ = stringify!($f);
+                $crate::FromTerm::from_term(elements.next().unwrap_or($crate::Term::List(Vec::new())))
+                    .map_err(|e| $crate::TermError { expected: format!("{} in {{:{}, ...}}", e.expected, $name), got: e.got })?
+            } ),+));
         }
     };
 }

@@ -54,3 +54,28 @@ fn structs_become_atom_keyed_maps() {
     let missing = Term::Map(vec![(Term::atom("x"), Term::Int(1))]);
     assert_eq!(Point::from_term(missing).unwrap_err().expected, "a map with the key :y");
 }
+
+#[derive(Debug, PartialEq)]
+enum Shape {
+    Circle(f64),
+    Rect(i64, i64),
+    Labelled(String, Box<Shape>),
+    Empty,
+}
+crate::term_enum!(Shape { Circle(r) as "circle", Rect(w, h) as "rect", Labelled(label, inner) as "labelled", Empty as "empty" });
+
+#[test]
+fn enums_become_atoms_and_tagged_tuples() {
+    let s = Shape::Labelled("box".into(), Box::new(Shape::Rect(2, 3)));
+    assert_eq!(s.to_term().to_string(), r#"{:labelled, "box", {:rect, 2, 3}}"#);
+    assert_eq!(back(&s), s);
+    assert_eq!(Shape::Empty.to_term(), Term::atom("empty"));
+    assert_eq!(back(&Shape::Circle(1.5)), Shape::Circle(1.5));
+    // wrong arity, wrong element, unknown tag: typed errors
+    let e = Shape::from_term(Term::tuple([Term::atom("rect"), Term::Int(1)])).unwrap_err();
+    assert_eq!(e.expected, "one of :circle, :rect, :labelled, :empty");
+    let e = Shape::from_term(Term::tuple([Term::atom("circle"), Term::atom("x")])).unwrap_err();
+    assert_eq!(e.expected, "a float in {:circle, ...}");
+    assert!(Shape::from_term(Term::atom("circle")).is_err());
+    assert!(Shape::from_term(Term::Int(1)).is_err());
+}
