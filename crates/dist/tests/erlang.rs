@@ -586,3 +586,36 @@ fn short_names_work_both_ways() {
         "{:echo, 1}"
     );
 }
+
+#[test]
+fn concurrent_senders_lose_and_reorder_nothing() {
+    let s = setup();
+    let mut e = erl(&s);
+    e.eval("register(box, self()).");
+    let (threads, each) = (8i64, 5_000i64);
+    let senders: Vec<_> = (0..threads)
+        .map(|t| {
+            let node = s.node.clone();
+            let dest = e.name.clone();
+            std::thread::spawn(move || {
+                for i in 0..each {
+                    node.send(("box", dest.as_str()), &(t, i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in senders {
+        h.join().unwrap();
+    }
+    // every message, each sender's in the order sent
+    let check = format!(
+        "Check = fun C(Next, 0) -> Next; C(Next, N) -> receive {{T, I}} -> case maps:get(T, Next, 0) of I -> C(Next#{{T => I + 1}}, N - 1); Other -> {{out_of_order, T, I, Other}} end after 10000 -> {{missing, N}} end end, \
+         R = Check(#{{}}, {}), lists:sort(maps:to_list(R)).",
+        threads * each
+    );
+    let want: Vec<String> = (0..threads).map(|t| format!("{{{t},{each}}}")).collect();
+    assert_eq!(
+        e.eval_timeout(&check, Duration::from_secs(60)),
+        format!("[{}]", want.join(","))
+    );
+}
