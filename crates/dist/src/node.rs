@@ -598,17 +598,33 @@ impl std::fmt::Display for DialError {
     }
 }
 
+/// Handshakes under way at once; past this, new connections are closed unanswered, so a
+/// flood of sockets cannot grow threads without bound.
+const MAX_HANDSHAKES: usize = 64;
+
 fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
+    let under_way = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for stream in listener.incoming() {
         if inner.is_stopping() {
             return;
         }
         match stream {
             Ok(s) => {
-                let i = Arc::clone(&inner);
-                let _ = std::thread::Builder::new()
+                if under_way.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
+                    under_way.fetch_sub(1, Ordering::AcqRel);
+                    log::warn!("arbor-dist: {MAX_HANDSHAKES} handshakes under way; a connection was refused");
+                    continue;
+                }
+                let (i, n) = (Arc::clone(&inner), Arc::clone(&under_way));
+                let spawned = std::thread::Builder::new()
                     .name("dist-handshake".into())
-                    .spawn(move || i.accept_one(s));
+                    .spawn(move || {
+                        i.accept_one(s);
+                        n.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if spawned.is_err() {
+                    under_way.fetch_sub(1, Ordering::AcqRel);
+                }
             }
             Err(e) => {
                 log::warn!("arbor-dist: accept failed: {e}");

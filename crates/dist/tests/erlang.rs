@@ -383,6 +383,14 @@ fn links_both_ways() {
     );
     e.eval("exit(whereis(l2), boom2).");
     assert_eq!(c.wait_exit(SEC), Some(ExitReason::custom("boom2")));
+    // exit/2 from Erlang: kill is untrappable
+    let (tx2, _exits2) = mpsc::channel();
+    let d = s.rt.start::<Linked>((tx2, true)).unwrap();
+    s.node
+        .send(("box", e.name.as_str()), &Term::Pid(pa_of(&s, &d)))
+        .unwrap();
+    e.eval("PD = receive Y when is_pid(Y) -> Y after 5000 -> none end, exit(PD, kill).");
+    assert_eq!(d.wait_exit(SEC), Some(ExitReason::Killed));
 }
 
 fn pa_of(s: &Setup, server: &arbor_core::ServerRef<Linked>) -> arbor_dist::ExtPid {
