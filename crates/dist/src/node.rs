@@ -84,7 +84,9 @@ impl Builder {
     }
 
     /// Hidden (the default): peers do not add this node to their `Node.list()`, and do not
-    /// pull it into their global groups. `false` makes it an ordinary, visible node.
+    /// pull it into their global groups. `false` makes it a visible node; arbor runs no
+    /// `global_name_server`, so a BEAM peer's `global:sync()` then never completes (calls
+    /// and the connection are unaffected).
     pub fn hidden(mut self, hidden: bool) -> Builder {
         self.hidden = hidden;
         self

@@ -627,3 +627,39 @@ fn concurrent_senders_lose_and_reorder_nothing() {
         format!("[{}]", want.join(","))
     );
 }
+
+#[test]
+fn a_visible_node_stays_connected() {
+    require_beam();
+    let epmd = Epmd::start();
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let me = unique("visible");
+    let node = Node::builder(&me)
+        .cookie(COOKIE)
+        .epmd_port(epmd.port)
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .hidden(false)
+        .start(rt.handle())
+        .unwrap();
+    let (tx, _seen) = mpsc::channel();
+    let echo = rt.start::<Echo>(tx).unwrap();
+    node.register("echo", &echo).unwrap();
+    let mut e = erl_on(&epmd);
+    assert_eq!(e.eval(&format!("gen_server:call({{echo, '{me}'}}, hi).")), "{got,hi}");
+    // visible: in nodes(), not only in nodes(hidden)
+    assert_eq!(e.eval(&format!("lists:member('{me}', nodes()).")), "true");
+    // global's sync with a node that runs no global_name_server must not drop us
+    // arbor runs no global_name_server: global's sync with it never completes (documented
+    // in dist.md), but the connection and calls carry on meanwhile
+    let sync = "Self = self(), spawn(fun() -> Self ! {synced, global:sync()} end), receive {synced, R} -> R after 2000 -> waiting end.";
+    let _ = e.eval_timeout(sync, Duration::from_secs(10));
+    assert_eq!(e.eval(&format!("lists:member('{me}', nodes()).")), "true");
+    assert_eq!(
+        e.eval(&format!("gen_server:call({{echo, '{me}'}}, again).")),
+        "{got,again}"
+    );
+}
+
+fn erl_on(epmd: &Epmd) -> Beam {
+    Beam::erl(epmd, &unique("erl"), COOKIE, &[])
+}
