@@ -248,6 +248,13 @@ fn arbor_call_errors_noproc_timeout_exit_nodedown() {
         s.node.call(("x", "nobody@127.0.0.1"), &1u8, SEC),
         Err(RemoteCallError::NodeDown(_))
     ));
+    // a node monitor on a node that cannot be reached fires at once
+    let (tx, rx) = mpsc::channel();
+    let m = s.node.monitor_node("nobody@127.0.0.1", move |n| {
+        let _ = tx.send(n.clone());
+    });
+    assert_eq!(rx.recv_timeout(SEC).unwrap().as_str(), "nobody@127.0.0.1");
+    assert!(!s.node.demonitor_node(&m), "a fired node monitor is no longer active");
 }
 
 /// A server that reports its trapped exits and exits as asked.
