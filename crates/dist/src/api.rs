@@ -231,7 +231,7 @@ impl Node {
             },
         };
         let frame = crate::control::frame(&call, Some(&me)).map_err(|e| RemoteCallError::Encode(e.to_string()))?;
-        self.inner.tables.begin_call(reference.clone(), conn.peer.clone());
+        self.inner.tables.begin_call(reference.clone(), &conn);
         let monitor = Control::MonitorP {
             from: me.clone(),
             to: target.clone(),
@@ -302,9 +302,7 @@ impl Node {
         let dest = dest.into();
         let conn = self.inner.connection(dest.node())?;
         let reference = self.inner.make_ref();
-        self.inner
-            .tables
-            .add_watch(reference.clone(), conn.peer.clone(), Box::new(on_down));
+        self.inner.tables.add_watch(reference.clone(), &conn, Box::new(on_down));
         let target = dest.proc();
         let sent = conn.send(
             &Control::MonitorP {
@@ -354,7 +352,7 @@ impl Node {
         let me = self
             .ext_pid(local)
             .ok_or_else(|| DistError::NodeDown(format!("{local} is not alive")))?;
-        self.inner.tables.add_link(local, remote.clone());
+        self.inner.tables.add_link(local, remote.clone(), &conn);
         conn.send(
             &Control::Link {
                 from: me,

@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 
 /// A live connection. Shared by the node's tables and by exit observers that report over it.
 pub(crate) struct Conn {
+    /// Unique among this program's connections: what went over this one is tagged with
+    /// it, so its loss fails exactly that, not what a newer connection to the same peer
+    /// carries.
+    pub(crate) id: u64,
     pub(crate) peer: Atom,
     pub(crate) flags: u64,
     queue: Sender<Vec<u8>>,
@@ -78,7 +82,9 @@ impl Conn {
         stream.set_read_timeout(Some(limits.tick))?;
         let (queue, pending) = crossbeam_channel::unbounded();
         let (kick, kicked) = crossbeam_channel::bounded(1);
+        static IDS: AtomicU64 = AtomicU64::new(1);
         let conn = std::sync::Arc::new(Conn {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             peer,
             flags,
             queue,

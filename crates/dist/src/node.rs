@@ -464,7 +464,6 @@ impl Inner {
             peer.as_str(),
             hs.creation
         );
-        self.tables.node_up(&peer);
         Ok(conn)
     }
 

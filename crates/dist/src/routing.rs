@@ -23,7 +23,7 @@ use crate::term::{Atom, ExtPid, ExtRef, Term};
 use crate::{FromTerm, ToTerm};
 use arbor_core::{CallFlow, Context, ExitReason, GenServer, MonitorRef, Pid, ReplyTo, RuntimeHandle, ServerRef};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -83,7 +83,7 @@ impl ReplyPath {
     /// Runs on the reader thread: only queues.
     fn reject(&self, tables: &Tables, reason: Term) {
         let Some(reference) = self.monitor_ref() else { return };
-        if let Some(Some((pid, mref))) = tables
+        if let Some((_, Some((pid, mref)))) = tables
             .watched
             .lock()
             .remove(&(self.conn.peer.clone(), reference.clone()))
@@ -126,14 +126,16 @@ enum CallState {
 }
 
 struct PendingCall {
-    peer: Atom,
+    /// The connection it went over.
+    conn: u64,
     state: CallState,
 }
 
 type DownFn = Box<dyn FnOnce(Term) + Send>;
 
 struct OutMonitor {
-    peer: Atom,
+    /// The connection it went over.
+    conn: u64,
     on_down: DownFn,
 }
 
@@ -142,15 +144,20 @@ type NodeDownFn = Box<dyn FnOnce(&Atom) + Send>;
 /// The arbor side of a BEAM process's monitor: the watched process and core's monitor.
 type Watch = (Pid, MonitorRef);
 
+/// A BEAM process's monitor on an arbor process: the connection it came over, and the
+/// watch (`None` while it is being set).
+type Watched = (u64, Option<Watch>);
+
 pub(crate) struct Tables {
     node: Weak<Inner>,
     rt: RuntimeHandle,
     locals: RwLock<Locals>,
     pending: Mutex<HashMap<ExtRef, PendingCall>>,
     /// `None` while the monitor is being set: an exit in that window removes the entry.
-    watched: Mutex<HashMap<(Atom, ExtRef), Option<Watch>>>,
+    watched: Mutex<HashMap<(Atom, ExtRef), Watched>>,
     watching: Mutex<HashMap<ExtRef, OutMonitor>>,
-    links: Mutex<HashSet<(Pid, ExtPid)>>,
+    /// Each link with the connection it went over.
+    links: Mutex<HashMap<(Pid, ExtPid), u64>>,
     node_monitors: Mutex<HashMap<Atom, Vec<(u64, NodeDownFn)>>>,
     next_unlink: std::sync::atomic::AtomicU64,
     waiter: OnceLock<ServerRef<Waiter>>,
@@ -168,7 +175,7 @@ impl Tables {
             pending: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
             watching: Mutex::new(HashMap::new()),
-            links: Mutex::new(HashSet::new()),
+            links: Mutex::new(HashMap::new()),
             node_monitors: Mutex::new(HashMap::new()),
             next_unlink: std::sync::atomic::AtomicU64::new(1),
             waiter: OnceLock::new(),
@@ -278,7 +285,7 @@ impl Tables {
         let linked: Vec<ExtPid> = {
             let mut links = self.links.lock();
             let mine: Vec<ExtPid> = links
-                .iter()
+                .keys()
                 .filter(|(p, _)| *p == pid)
                 .map(|(_, r)| r.clone())
                 .collect();
@@ -348,7 +355,7 @@ impl Tables {
             }
             Control::MonitorP { from, to, reference } => self.monitor_incoming(node, conn, from, to, reference),
             Control::DemonitorP { reference, .. } => {
-                if let Some(Some((pid, mref))) = self.watched.lock().remove(&(conn.peer.clone(), reference)) {
+                if let Some((_, Some((pid, mref)))) = self.watched.lock().remove(&(conn.peer.clone(), reference)) {
                     self.rt.demonitor(pid, mref);
                 }
             }
@@ -368,7 +375,7 @@ impl Tables {
             }
             Control::Link { from, to } => match self.local_of(node, &to) {
                 Some(pid) if self.rt.is_alive(pid) => {
-                    self.links.lock().insert((pid, from));
+                    self.links.lock().insert((pid, from), conn.id);
                 }
                 _ => {
                     let _ = conn.post(
@@ -395,7 +402,7 @@ impl Tables {
             Control::UnlinkIdAck { .. } | Control::GroupLeader => {}
             Control::Exit { from, to, reason } => {
                 if let Some(pid) = self.local_of(node, &to) {
-                    if self.links.lock().remove(&(pid, from)) {
+                    if self.links.lock().remove(&(pid, from)).is_some() {
                         arbor_core::exit(pid, term_to_exit(&reason));
                     }
                 }
@@ -431,7 +438,7 @@ impl Tables {
         let key = (conn.peer.clone(), reference.clone());
         // Entered before the monitor is set, so an exit that fires it at once finds (and
         // removes) the entry instead of leaving one behind.
-        self.watched.lock().insert(key.clone(), None);
+        self.watched.lock().insert(key.clone(), (conn.id, None));
         let weak_node = self.node.clone();
         let weak_conn = Arc::downgrade(conn);
         let (to2, from2, key2) = (to.clone(), from.clone(), key.clone());
@@ -454,7 +461,7 @@ impl Tables {
         match watched {
             Ok(mref) => {
                 if let Some(entry) = self.watched.lock().get_mut(&key) {
-                    *entry = Some((pid, mref));
+                    entry.1 = Some((pid, mref));
                 }
             }
             Err(_) => {
@@ -499,11 +506,11 @@ impl Tables {
         }
     }
 
-    pub(crate) fn begin_call(&self, reference: ExtRef, peer: Atom) {
+    pub(crate) fn begin_call(&self, reference: ExtRef, conn: &Conn) {
         self.pending.lock().insert(
             reference,
             PendingCall {
-                peer,
+                conn: conn.id,
                 state: CallState::Waiting,
             },
         );
@@ -534,20 +541,22 @@ impl Tables {
 
     // ---- outgoing monitors and links -------------------------------------------------
 
-    pub(crate) fn add_watch(&self, reference: ExtRef, peer: Atom, on_down: DownFn) {
-        self.watching.lock().insert(reference, OutMonitor { peer, on_down });
+    pub(crate) fn add_watch(&self, reference: ExtRef, conn: &Conn, on_down: DownFn) {
+        self.watching
+            .lock()
+            .insert(reference, OutMonitor { conn: conn.id, on_down });
     }
 
     pub(crate) fn remove_watch(&self, reference: &ExtRef) -> bool {
         self.watching.lock().remove(reference).is_some()
     }
 
-    pub(crate) fn add_link(&self, pid: Pid, remote: ExtPid) {
-        self.links.lock().insert((pid, remote));
+    pub(crate) fn add_link(&self, pid: Pid, remote: ExtPid, conn: &Conn) {
+        self.links.lock().insert((pid, remote), conn.id);
     }
 
     pub(crate) fn remove_link(&self, pid: Pid, remote: &ExtPid) -> bool {
-        self.links.lock().remove(&(pid, remote.clone()))
+        self.links.lock().remove(&(pid, remote.clone())).is_some()
     }
 
     pub(crate) fn unlink_id(&self) -> u64 {
@@ -578,16 +587,14 @@ impl Tables {
         guarded("a node monitor's on_down", move || f(peer));
     }
 
-    pub(crate) fn node_up(&self, _peer: &Atom) {}
-
     /// Everything that went over `conn` learns that it is gone.
     pub(crate) fn connection_lost(&self, _node: &Inner, conn: &Arc<Conn>) {
-        let peer = &conn.peer;
+        let (peer, id) = (&conn.peer, conn.id);
         let failed: Vec<ExtRef> = self
             .pending
             .lock()
             .iter()
-            .filter(|(_, c)| c.peer == *peer)
+            .filter(|(_, c)| c.conn == id)
             .map(|(r, _)| r.clone())
             .collect();
         for r in failed {
@@ -595,19 +602,21 @@ impl Tables {
         }
         let unwatched: Vec<(Pid, MonitorRef)> = {
             let mut w = self.watched.lock();
-            let keys: Vec<(Atom, ExtRef)> = w.keys().filter(|(p, _)| p == peer).cloned().collect();
-            keys.into_iter().filter_map(|k| w.remove(&k).flatten()).collect()
+            let keys: Vec<(Atom, ExtRef)> = w
+                .iter()
+                .filter(|(_, (c, _))| *c == id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| w.remove(&k).and_then(|(_, watch)| watch))
+                .collect()
         };
         for (pid, mref) in unwatched {
             self.rt.demonitor(pid, mref);
         }
         let downs: Vec<OutMonitor> = {
             let mut w = self.watching.lock();
-            let keys: Vec<ExtRef> = w
-                .iter()
-                .filter(|(_, m)| m.peer == *peer)
-                .map(|(k, _)| k.clone())
-                .collect();
+            let keys: Vec<ExtRef> = w.iter().filter(|(_, m)| m.conn == id).map(|(k, _)| k.clone()).collect();
             keys.into_iter().filter_map(|k| w.remove(&k)).collect()
         };
         for m in downs {
@@ -615,7 +624,11 @@ impl Tables {
         }
         let broken: Vec<Pid> = {
             let mut links = self.links.lock();
-            let gone: Vec<(Pid, ExtPid)> = links.iter().filter(|(_, r)| r.node == *peer).cloned().collect();
+            let gone: Vec<(Pid, ExtPid)> = links
+                .iter()
+                .filter(|(_, c)| **c == id)
+                .map(|(k, _)| k.clone())
+                .collect();
             for l in &gone {
                 links.remove(l);
             }
