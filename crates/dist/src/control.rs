@@ -416,6 +416,72 @@ mod tests {
     }
 
     #[test]
+    fn mutated_frames_never_panic() {
+        let reference = ExtRef {
+            node: Atom::new("a@h"),
+            creation: 1,
+            id: vec![1, 2, 3],
+        };
+        let frames: Vec<Vec<u8>> = vec![
+            frame(
+                &Control::RegSend {
+                    from: pid(1),
+                    to: Atom::new("kv"),
+                    msg: Term::tuple([Term::atom("$gen_call"), Term::Int(1)]),
+                },
+                None,
+            )
+            .unwrap(),
+            frame(
+                &Control::MonitorPExit {
+                    from: Proc::Name(Atom::new("kv")),
+                    to: pid(1),
+                    reference: reference.clone(),
+                    reason: Term::atom("noproc"),
+                },
+                None,
+            )
+            .unwrap(),
+            frame(
+                &Control::AliasSend {
+                    alias: reference,
+                    msg: Term::binary("reply"),
+                },
+                Some(&pid(2)),
+            )
+            .unwrap(),
+            frame(
+                &Control::UnlinkId {
+                    id: 1 << 40,
+                    from: pid(1),
+                    to: pid(2),
+                },
+                None,
+            )
+            .unwrap(),
+        ];
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let base = &frames[(next() % frames.len() as u64) as usize][4..];
+            let mut b = base.to_vec();
+            for _ in 0..(1 + next() % 3) {
+                let i = (next() as usize) % b.len();
+                b[i] = next() as u8;
+            }
+            if next() % 3 == 0 {
+                b.truncate(1 + (next() as usize) % b.len());
+            }
+            let _ = parse(&b, DecodeLimits::default());
+        }
+    }
+
+    #[test]
     fn malformed_frames_are_errors() {
         let lim = DecodeLimits::default();
         assert_eq!(parse(&[68, 0], lim), Err(FrameError::NotPassThrough(68)));
