@@ -517,34 +517,36 @@ macro_rules! term_struct {
     };
 }
 
-/// Implements [`ToTerm`] and [`FromTerm`] for an enum of unit and tuple variants, Elixir's
-/// way: a unit variant is an atom, a tuple variant a tuple tagged with an atom
-/// (`{:put, key, value}`). Each variant names its fields (any names: they only bind the
-/// values) and its atom. A term that matches no variant, or whose elements do not fit, is
-/// a [`TermError`].
+/// Implements [`ToTerm`] and [`FromTerm`] for an enum, Elixir's way: a unit variant is an
+/// atom, a tuple variant a tuple tagged with an atom (`{:put, key, value}`), a struct
+/// variant a tagged atom-keyed map (`{:moved, %{x: 1, y: 2}}`). Each variant names its
+/// fields (for tuple variants any names: they only bind the values) and its atom. A term
+/// that matches no variant, or whose elements do not fit, is a [`TermError`].
 ///
 /// ```
-/// use arbor_dist::{term_enum, Bytes, FromTerm, Term, ToTerm};
+/// use arbor_dist::{term_enum, FromTerm, Term, ToTerm};
 ///
 /// #[derive(Debug, PartialEq)]
-/// enum Request { Put(String, i64), Get(String), Clear }
-/// term_enum!(Request { Put(key, value) as "put", Get(key) as "get", Clear as "clear" });
+/// enum Request { Put(String, i64), Get(String), Move { x: i64, y: i64 }, Clear }
+/// term_enum!(Request { Put(key, value) as "put", Get(key) as "get", Move { x, y } as "move", Clear as "clear" });
 ///
 /// let t = Request::Put("a".into(), 1).to_term();
 /// assert_eq!(t.to_string(), r#"{:put, "a", 1}"#);
 /// assert_eq!(Request::from_term(t).unwrap(), Request::Put("a".into(), 1));
+/// assert_eq!(Request::Move { x: 1, y: 2 }.to_term().to_string(), "{:move, %{:x => 1, :y => 2}}");
 /// assert_eq!(Request::from_term(Term::atom("clear")).unwrap(), Request::Clear);
 /// let err = Request::from_term(Term::atom("drop")).unwrap_err();
-/// assert_eq!(err.expected, "one of :put, :get, :clear");
+/// assert_eq!(err.expected, "one of :put, :get, :move, :clear");
 /// ```
 #[macro_export]
 macro_rules! term_enum {
-    ($ty:ident { $( $v:ident $( ( $($f:ident),+ $(,)? ) )? as $name:literal ),+ $(,)? }) => {
+    ($ty:ident { $( $v:ident $( ( $($f:ident),+ $(,)? ) )? $( { $($g:ident),+ $(,)? } )? as $name:literal ),+ $(,)? }) => {
         impl $crate::ToTerm for $ty {
             #[allow(non_snake_case)]
             fn to_term(&self) -> $crate::Term {
                 match self {
-                    $( $ty::$v $( ( $($f),+ ) )? => $crate::term_enum!(@build $name $( $($f),+ )?), )+
+                    $( $ty::$v $( ( $($f),+ ) )? $( { $($g),+ } )? =>
+                        $crate::term_enum!(@build $name, [$( $($f),+ )?], [$( $($g),+ )?]), )+
                 }
             }
         }
@@ -552,10 +554,10 @@ macro_rules! term_enum {
             fn from_term(term: $crate::Term) -> Result<Self, $crate::TermError> {
                 match &term {
                     $crate::Term::Atom(a) => {
-                        $( $crate::term_enum!(@unit a, $ty, $v, $name $(, $($f),+ )?); )+
+                        $( $crate::term_enum!(@unit a, $ty, $v, $name, [$( $($f),+ )?], [$( $($g),+ )?]); )+
                     }
                     $crate::Term::Tuple(t) if !t.is_empty() => {
-                        $( $crate::term_enum!(@tuple t, $ty, $v, $name $(, $($f),+ )?); )+
+                        $( $crate::term_enum!(@tuple t, $ty, $v, $name, [$( $($f),+ )?], [$( $($g),+ )?]); )+
                     }
                     _ => {}
                 }
@@ -564,18 +566,24 @@ macro_rules! term_enum {
             }
         }
     };
-    (@build $name:literal) => { $crate::Term::atom($name) };
-    (@build $name:literal $($f:ident),+) => {
+    (@build $name:literal, [], []) => { $crate::Term::atom($name) };
+    (@build $name:literal, [$($f:ident),+], []) => {
         $crate::Term::Tuple(vec![$crate::Term::atom($name), $( $crate::ToTerm::to_term($f) ),+])
     };
-    (@unit $a:ident, $ty:ident, $v:ident, $name:literal) => {
+    (@build $name:literal, [], [$($g:ident),+]) => {
+        $crate::Term::Tuple(vec![
+            $crate::Term::atom($name),
+            $crate::Term::Map(vec![$( ($crate::Term::atom(stringify!($g)), $crate::ToTerm::to_term($g)) ),+]),
+        ])
+    };
+    (@unit $a:ident, $ty:ident, $v:ident, $name:literal, [], []) => {
         if $a.as_str() == $name {
             return Ok($ty::$v);
         }
     };
-    (@unit $a:ident, $ty:ident, $v:ident, $name:literal, $($f:ident),+) => {};
-    (@tuple $t:ident, $ty:ident, $v:ident, $name:literal) => {};
-    (@tuple $t:ident, $ty:ident, $v:ident, $name:literal, $($f:ident),+) => {
+    (@unit $a:ident, $ty:ident, $v:ident, $name:literal, [$($f:ident),*], [$($g:ident),*]) => {};
+    (@tuple $t:ident, $ty:ident, $v:ident, $name:literal, [], []) => {};
+    (@tuple $t:ident, $ty:ident, $v:ident, $name:literal, [$($f:ident),+], []) => {
         if $t[0].is_atom($name) && $t.len() == 1 + [$( stringify!($f) ),+].len() {
             let mut elements = $t.iter().skip(1).cloned();
             return Ok($ty::$v($( {
@@ -583,6 +591,15 @@ macro_rules! term_enum {
                 $crate::FromTerm::from_term(elements.next().unwrap_or($crate::Term::List(Vec::new())))
                     .map_err(|e| $crate::TermError { expected: format!("{} in {{:{}, ...}}", e.expected, $name), got: e.got })?
             } ),+));
+        }
+    };
+    (@tuple $t:ident, $ty:ident, $v:ident, $name:literal, [], [$($g:ident),+]) => {
+        if $t[0].is_atom($name) && $t.len() == 2 {
+            let map = &$t[1];
+            return Ok($ty::$v { $( $g: $crate::field(map, stringify!($g)).map_err(|e| $crate::TermError {
+                expected: format!("{} in {{:{}, %{{...}}}}", e.expected, $name),
+                got: e.got,
+            })? ),+ });
         }
     };
 }

@@ -60,9 +60,10 @@ enum Shape {
     Circle(f64),
     Rect(i64, i64),
     Labelled(String, Box<Shape>),
+    At { x: i64, y: i64 },
     Empty,
 }
-crate::term_enum!(Shape { Circle(r) as "circle", Rect(w, h) as "rect", Labelled(label, inner) as "labelled", Empty as "empty" });
+crate::term_enum!(Shape { Circle(r) as "circle", Rect(w, h) as "rect", Labelled(label, inner) as "labelled", At { x, y } as "at", Empty as "empty" });
 
 #[test]
 fn enums_become_atoms_and_tagged_tuples() {
@@ -72,8 +73,13 @@ fn enums_become_atoms_and_tagged_tuples() {
     assert_eq!(Shape::Empty.to_term(), Term::atom("empty"));
     assert_eq!(back(&Shape::Circle(1.5)), Shape::Circle(1.5));
     // wrong arity, wrong element, unknown tag: typed errors
+    let at = Shape::At { x: 1, y: -2 };
+    assert_eq!(at.to_term().to_string(), "{:at, %{:x => 1, :y => -2}}");
+    assert_eq!(back(&at), at);
+    let e = Shape::from_term(Term::tuple([Term::atom("at"), Term::Map(vec![])])).unwrap_err();
+    assert_eq!(e.expected, "a map with the key :x in {:at, %{...}}");
     let e = Shape::from_term(Term::tuple([Term::atom("rect"), Term::Int(1)])).unwrap_err();
-    assert_eq!(e.expected, "one of :circle, :rect, :labelled, :empty");
+    assert_eq!(e.expected, "one of :circle, :rect, :labelled, :at, :empty");
     let e = Shape::from_term(Term::tuple([Term::atom("circle"), Term::atom("x")])).unwrap_err();
     assert_eq!(e.expected, "a float in {:circle, ...}");
     assert!(Shape::from_term(Term::atom("circle")).is_err());
