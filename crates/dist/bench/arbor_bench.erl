@@ -1,0 +1,43 @@
+%% The BEAM side of examples/dist_bench.rs: a counting echo server, and the timed loops
+%% that a BEAM node runs against a server on another node (arbor's or a BEAM's).
+-module(arbor_bench).
+-behaviour(gen_server).
+-export([start/1, init/1, handle_call/3, handle_cast/2, handle_info/2]).
+-export([call_latency/3, cast_throughput/3]).
+
+start(Name) ->
+    {ok, Pid} = gen_server:start({local, Name}, ?MODULE, 0, []),
+    Pid.
+
+init(N) -> {ok, N}.
+
+handle_call(count, _From, N) -> {reply, N, N};
+handle_call(Req, _From, N) -> {reply, Req, N}.
+
+handle_cast(_Msg, N) -> {noreply, N + 1}.
+
+handle_info(_Msg, N) -> {noreply, N + 1}.
+
+%% Calls Dest N times, one after the other, after W warm-up calls; returns
+%% {P50, P99, Mean} in microseconds.
+call_latency(Dest, W, N) ->
+    [gen_server:call(Dest, {ping, I}) || I <- lists:seq(1, W)],
+    Ts = [begin
+              T0 = erlang:monotonic_time(nanosecond),
+              {ping, I} = gen_server:call(Dest, {ping, I}),
+              erlang:monotonic_time(nanosecond) - T0
+          end || I <- lists:seq(1, N)],
+    S = lists:sort(Ts),
+    P = fun(Q) -> lists:nth(max(1, round(Q * N)), S) / 1000 end,
+    {P(0.5), P(0.99), lists:sum(Ts) / N / 1000}.
+
+%% Casts N messages to Dest, then one call (answered after every cast before it is
+%% handled); returns messages per second.
+cast_throughput(Dest, N, Msg) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    cast_loop(Dest, N, Msg),
+    _ = gen_server:call(Dest, count, 60000),
+    N / ((erlang:monotonic_time(nanosecond) - T0) / 1.0e9).
+
+cast_loop(_Dest, 0, _Msg) -> ok;
+cast_loop(Dest, N, Msg) -> gen_server:cast(Dest, Msg), cast_loop(Dest, N - 1, Msg).

@@ -1,0 +1,220 @@
+//! arbor-dist's benchmark: calls and one-way messages between arbor and real `erl` nodes,
+//! beside the same between two `erl` nodes, in one run on loopback.
+//!
+//! ```text
+//! cargo run --release -p arbor-dist --example dist_bench -- [--calls 20000] [--casts 200000]
+//! ```
+//!
+//! Needs `epmd`, `erl` and `erlc` on the PATH. Starts a private epmd on a free port of
+//! 127.0.0.1, an arbor node `A`, and two `erl` nodes, `B` (runs the counting echo server
+//! `arbor_bench`, `bench/arbor_bench.erl`) and `C` (the client). Every OS process it starts
+//! is killed by pid when it ends, also on a panic.
+//!
+//! - call latency, sequential calls after a warm-up: C → A (arbor's server), C → B (a
+//!   gen_server), A → B (arbor's client);
+//! - one-way throughput: N casts then one call that is answered after them all: C → A,
+//!   C → B, A → B.
+
+use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
+use arbor_dist::{Node, Term};
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const COOKIE: &str = "arbor-bench";
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Echoes calls, counts casts and messages; `count` returns the count.
+struct Sink {
+    n: i64,
+}
+
+impl GenServer for Sink {
+    type Args = ();
+    type Info = Term;
+    type Call = Term;
+    type Reply = Term;
+
+    fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Sink { n: 0 })
+    }
+
+    fn handle_call(&mut self, req: Term, _from: ReplyTo<Term>, _ctx: &mut Context<'_, Self>) -> CallFlow<Term> {
+        if req.is_atom("count") {
+            CallFlow::Reply(Term::Int(self.n))
+        } else {
+            CallFlow::Reply(req)
+        }
+    }
+
+    fn handle_info(&mut self, _msg: Term, _ctx: &mut Context<'_, Self>) -> Flow {
+        self.n += 1;
+        Flow::Continue
+    }
+}
+
+fn arg(flag: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn erl(epmd: u16, name: &str, dir: &str, eval: &str, stdout: Stdio) -> Guard {
+    let child = Command::new("erl")
+        .args(["-name", name, "-setcookie", COOKIE, "-noshell", "-start_epmd", "false"])
+        .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
+        .args(["-pa", dir, "-eval", eval])
+        .env("ERL_EPMD_PORT", epmd.to_string())
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .spawn()
+        .expect("erl");
+    Guard(child)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((q * sorted.len() as f64).round() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_nanos() as f64 / 1000.0
+}
+
+fn main() {
+    let calls = arg("--calls", 20_000);
+    let casts = arg("--casts", 200_000);
+    let warm = (calls / 10).max(100);
+
+    let dir = std::env::temp_dir().join(format!("arbor-dist-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/arbor_bench.erl");
+    let ok = Command::new("erlc")
+        .arg("-o")
+        .arg(&dir)
+        .arg(src)
+        .status()
+        .expect("erlc");
+    assert!(ok.success());
+    let dir = dir.to_string_lossy().into_owned();
+
+    let port = free_port();
+    let _epmd = Guard(
+        Command::new("epmd")
+            .args(["-port", &port.to_string(), "-address", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("epmd"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "epmd did not start");
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+
+    let id = std::process::id();
+    let (a, b, c) = (
+        format!("a{id}@127.0.0.1"),
+        format!("b{id}@127.0.0.1"),
+        format!("c{id}@127.0.0.1"),
+    );
+    let rt = Runtime::new().unwrap();
+    let node = Node::builder(&a)
+        .cookie(COOKIE)
+        .epmd_port(port)
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .start(rt.handle())
+        .unwrap();
+    let sink = rt.start::<Sink>(()).unwrap();
+    node.register("sink", &sink).unwrap();
+
+    let _b = erl(port, &b, &dir, "arbor_bench:start(sink).", Stdio::null());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node
+        .call(("sink", b.as_str()), &Term::atom("count"), Duration::from_secs(1))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "node B did not start");
+    }
+
+    // C's measurements: against arbor, then against B, in the same run.
+    let eval = format!(
+        "A = {{sink, '{a}'}}, B = {{sink, '{b}'}}, \
+         L1 = arbor_bench:call_latency(A, {warm}, {calls}), L2 = arbor_bench:call_latency(B, {warm}, {calls}), \
+         T1 = arbor_bench:cast_throughput(A, {casts}, bump), T2 = arbor_bench:cast_throughput(B, {casts}, bump), \
+         io:format(\"RESULT ~w~n\", [{{L1, L2, T1, T2}}]), halt()."
+    );
+    let mut c_node = erl(port, &c, &dir, &eval, Stdio::piped());
+    let out = c_node.0.stdout.take().unwrap();
+    let line = BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("RESULT"))
+        .expect("C's results");
+    let nums: Vec<f64> = line
+        .trim_start_matches("RESULT ")
+        .split(|ch: char| !(ch.is_ascii_digit() || ch == '.' || ch == 'e' || ch == '-' || ch == '+'))
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (l1, l2, t1, t2) = (
+        (nums[0], nums[1], nums[2]),
+        (nums[3], nums[4], nums[5]),
+        nums[6],
+        nums[7],
+    );
+
+    // arbor's client: A → B.
+    let dest = ("sink", b.as_str());
+    for i in 0..warm {
+        node.call(dest, &(Term::atom("ping"), i as i64), Duration::from_secs(5))
+            .unwrap();
+    }
+    let mut lat = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let t0 = Instant::now();
+        node.call(dest, &(Term::atom("ping"), i as i64), Duration::from_secs(5))
+            .unwrap();
+        lat.push(t0.elapsed());
+    }
+    let mean = lat.iter().map(|d| d.as_nanos() as f64).sum::<f64>() / calls as f64 / 1000.0;
+    lat.sort();
+    let l3 = (percentile(&lat, 0.5), percentile(&lat, 0.99), mean);
+    let before: i64 = node
+        .call_as(dest, &Term::atom("count"), Duration::from_secs(5))
+        .unwrap();
+    let t0 = Instant::now();
+    let bump = Term::atom("bump");
+    for _ in 0..casts {
+        node.cast(dest, &bump).unwrap();
+    }
+    let after: i64 = node
+        .call_as(dest, &Term::atom("count"), Duration::from_secs(60))
+        .unwrap();
+    let t3 = casts as f64 / t0.elapsed().as_secs_f64();
+    assert_eq!(after - before, casts as i64, "every cast counted once");
+
+    println!("arbor-dist benchmark: {calls} sequential calls ({warm} warm-up), {casts} casts; loopback, one run");
+    println!("{:<34} {:>9} {:>9} {:>9}", "call latency (us)", "p50", "p99", "mean");
+    println!("{:<34} {:>9.1} {:>9.1} {:>9.1}", "erl C -> arbor A", l1.0, l1.1, l1.2);
+    println!("{:<34} {:>9.1} {:>9.1} {:>9.1}", "erl C -> erl B", l2.0, l2.1, l2.2);
+    println!("{:<34} {:>9.1} {:>9.1} {:>9.1}", "arbor A -> erl B", l3.0, l3.1, l3.2);
+    println!("{:<34} {:>12}", "one-way casts (msgs/s)", "");
+    println!("{:<34} {:>12.0}", "erl C -> arbor A", t1);
+    println!("{:<34} {:>12.0}", "erl C -> erl B", t2);
+    println!("{:<34} {:>12.0}", "arbor A -> erl B", t3);
+    node.stop();
+}

@@ -1,0 +1,352 @@
+//! One connection to a peer node, after the handshake: a writer thread that owns the
+//! socket's sending half, and a reader thread that owns its receiving half.
+//!
+//! - Sending: frames go through one queue, and only the holder of the socket's write lock
+//!   pops them, so they leave in queue order. [`Conn::send`] queues its frame and, if the
+//!   lock is free, writes the whole queue itself (one system call for a burst, no thread
+//!   hop on a call's reply); if the lock is taken, its holder writes the frame before it
+//!   lets go (it re-checks the queue after unlocking). [`Conn::post`] only queues and kicks
+//!   the writer thread: for the reader thread and exit observers, which must never block
+//!   on a peer that does not read. The writer thread also sends a tick (an empty frame)
+//!   whenever nothing was written for a tick interval (a quarter of the net tick time).
+//! - Reader: parses frames out of its buffer; a frame longer than the node's maximum is
+//!   refused from its length alone, before any of it is buffered; a malformed frame or
+//!   term closes the connection with a log entry. It declares the peer dead when nothing,
+//!   not even a tick, has arrived for the net tick time.
+//!
+//! Closing is idempotent: the first `close` shuts the socket, which ends both threads;
+//! the node is told once, by the reader, and then fails everything that went over it.
+
+use crate::control::{self, Control};
+use crate::error::DistError;
+use crate::term::{Atom, DecodeLimits, ExtPid};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use std::io::{BufWriter, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A live connection. Shared by the node's tables and by exit observers that report over it.
+pub(crate) struct Conn {
+    /// Unique among this program's connections: what went over this one is tagged with
+    /// it, so its loss fails exactly that, not what a newer connection to the same peer
+    /// carries.
+    pub(crate) id: u64,
+    pub(crate) peer: Atom,
+    pub(crate) flags: u64,
+    queue: Sender<Vec<u8>>,
+    pending: Receiver<Vec<u8>>,
+    out: Mutex<BufWriter<TcpStream>>,
+    kick: Sender<()>,
+    stream: TcpStream,
+    closed: AtomicBool,
+    /// Milliseconds since `epoch` of the last write (for ticks).
+    last_write: AtomicU64,
+    epoch: Instant,
+}
+
+/// Work to run on a thread that may block (an incoming call waiting on its server).
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// What the reader hands the node.
+pub(crate) trait Dispatch: Send + Sync + 'static {
+    /// Routes a control message. A blocking job (an incoming call) comes back to the
+    /// reader, which hands its reading to another thread and runs the job itself.
+    fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control) -> Option<Job>;
+    fn down(&self, conn: &std::sync::Arc<Conn>, reason: &str);
+    /// Runs `job` on another thread (the node's call pool).
+    fn elsewhere(&self, job: Job);
+}
+
+/// Timing and size limits of a connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) tick: Duration,
+    pub(crate) net_ticktime: Duration,
+    pub(crate) max_frame: usize,
+    pub(crate) decode: DecodeLimits,
+}
+
+impl Conn {
+    /// Starts the writer and reader threads on a socket whose handshake is done.
+    pub(crate) fn start(
+        stream: TcpStream,
+        peer: Atom,
+        flags: u64,
+        limits: Limits,
+        dispatch: std::sync::Arc<dyn Dispatch>,
+    ) -> std::io::Result<std::sync::Arc<Conn>> {
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(limits.net_ticktime))?;
+        stream.set_read_timeout(Some(limits.tick))?;
+        let (queue, pending) = crossbeam_channel::unbounded();
+        let (kick, kicked) = crossbeam_channel::bounded(1);
+        static IDS: AtomicU64 = AtomicU64::new(1);
+        let conn = std::sync::Arc::new(Conn {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            peer,
+            flags,
+            queue,
+            pending,
+            out: Mutex::new(BufWriter::with_capacity(64 * 1024, stream.try_clone()?)),
+            kick,
+            stream: stream.try_clone()?,
+            closed: AtomicBool::new(false),
+            last_write: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
+        let wc = std::sync::Arc::clone(&conn);
+        std::thread::Builder::new()
+            .name(format!("dist-w-{}", conn.peer.as_str()))
+            .spawn(move || writer(&wc, kicked, limits.tick))?;
+        let reader = Reader {
+            stream,
+            buf: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+            last_heard: Instant::now(),
+            conn: std::sync::Arc::clone(&conn),
+            limits,
+            dispatch,
+        };
+        std::thread::Builder::new()
+            .name(format!("dist-r-{}", conn.peer.as_str()))
+            .stack_size(8 << 20)
+            .spawn(move || reader.run())?;
+        Ok(conn)
+    }
+
+    /// Sends a control message: queued, and written at once by this thread if no other
+    /// is writing. May block while the peer's receive buffer is full: not for the reader
+    /// thread or exit observers (they use [`post`](Conn::post)).
+    pub(crate) fn send(&self, c: &Control, from: Option<&ExtPid>) -> Result<(), DistError> {
+        let frame = control::frame(c, from)?;
+        self.send_frame(frame)
+    }
+
+    pub(crate) fn send_frame(&self, frame: Vec<u8>) -> Result<(), DistError> {
+        self.enqueue(frame)?;
+        self.flush_queue();
+        Ok(())
+    }
+
+    /// Queues a control message for the writer thread; never blocks.
+    pub(crate) fn post(&self, c: &Control, from: Option<&ExtPid>) -> Result<(), DistError> {
+        let frame = control::frame(c, from)?;
+        self.enqueue(frame)?;
+        let _ = self.kick.try_send(());
+        Ok(())
+    }
+
+    fn enqueue(&self, frame: Vec<u8>) -> Result<(), DistError> {
+        if self.is_closed() || self.queue.send(frame).is_err() {
+            return Err(DistError::NodeDown(format!(
+                "connection to {} closed",
+                self.peer.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the queue if the write lock is free; whoever holds it re-checks the queue
+    /// after unlocking, so no frame is left behind.
+    fn flush_queue(&self) {
+        while !self.pending.is_empty() {
+            let Some(mut out) = self.out.try_lock() else { return };
+            self.drain(&mut out);
+        }
+    }
+
+    /// Writes every queued frame, then flushes. Called with the write lock held.
+    fn drain(&self, out: &mut BufWriter<TcpStream>) {
+        let mut wrote = false;
+        let result = (|| {
+            while let Ok(frame) = self.pending.try_recv() {
+                out.write_all(&frame)?;
+                wrote = true;
+            }
+            out.flush()
+        })();
+        if wrote {
+            self.last_write
+                .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        if let Err(e) = result {
+            if !self.is_closed() {
+                log::warn!("arbor-dist: writing to {} failed: {e}", self.peer.as_str());
+            }
+            self.close();
+        }
+    }
+
+    pub(crate) fn has(&self, flag: u64) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Shuts the socket (both threads end soon after); idempotent.
+    pub(crate) fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let _ = self.stream.shutdown(Shutdown::Both);
+            let _ = self.kick.try_send(());
+        }
+    }
+}
+
+/// The writer thread: flushes what `post` queued, and ticks when nothing was written for
+/// a tick interval.
+fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration) {
+    loop {
+        let timed_out = matches!(kicked.recv_timeout(tick), Err(RecvTimeoutError::Timeout));
+        if conn.is_closed() {
+            return;
+        }
+        let mut out = conn.out.lock();
+        conn.drain(&mut out);
+        let idle = (conn.epoch.elapsed().as_millis() as u64).saturating_sub(conn.last_write.load(Ordering::Relaxed));
+        if timed_out && idle >= tick.as_millis() as u64 {
+            if let Err(e) = out.write_all(&[0, 0, 0, 0]).and_then(|_| out.flush()) {
+                if !conn.is_closed() {
+                    log::warn!("arbor-dist: ticking {} failed: {e}", conn.peer.as_str());
+                }
+                conn.close();
+                return;
+            }
+            conn.last_write
+                .store(conn.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        drop(out);
+        // frames queued while we held the lock, by senders that found it taken
+        conn.flush_queue();
+    }
+}
+
+/// The reading of one connection: its socket, its buffer of received bytes, and when it
+/// last heard from the peer. One thread at a time holds it. When a frame is an incoming
+/// call, the holder passes the reader on to another thread (the node's call pool) and runs
+/// the call itself, so the call reaches its server with no thread hop ("leader/followers");
+/// the next frames are read meanwhile by the new holder.
+struct Reader {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    last_heard: Instant,
+    conn: std::sync::Arc<Conn>,
+    limits: Limits,
+    dispatch: std::sync::Arc<dyn Dispatch>,
+}
+
+enum Step {
+    Ended(String),
+    HandOff(Job),
+}
+
+impl Reader {
+    fn run(mut self) {
+        match self.read() {
+            Step::Ended(reason) => {
+                self.conn.close();
+                self.dispatch.down(&self.conn, &reason);
+            }
+            Step::HandOff(job) => {
+                let dispatch = std::sync::Arc::clone(&self.dispatch);
+                dispatch.elsewhere(Box::new(move || self.run()));
+                job();
+            }
+        }
+    }
+
+    /// Reads and routes frames until the connection ends or a call must be run.
+    fn read(&mut self) -> Step {
+        let limits = self.limits;
+        loop {
+            // Every complete frame in the buffer.
+            loop {
+                let (start, end) = (self.start, self.end);
+                if end - start < 4 {
+                    break;
+                }
+                let b = &self.buf;
+                let len = u32::from_be_bytes([b[start], b[start + 1], b[start + 2], b[start + 3]]) as usize;
+                if len > limits.max_frame {
+                    let why = format!("a frame of {len} bytes (the limit is {})", limits.max_frame);
+                    log::warn!(
+                        "arbor-dist: closing the connection to {}: {why}",
+                        self.conn.peer.as_str()
+                    );
+                    return Step::Ended(why);
+                }
+                if end - start < 4 + len {
+                    if self.buf.len() - start < 4 + len {
+                        // Make room: move the partial frame to the front, grow if it needs more.
+                        self.buf.copy_within(start..end, 0);
+                        self.end -= start;
+                        self.start = 0;
+                        if self.buf.len() < 4 + len {
+                            self.buf.resize(4 + len, 0);
+                        }
+                    }
+                    break;
+                }
+                self.start += 4 + len;
+                if len == 0 {
+                    continue; // a tick
+                }
+                match control::parse(&self.buf[start + 4..start + 4 + len], limits.decode) {
+                    Ok(c) => {
+                        if let Some(job) = self.dispatch.dispatch(&self.conn, c) {
+                            return Step::HandOff(job);
+                        }
+                    }
+                    Err(e) => {
+                        let why = format!("malformed frame: {e}");
+                        log::warn!(
+                            "arbor-dist: closing the connection to {}: {why}",
+                            self.conn.peer.as_str()
+                        );
+                        return Step::Ended(why);
+                    }
+                }
+            }
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+                if self.buf.len() > 1 << 20 {
+                    self.buf.truncate(64 * 1024);
+                    self.buf.shrink_to_fit();
+                }
+            } else if self.end == self.buf.len() {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.conn.is_closed() {
+                return Step::Ended("closed".into());
+            }
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Step::Ended("connection closed by peer".into()),
+                Ok(n) => {
+                    self.end += n;
+                    self.last_heard = Instant::now();
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    if self.last_heard.elapsed() >= limits.net_ticktime {
+                        log::warn!(
+                            "arbor-dist: {} sent nothing for {:?}: net tick timeout",
+                            self.conn.peer.as_str(),
+                            limits.net_ticktime
+                        );
+                        return Step::Ended("net_tick_timeout".into());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Step::Ended(format!("read failed: {e}")),
+            }
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! Distribution frames after the handshake: a 4-byte length, then either nothing (a tick)
+//! or a pass-through message (`112`, the control term, and for some controls the payload
+//! term). This file turns frame bodies into [`Control`]s and back; it knows no sockets.
+
+use crate::term::{self, Atom, DecodeError, DecodeLimits, EncodeError, ExtPid, ExtRef, Term};
+
+const PASS_THROUGH: u8 = 112;
+
+const LINK: i64 = 1;
+const SEND: i64 = 2;
+const EXIT: i64 = 3;
+const UNLINK: i64 = 4;
+const REG_SEND: i64 = 6;
+const GROUP_LEADER: i64 = 7;
+const EXIT2: i64 = 8;
+const SEND_TT: i64 = 12;
+const EXIT_TT: i64 = 13;
+const REG_SEND_TT: i64 = 16;
+const EXIT2_TT: i64 = 18;
+const MONITOR_P: i64 = 19;
+const DEMONITOR_P: i64 = 20;
+const MONITOR_P_EXIT: i64 = 21;
+const SEND_SENDER: i64 = 22;
+const SEND_SENDER_TT: i64 = 23;
+const PAYLOAD_EXIT: i64 = 24;
+const PAYLOAD_EXIT_TT: i64 = 25;
+const PAYLOAD_EXIT2: i64 = 26;
+const PAYLOAD_EXIT2_TT: i64 = 27;
+const PAYLOAD_MONITOR_P_EXIT: i64 = 28;
+const ALIAS_SEND: i64 = 33;
+const ALIAS_SEND_TT: i64 = 34;
+const UNLINK_ID: i64 = 35;
+const UNLINK_ID_ACK: i64 = 36;
+
+/// A process named in a monitor: by pid, or by registered name (on the receiving node).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Proc {
+    Pid(ExtPid),
+    Name(Atom),
+}
+
+impl Proc {
+    fn to_term(&self) -> Term {
+        match self {
+            Proc::Pid(p) => Term::Pid(p.clone()),
+            Proc::Name(a) => Term::Atom(a.clone()),
+        }
+    }
+
+    fn from_term(t: Term) -> Option<Proc> {
+        match t {
+            Term::Pid(p) => Some(Proc::Pid(p)),
+            Term::Atom(a) => Some(Proc::Name(a)),
+            _ => None,
+        }
+    }
+}
+
+/// A control message, with its payload where it has one. Trace tokens are read and
+/// dropped; the payload (`PAYLOAD_*`) and plain forms of exits read the same.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Control {
+    Link {
+        from: ExtPid,
+        to: ExtPid,
+    },
+    Send {
+        to: ExtPid,
+        msg: Term,
+    },
+    Exit {
+        from: ExtPid,
+        to: ExtPid,
+        reason: Term,
+    },
+    /// The old unlink, without an id (peers without `UNLINK_ID`).
+    Unlink {
+        from: ExtPid,
+        to: ExtPid,
+    },
+    RegSend {
+        from: ExtPid,
+        to: Atom,
+        msg: Term,
+    },
+    GroupLeader,
+    Exit2 {
+        from: ExtPid,
+        to: ExtPid,
+        reason: Term,
+    },
+    MonitorP {
+        from: ExtPid,
+        to: Proc,
+        reference: ExtRef,
+    },
+    DemonitorP {
+        from: ExtPid,
+        to: Proc,
+        reference: ExtRef,
+    },
+    MonitorPExit {
+        from: Proc,
+        to: ExtPid,
+        reference: ExtRef,
+        reason: Term,
+    },
+    AliasSend {
+        alias: ExtRef,
+        msg: Term,
+    },
+    UnlinkId {
+        id: u64,
+        from: ExtPid,
+        to: ExtPid,
+    },
+    UnlinkIdAck {
+        id: u64,
+        from: ExtPid,
+        to: ExtPid,
+    },
+}
+
+/// Why a frame is not a message.
+#[derive(Debug, PartialEq)]
+pub(crate) enum FrameError {
+    NotPassThrough(u8),
+    Term(DecodeError),
+    Control(String),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::NotPassThrough(b) => write!(f, "frame type {b} (only pass-through frames are negotiated)"),
+            FrameError::Term(e) => write!(f, "{e}"),
+            FrameError::Control(what) => write!(f, "bad control message: {what}"),
+        }
+    }
+}
+
+fn bad(what: &str, t: &[Term]) -> FrameError {
+    let mut s = format!("{what}: {}", Term::Tuple(t.to_vec()));
+    s.truncate(300);
+    FrameError::Control(s)
+}
+
+fn pid(t: &Term) -> Option<ExtPid> {
+    match t {
+        Term::Pid(p) => Some(p.clone()),
+        _ => None,
+    }
+}
+
+fn reference(t: &Term) -> Option<ExtRef> {
+    match t {
+        Term::Ref(r) => Some((**r).clone()),
+        _ => None,
+    }
+}
+
+/// Reads a frame body (the bytes after the length; never empty: ticks are handled before).
+pub(crate) fn parse(body: &[u8], limits: DecodeLimits) -> Result<Control, FrameError> {
+    if body[0] != PASS_THROUGH {
+        return Err(FrameError::NotPassThrough(body[0]));
+    }
+    let rest = &body[1..];
+    let (ctl, used) = term::decode_prefix(rest, limits).map_err(FrameError::Term)?;
+    let rest = &rest[used..];
+    let payload = if rest.is_empty() {
+        None
+    } else {
+        let (t, used) = term::decode_prefix(rest, limits).map_err(FrameError::Term)?;
+        if used != rest.len() {
+            return Err(FrameError::Term(DecodeError::TrailingBytes(rest.len() - used)));
+        }
+        Some(t)
+    };
+    let t = match ctl {
+        Term::Tuple(t) if !t.is_empty() => t,
+        other => return Err(FrameError::Control(format!("not a tuple: {other}"))),
+    };
+    let op = match t[0] {
+        Term::Int(op) => op,
+        _ => return Err(bad("no operation", &t)),
+    };
+    let need_payload =
+        |p: Option<Term>| p.ok_or_else(|| FrameError::Control(format!("operation {op} without its payload")));
+    let c = match (op, t.len()) {
+        (LINK, 3) => Control::Link {
+            from: pid(&t[1]).ok_or_else(|| bad("link", &t))?,
+            to: pid(&t[2]).ok_or_else(|| bad("link", &t))?,
+        },
+        (SEND, 3) | (SEND_TT, 4) | (SEND_SENDER, 3) | (SEND_SENDER_TT, 4) => Control::Send {
+            to: pid(&t[2]).ok_or_else(|| bad("send", &t))?,
+            msg: need_payload(payload)?,
+        },
+        (REG_SEND, 4) | (REG_SEND_TT, 5) => Control::RegSend {
+            from: pid(&t[1]).ok_or_else(|| bad("reg_send", &t))?,
+            to: match &t[3] {
+                Term::Atom(a) => a.clone(),
+                _ => return Err(bad("reg_send", &t)),
+            },
+            msg: need_payload(payload)?,
+        },
+        (EXIT, 4) | (EXIT_TT, 5) | (EXIT2, 4) | (EXIT2_TT, 5) => {
+            let from = pid(&t[1]).ok_or_else(|| bad("exit", &t))?;
+            let to = pid(&t[2]).ok_or_else(|| bad("exit", &t))?;
+            let reason = t[t.len() - 1].clone();
+            if op == EXIT || op == EXIT_TT {
+                Control::Exit { from, to, reason }
+            } else {
+                Control::Exit2 { from, to, reason }
+            }
+        }
+        (PAYLOAD_EXIT, 3) | (PAYLOAD_EXIT_TT, 4) | (PAYLOAD_EXIT2, 3) | (PAYLOAD_EXIT2_TT, 4) => {
+            let from = pid(&t[1]).ok_or_else(|| bad("exit", &t))?;
+            let to = pid(&t[2]).ok_or_else(|| bad("exit", &t))?;
+            let reason = need_payload(payload)?;
+            if op == PAYLOAD_EXIT || op == PAYLOAD_EXIT_TT {
+                Control::Exit { from, to, reason }
+            } else {
+                Control::Exit2 { from, to, reason }
+            }
+        }
+        (UNLINK, 3) => Control::Unlink {
+            from: pid(&t[1]).ok_or_else(|| bad("unlink", &t))?,
+            to: pid(&t[2]).ok_or_else(|| bad("unlink", &t))?,
+        },
+        (GROUP_LEADER, 3) => Control::GroupLeader,
+        (MONITOR_P, 4) | (DEMONITOR_P, 4) => {
+            let from = pid(&t[1]).ok_or_else(|| bad("monitor", &t))?;
+            let to = Proc::from_term(t[2].clone()).ok_or_else(|| bad("monitor", &t))?;
+            let reference = reference(&t[3]).ok_or_else(|| bad("monitor", &t))?;
+            if op == MONITOR_P {
+                Control::MonitorP { from, to, reference }
+            } else {
+                Control::DemonitorP { from, to, reference }
+            }
+        }
+        (MONITOR_P_EXIT, 5) | (PAYLOAD_MONITOR_P_EXIT, 4) => Control::MonitorPExit {
+            from: Proc::from_term(t[1].clone()).ok_or_else(|| bad("monitor exit", &t))?,
+            to: pid(&t[2]).ok_or_else(|| bad("monitor exit", &t))?,
+            reference: reference(&t[3]).ok_or_else(|| bad("monitor exit", &t))?,
+            reason: if op == MONITOR_P_EXIT {
+                t[4].clone()
+            } else {
+                need_payload(payload)?
+            },
+        },
+        (ALIAS_SEND, 3) | (ALIAS_SEND_TT, 4) => Control::AliasSend {
+            alias: reference(&t[2]).ok_or_else(|| bad("alias send", &t))?,
+            msg: need_payload(payload)?,
+        },
+        (UNLINK_ID, 4) | (UNLINK_ID_ACK, 4) => {
+            let id = match &t[1] {
+                Term::Int(i) if *i >= 0 => *i as u64,
+                Term::BigInt(b) => b
+                    .to_u128()
+                    .and_then(|v| u64::try_from(v).ok())
+                    .ok_or_else(|| bad("unlink id", &t))?,
+                _ => return Err(bad("unlink id", &t)),
+            };
+            let from = pid(&t[2]).ok_or_else(|| bad("unlink", &t))?;
+            let to = pid(&t[3]).ok_or_else(|| bad("unlink", &t))?;
+            if op == UNLINK_ID {
+                Control::UnlinkId { id, from, to }
+            } else {
+                Control::UnlinkIdAck { id, from, to }
+            }
+        }
+        _ => return Err(bad("unknown operation", &t)),
+    };
+    Ok(c)
+}
+
+fn int(i: i64) -> Term {
+    Term::Int(i)
+}
+
+fn p(pid: &ExtPid) -> Term {
+    Term::Pid(pid.clone())
+}
+
+fn r(reference: &ExtRef) -> Term {
+    Term::Ref(Box::new(reference.clone()))
+}
+
+/// A complete frame (length included) for a control message, with its payload.
+/// `from` is the sending process where the control carries one.
+pub(crate) fn frame(c: &Control, from: Option<&ExtPid>) -> Result<Vec<u8>, EncodeError> {
+    let (ctl, payload): (Term, Option<&Term>) = match c {
+        Control::Link { from, to } => (Term::Tuple(vec![int(LINK), p(from), p(to)]), None),
+        Control::Send { to, msg } => match from {
+            Some(f) => (Term::Tuple(vec![int(SEND_SENDER), p(f), p(to)]), Some(msg)),
+            None => (Term::Tuple(vec![int(SEND), Term::atom(""), p(to)]), Some(msg)),
+        },
+        Control::Exit { from, to, reason } => (Term::Tuple(vec![int(PAYLOAD_EXIT), p(from), p(to)]), Some(reason)),
+        Control::Exit2 { from, to, reason } => (Term::Tuple(vec![int(PAYLOAD_EXIT2), p(from), p(to)]), Some(reason)),
+        Control::Unlink { from, to } => (Term::Tuple(vec![int(UNLINK), p(from), p(to)]), None),
+        Control::RegSend { from, to, msg } => (
+            Term::Tuple(vec![int(REG_SEND), p(from), Term::atom(""), Term::Atom(to.clone())]),
+            Some(msg),
+        ),
+        Control::GroupLeader => return Err(EncodeError::TooLong),
+        Control::MonitorP { from, to, reference } => (
+            Term::Tuple(vec![int(MONITOR_P), p(from), to.to_term(), r(reference)]),
+            None,
+        ),
+        Control::DemonitorP { from, to, reference } => (
+            Term::Tuple(vec![int(DEMONITOR_P), p(from), to.to_term(), r(reference)]),
+            None,
+        ),
+        Control::MonitorPExit {
+            from,
+            to,
+            reference,
+            reason,
+        } => (
+            Term::Tuple(vec![int(PAYLOAD_MONITOR_P_EXIT), from.to_term(), p(to), r(reference)]),
+            Some(reason),
+        ),
+        Control::AliasSend { alias, msg } => {
+            let f = from.map(p).unwrap_or_else(|| Term::atom(""));
+            (Term::Tuple(vec![int(ALIAS_SEND), f, r(alias)]), Some(msg))
+        }
+        Control::UnlinkId { id, from, to } => (
+            Term::Tuple(vec![int(UNLINK_ID), Term::Int(*id as i64), p(from), p(to)]),
+            None,
+        ),
+        Control::UnlinkIdAck { id, from, to } => (
+            Term::Tuple(vec![int(UNLINK_ID_ACK), Term::Int(*id as i64), p(from), p(to)]),
+            None,
+        ),
+    };
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
+    term::encode_into(&ctl, &mut out)?;
+    if let Some(m) = payload {
+        term::encode_into(m, &mut out)?;
+    }
+    let len = u32::try_from(out.len() - 4).map_err(|_| EncodeError::TooLong)?;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid(id: u32) -> ExtPid {
+        ExtPid {
+            node: Atom::new("a@h"),
+            id,
+            serial: 0,
+            creation: 1,
+        }
+    }
+
+    #[test]
+    fn frames_read_back() {
+        let reference = ExtRef {
+            node: Atom::new("a@h"),
+            creation: 1,
+            id: vec![1, 2, 3],
+        };
+        let cases = vec![
+            Control::Link {
+                from: pid(1),
+                to: pid(2),
+            },
+            Control::RegSend {
+                from: pid(1),
+                to: Atom::new("kv"),
+                msg: Term::Int(5),
+            },
+            Control::Exit {
+                from: pid(1),
+                to: pid(2),
+                reason: Term::atom("boom"),
+            },
+            Control::MonitorP {
+                from: pid(1),
+                to: Proc::Name(Atom::new("kv")),
+                reference: reference.clone(),
+            },
+            Control::MonitorPExit {
+                from: Proc::Pid(pid(2)),
+                to: pid(1),
+                reference: reference.clone(),
+                reason: Term::atom("noproc"),
+            },
+            Control::UnlinkId {
+                id: 7,
+                from: pid(1),
+                to: pid(2),
+            },
+        ];
+        for c in cases {
+            let f = frame(&c, None).unwrap();
+            assert_eq!(u32::from_be_bytes([f[0], f[1], f[2], f[3]]) as usize, f.len() - 4);
+            assert_eq!(parse(&f[4..], DecodeLimits::default()).unwrap(), c);
+        }
+        let send = Control::Send {
+            to: pid(2),
+            msg: Term::atom("hi"),
+        };
+        let f = frame(&send, Some(&pid(1))).unwrap();
+        assert_eq!(parse(&f[4..], DecodeLimits::default()).unwrap(), send);
+        let alias = Control::AliasSend {
+            alias: reference,
+            msg: Term::atom("hi"),
+        };
+        let f = frame(&alias, Some(&pid(1))).unwrap();
+        assert_eq!(parse(&f[4..], DecodeLimits::default()).unwrap(), alias);
+    }
+
+    #[test]
+    fn mutated_frames_never_panic() {
+        let reference = ExtRef {
+            node: Atom::new("a@h"),
+            creation: 1,
+            id: vec![1, 2, 3],
+        };
+        let frames: Vec<Vec<u8>> = vec![
+            frame(
+                &Control::RegSend {
+                    from: pid(1),
+                    to: Atom::new("kv"),
+                    msg: Term::tuple([Term::atom("$gen_call"), Term::Int(1)]),
+                },
+                None,
+            )
+            .unwrap(),
+            frame(
+                &Control::MonitorPExit {
+                    from: Proc::Name(Atom::new("kv")),
+                    to: pid(1),
+                    reference: reference.clone(),
+                    reason: Term::atom("noproc"),
+                },
+                None,
+            )
+            .unwrap(),
+            frame(
+                &Control::AliasSend {
+                    alias: reference,
+                    msg: Term::binary("reply"),
+                },
+                Some(&pid(2)),
+            )
+            .unwrap(),
+            frame(
+                &Control::UnlinkId {
+                    id: 1 << 40,
+                    from: pid(1),
+                    to: pid(2),
+                },
+                None,
+            )
+            .unwrap(),
+        ];
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let base = &frames[(next() % frames.len() as u64) as usize][4..];
+            let mut b = base.to_vec();
+            for _ in 0..(1 + next() % 3) {
+                let i = (next() as usize) % b.len();
+                b[i] = next() as u8;
+            }
+            if next() % 3 == 0 {
+                b.truncate(1 + (next() as usize) % b.len());
+            }
+            let _ = parse(&b, DecodeLimits::default());
+        }
+    }
+
+    #[test]
+    fn malformed_frames_are_errors() {
+        let lim = DecodeLimits::default();
+        assert_eq!(parse(&[68, 0], lim), Err(FrameError::NotPassThrough(68)));
+        assert!(matches!(parse(&[112, 131, 97, 1], lim), Err(FrameError::Control(_))));
+        assert!(matches!(
+            parse(&[112, 131, 104, 1, 97, 99], lim),
+            Err(FrameError::Control(_))
+        ));
+        // a send without its payload
+        let f = frame(
+            &Control::Send {
+                to: pid(2),
+                msg: Term::Int(1),
+            },
+            None,
+        )
+        .unwrap();
+        let cut = f.len() - 3;
+        assert!(parse(&f[4..cut], lim).is_err());
+    }
+}
