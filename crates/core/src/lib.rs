@@ -78,7 +78,7 @@ pub use gen_server::{CallFlow, Down, Flow, GenServer};
 #[cfg(not(loom))]
 pub use info::ProcessInfo;
 #[cfg(not(loom))]
-pub use naming::{ExitObserver, NameError, Naming, StartOpts};
+pub use naming::{ExitObserver, LocalName, NameError, Naming, StartOpts};
 #[cfg(not(loom))]
 pub use process::{HookRef, MonitorRef};
 #[cfg(not(loom))]

@@ -29,6 +29,80 @@ pub trait Naming: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+/// A plain name, unique within one runtime, with no registry: Elixir's `name: MyServer`.
+///
+/// Give it in the start options (`StartOpts::new().local_name("kv")`); find the server
+/// with [`RuntimeHandle::whereis`] or [`RuntimeHandle::server`]. The name is claimed before
+/// `init` runs (a second start under it gets `AlreadyStarted` and never runs its `init`)
+/// and released when the process exits, before its links and monitors are told.
+///
+/// ```
+/// use arbor_core::{Context, ExitReason, GenServer, Runtime, StartOpts, StartError};
+/// struct Kv;
+/// impl GenServer for Kv {
+///     type Args = ();
+///     type Info = ();
+///     type Call = ();
+///     type Reply = ();
+///     fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+///         Ok(Kv)
+///     }
+/// }
+/// let rt = Runtime::new().unwrap();
+/// let kv = rt.start_with::<Kv>((), StartOpts::new().local_name("kv")).unwrap();
+/// assert_eq!(rt.whereis("kv"), Some(kv.pid()));
+/// assert!(matches!(
+///     rt.start_with::<Kv>((), StartOpts::new().local_name("kv")),
+///     Err(StartError::AlreadyStarted(p)) if p == kv.pid()
+/// ));
+/// kv.kill();
+/// kv.wait_exit(std::time::Duration::from_secs(5));
+/// assert_eq!(rt.whereis("kv"), None);
+/// ```
+#[derive(Clone, Debug)]
+pub struct LocalName {
+    name: Arc<str>,
+    /// The runtime's name table, once the name is claimed there.
+    table: Arc<std::sync::OnceLock<std::sync::Weak<crate::runtime::NameTable>>>,
+}
+
+impl LocalName {
+    /// The name `name`.
+    pub fn new(name: impl Into<Arc<str>>) -> LocalName {
+        LocalName {
+            name: name.into(),
+            table: Arc::default(),
+        }
+    }
+}
+
+impl Naming for LocalName {
+    fn register(&self, pid: Pid) -> Result<(), NameError> {
+        let rt = RuntimeHandle::of(pid).ok_or_else(|| NameError::Unavailable("the runtime is gone".into()))?;
+        let table = rt.shared().names.clone();
+        table.claim(&self.name, pid)?;
+        let _ = self.table.set(Arc::downgrade(&table));
+        Ok(())
+    }
+
+    fn unregister(&self, pid: Pid) {
+        if let Some(table) = self.table.get().and_then(|t| t.upgrade()) {
+            table.release(&self.name, pid);
+        }
+    }
+
+    fn whereis(&self) -> Option<Pid> {
+        self.table
+            .get()
+            .and_then(|t| t.upgrade())
+            .and_then(|t| t.whereis(&self.name))
+    }
+
+    fn describe(&self) -> String {
+        self.name.to_string()
+    }
+}
+
 /// Why a name could not be claimed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -88,6 +162,12 @@ impl StartOpts {
     pub fn name(mut self, name: impl Naming) -> StartOpts {
         self.name = Some(Arc::new(name));
         self
+    }
+
+    /// Registers the server under a plain name, unique within its runtime (Elixir's
+    /// `name: MyServer`; see [`LocalName`]).
+    pub fn local_name(self, name: impl Into<Arc<str>>) -> StartOpts {
+        self.name(LocalName::new(name))
     }
 
     /// Registers the server under a shared name.

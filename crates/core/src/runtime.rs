@@ -22,6 +22,42 @@ use std::time::{Duration, Instant};
 /// Every live runtime, by id: how an untyped [`Pid`] finds its runtime.
 static RUNTIMES: Mutex<Slab<Weak<RtShared>>> = Mutex::new(Slab::new());
 
+/// The runtime's plain names ([`LocalName`](crate::LocalName)).
+#[derive(Default)]
+pub(crate) struct NameTable {
+    names: Mutex<std::collections::HashMap<Arc<str>, Pid>>,
+}
+
+impl NameTable {
+    /// Claims `name` for `pid`: taken if a live process holds it.
+    pub(crate) fn claim(&self, name: &Arc<str>, pid: Pid) -> Result<(), crate::NameError> {
+        let mut names = self.names.lock();
+        if let Some(holder) = names.get(name) {
+            if *holder != pid && crate::is_alive(*holder) {
+                return Err(crate::NameError::Taken(*holder));
+            }
+        }
+        names.insert(Arc::clone(name), pid);
+        Ok(())
+    }
+
+    /// Releases `name` if `pid` holds it.
+    pub(crate) fn release(&self, name: &str, pid: Pid) {
+        let mut names = self.names.lock();
+        if names.get(name) == Some(&pid) {
+            names.remove(name);
+        }
+    }
+
+    pub(crate) fn whereis(&self, name: &str) -> Option<Pid> {
+        self.names.lock().get(name).copied()
+    }
+
+    fn len(&self) -> usize {
+        self.names.lock().len()
+    }
+}
+
 /// What the runtime's parts share.
 pub(crate) struct RtShared {
     id: u32,
@@ -33,6 +69,7 @@ pub(crate) struct RtShared {
     shutdown_timeout: Duration,
     watchdog: Duration,
     pub(crate) crash_reports: CrashReports,
+    pub(crate) names: Arc<NameTable>,
 }
 
 impl RtShared {
@@ -215,6 +252,7 @@ impl Builder {
             shutdown_timeout: self.shutdown_timeout,
             watchdog: self.watchdog,
             crash_reports: self.crash_reports,
+            names: Arc::default(),
         });
         entry.insert(Arc::downgrade(&shared));
         let weak = Arc::downgrade(&shared);
@@ -437,6 +475,23 @@ impl RuntimeHandle {
     /// Pids of every live process, newest first.
     pub fn processes(&self) -> Vec<Pid> {
         self.shared.table.snapshot().iter().map(|p| p.header().pid()).collect()
+    }
+
+    /// The process registered under the plain name `name` ([`LocalName`](crate::LocalName)),
+    /// if any.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.shared.names.whereis(name)
+    }
+
+    /// The server of type `G` registered under the plain name `name`, if any (`None` also
+    /// if the process there runs another type).
+    pub fn server<G: GenServer>(&self, name: &str) -> Option<ServerRef<G>> {
+        self.whereis(name).and_then(ServerRef::from_pid)
+    }
+
+    /// Number of plain names held (for introspection and leak tests).
+    pub fn name_count(&self) -> usize {
+        self.shared.names.len()
     }
 
     /// A snapshot of `pid`: its links, monitors, exit hooks, held calls, mailbox length

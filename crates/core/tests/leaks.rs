@@ -216,3 +216,17 @@ fn leak_process_table_after_a_million_starts() {
     assert!(wait_until(|| rt.process_count() == baseline));
     let _ = Arc::new(());
 }
+
+#[test]
+fn leak_plain_names_of_servers_started_and_killed() {
+    let rt = rt(2);
+    for i in 0..ops() / 4 {
+        let name = format!("n{}", i % 64);
+        let s = Jobs::start((), StartOpts::new().runtime(&rt).local_name(name.as_str())).unwrap();
+        assert_eq!(rt.whereis(&name), Some(s.pid()));
+        s.kill();
+        s.wait_exit(common::DEADLINE);
+    }
+    assert_eq!(rt.name_count(), 0);
+    assert!(wait_until(|| rt.process_count() == 0));
+}

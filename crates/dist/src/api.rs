@@ -135,6 +135,11 @@ impl Node {
 
     /// Connects to `node` now (Erlang's `net_kernel:connect_node/1`); connecting also
     /// happens on demand, at the first call, send or monitor.
+    ///
+    /// # Errors
+    ///
+    /// A `DistError` if the node cannot be looked up, reached, or refuses the handshake
+    /// (a wrong cookie, say).
     pub fn connect(&self, node: &str) -> Result<(), DistError> {
         self.inner.connection(&Atom::new(node)).map(|_| ())
     }
@@ -200,6 +205,11 @@ impl Node {
     /// `NoProc` at once for a missing name or a dead pid, `Exited(reason)` if it dies
     /// first, `NodeDown` if its node cannot be reached or the connection drops, `Timeout`.
     /// Inside an arbor handler the wait holds no worker thread.
+    ///
+    /// # Errors
+    ///
+    /// `RemoteCallError`: `NoProc`, `Exited`, `NodeDown`, `Timeout` as said above, `Encode`
+    /// if the request cannot be written as a term.
     pub fn call(&self, dest: impl Into<Dest>, req: &impl ToTerm, timeout: Duration) -> Result<Term, RemoteCallError> {
         let dest = dest.into();
         let conn = self
@@ -259,6 +269,10 @@ impl Node {
     }
 
     /// [`call`](Node::call), with the reply read as an `R`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`call`](Node::call), and `BadReply` if the reply does not fit an `R`.
     pub fn call_as<R: FromTerm>(
         &self,
         dest: impl Into<Dest>,
@@ -271,6 +285,10 @@ impl Node {
 
     /// Sends `msg` to a BEAM process (Erlang's `!`): asynchronous, no error if the process
     /// does not exist; an error only if its node cannot be reached.
+    ///
+    /// # Errors
+    ///
+    /// A `DistError` if the node cannot be reached or the message cannot be encoded.
     pub fn send(&self, dest: impl Into<Dest>, msg: &impl ToTerm) -> Result<(), DistError> {
         let dest = dest.into();
         let conn = self.inner.connection(dest.node())?;
@@ -287,6 +305,10 @@ impl Node {
     }
 
     /// Casts to a BEAM GenServer (`GenServer.cast`: sends `{:"$gen_cast", msg}`).
+    ///
+    /// # Errors
+    ///
+    /// A `DistError` if the node cannot be reached or the message cannot be encoded.
     pub fn cast(&self, dest: impl Into<Dest>, msg: &impl ToTerm) -> Result<(), DistError> {
         self.send(dest, &Term::Tuple(vec![Term::atom("$gen_cast"), msg.to_term()]))
     }
@@ -294,6 +316,10 @@ impl Node {
     /// Monitors a BEAM process: `on_down` runs once with its exit reason (`noproc` if it
     /// was not alive, `noconnection` if the connection drops), on the connection's reader
     /// thread: keep it short (send a message to an arbor process, for instance).
+    ///
+    /// # Errors
+    ///
+    /// A `DistError` if the process's node cannot be reached.
     pub fn monitor(
         &self,
         dest: impl Into<Dest>,
@@ -347,6 +373,10 @@ impl Node {
     /// and when `local` exits, `remote` gets it. A trapping `local` sees the signal's
     /// sender as the runtime's external pseudo-pid (arbor's exit signals carry no foreign
     /// pids).
+    ///
+    /// # Errors
+    ///
+    /// A `DistError` if `local` is not alive or `remote`'s node cannot be reached.
     pub fn link(&self, local: Pid, remote: &ExtPid) -> Result<(), DistError> {
         let conn = self.inner.connection(&remote.node)?;
         let me = self

@@ -67,6 +67,10 @@ pub trait ToTerm {
 /// A value that can be read from a term a BEAM node sent.
 pub trait FromTerm: Sized {
     /// The value, or why `term` does not fit.
+    ///
+    /// # Errors
+    ///
+    /// A `TermError` saying what was expected and what came.
     fn from_term(term: Term) -> Result<Self, TermError>;
 }
 
@@ -450,6 +454,10 @@ tuples! {
 
 /// Reads the value under the atom key `key` of a map term: the building block of
 /// hand-written [`FromTerm`] impls for structs (see [`term_struct!`](crate::term_struct)).
+///
+/// # Errors
+///
+/// A `TermError` if `map` is not a map, has no such key, or its value does not fit a `T`.
 pub fn field<T: FromTerm>(map: &Term, key: &str) -> Result<T, TermError> {
     match map {
         Term::Map(pairs) => match pairs.iter().find(|(k, _)| k.is_atom(key)) {

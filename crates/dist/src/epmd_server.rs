@@ -50,6 +50,10 @@ pub struct EmbeddedEpmd {
 
 impl EmbeddedEpmd {
     /// Starts an epmd listening on `addr` (port 0 picks a free one).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error if `addr` cannot be bound.
     pub fn start(addr: SocketAddr) -> io::Result<EmbeddedEpmd> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;

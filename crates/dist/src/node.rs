@@ -115,6 +115,11 @@ impl Builder {
 
     /// Starts the node on `runtime`: listens, registers with epmd, and returns once it can
     /// be reached.
+    ///
+    /// # Errors
+    ///
+    /// A `DistError` if the name or cookie is invalid, the listener cannot bind, or epmd
+    /// refuses the registration (the name is taken, or no epmd runs).
     pub fn start(self, runtime: &RuntimeHandle) -> Result<crate::Node, DistError> {
         let (alive, host) = split_name(&self.name)?;
         let cookie = match self.cookie {

@@ -118,7 +118,10 @@ impl Ledger {
         let entry = v.entry(kind).or_default();
         entry.0 += 1;
         if entry.1.len() < EXAMPLES {
-            entry.1.push(what());
+            let text = what();
+            // As it happens, so that a long run shows its first violations at once.
+            eprintln!("VIOLATION {kind:?}: {text}");
+            entry.1.push(text);
         }
     }
 

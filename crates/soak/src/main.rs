@@ -26,6 +26,7 @@ mod watch;
 mod worker;
 
 use arbor::prelude::*;
+use arbor::CrashReports;
 use ledger::{Kind, Ledger};
 use load::Load;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -260,6 +261,9 @@ fn main() {
         .worker_threads(cfg.threads)
         .thread_name("soak")
         .shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT)
+        // The soak's handlers panic on purpose thousands of times: their crash reports
+        // would drown its own report (no logger is installed, so they would go to stderr).
+        .crash_reports(CrashReports::Off)
         .build()
         .expect("runtime");
     let tree = Arc::new(Tree::build(&rt, ledger.clone(), cfg.keys));

@@ -104,6 +104,10 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Decodes one whole term (version byte first); bytes after it are an error.
+///
+/// # Errors
+///
+/// A `DecodeError` for a malformed, truncated, oversized or unsupported term.
 pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
     let (term, used) = decode_prefix(bytes, DecodeLimits::default())?;
     if used != bytes.len() {
@@ -115,6 +119,10 @@ pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
 /// Decodes the term at the start of `bytes` (version byte first) and returns it with the
 /// number of bytes it took: how a distribution frame's control message and payload are
 /// read one after the other.
+///
+/// # Errors
+///
+/// A `DecodeError` for a malformed, truncated or unsupported term, or one past `limits`.
 pub fn decode_prefix(bytes: &[u8], limits: DecodeLimits) -> Result<(Term, usize), DecodeError> {
     let mut d = Decoder {
         buf: bytes,

@@ -33,6 +33,10 @@ impl fmt::Display for EncodeError {
 impl std::error::Error for EncodeError {}
 
 /// Encodes `term` with the version byte first.
+///
+/// # Errors
+///
+/// An `EncodeError` for a term the external format cannot carry (an atom too long, say).
 pub fn encode(term: &Term) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(64);
     encode_into(term, &mut out)?;
@@ -40,6 +44,10 @@ pub fn encode(term: &Term) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// Appends `term`, version byte first, to `out`. On error `out` may hold a partial term.
+///
+/// # Errors
+///
+/// An `EncodeError` for a term the external format cannot carry (an atom too long, say).
 pub fn encode_into(term: &Term, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     out.push(VERSION);
     put(term, out)
