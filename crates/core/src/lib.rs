@@ -49,6 +49,8 @@ mod sync;
 #[cfg(not(loom))]
 mod context;
 #[cfg(not(loom))]
+mod future;
+#[cfg(not(loom))]
 mod gen_server;
 #[cfg(not(loom))]
 mod info;
@@ -73,6 +75,8 @@ pub use pid::Pid;
 
 #[cfg(not(loom))]
 pub use context::{Context, TimerRef};
+#[cfg(not(loom))]
+pub use future::{CallFuture, ExitFuture};
 #[cfg(not(loom))]
 pub use gen_server::{CallFlow, Down, Flow, GenServer};
 #[cfg(not(loom))]
