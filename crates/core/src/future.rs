@@ -18,7 +18,7 @@
 //!   blocking caller that timed out (the reply handle's last copy removes it).
 
 use crate::error::CallError;
-use crate::reply::Slot;
+use crate::reply::{ReplySlot, Slot};
 use crate::runtime::RtShared;
 use crate::{ExitReason, MonitorRef, Pid, RuntimeHandle};
 use std::fmt;
@@ -50,7 +50,7 @@ enum Step<R: Send + 'static> {
     Failed(CallError),
     /// Sent; waiting for the slot to be resolved.
     Waiting {
-        slot: Arc<Slot<R>>,
+        slot: Arc<dyn ReplySlot<R>>,
         rt: Arc<RtShared>,
         /// None: no timeout.
         deadline: Option<Instant>,
@@ -70,7 +70,7 @@ impl<R: Send + 'static> CallFuture<R> {
     }
 
     /// A future for a request already sent, answered through `slot` (a task slot).
-    pub(crate) fn waiting(slot: Arc<Slot<R>>, rt: Arc<RtShared>, deadline: Option<Instant>) -> Self {
+    pub(crate) fn waiting(slot: Arc<dyn ReplySlot<R>>, rt: Arc<RtShared>, deadline: Option<Instant>) -> Self {
         CallFuture {
             step: Step::Waiting {
                 slot,
@@ -86,7 +86,7 @@ impl<R: Send + 'static> CallFuture<R> {
     pub fn is_ready(&self) -> bool {
         match &self.step {
             Step::Failed(_) => true,
-            Step::Waiting { slot, .. } => slot.is_done(),
+            Step::Waiting { slot, .. } => slot.slot().is_done(),
             Step::Done => false,
         }
     }
@@ -108,7 +108,7 @@ impl<R: Send + 'static> Future for CallFuture<R> {
                 rt,
                 deadline,
                 timer,
-            } => match slot.poll_take(cx.waker()) {
+            } => match slot.slot().poll_take(cx.waker()) {
                 Poll::Ready(v) => {
                     if let Some(key) = timer.take() {
                         // The reply won (or the server died): the timer goes at once. A key
@@ -126,13 +126,13 @@ impl<R: Send + 'static> Future for CallFuture<R> {
                     }
                     let now = Instant::now();
                     if now >= d {
-                        slot.abandon().unwrap_or(Err(CallError::Timeout))
+                        slot.slot().abandon().unwrap_or(Err(CallError::Timeout))
                     } else {
                         // Armed only now that a reply is awaited: a reply that was there at
                         // the first poll costs no timer.
                         let s = Arc::clone(slot);
                         let fire = Box::new(move |_key: u64| {
-                            s.resolve(Err(CallError::Timeout));
+                            s.slot().resolve(Err(CallError::Timeout));
                         });
                         *timer = Some(rt.timers.insert(d - now, fire));
                         return Poll::Pending;
@@ -153,7 +153,7 @@ impl<R: Send + 'static> Drop for CallFuture<R> {
             }
             // Closed: a reply that comes later is dropped with the slot. One that came
             // already is dropped here.
-            drop(slot.abandon());
+            drop(slot.slot().abandon());
         }
     }
 }

@@ -61,6 +61,8 @@ mod panic;
 #[cfg(not(loom))]
 mod process;
 #[cfg(not(loom))]
+mod request;
+#[cfg(not(loom))]
 mod runtime;
 #[cfg(not(loom))]
 mod server_ref;
@@ -87,6 +89,8 @@ pub use naming::{ExitObserver, NameError, Naming, StartOpts};
 pub use process::{HookRef, MonitorRef};
 #[cfg(not(loom))]
 pub use reply::ReplyTo;
+#[cfg(not(loom))]
+pub use request::{HandleCast, HandleRequest, Request};
 #[cfg(not(loom))]
 pub use runtime::{
     Builder, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckProcess, DEFAULT_MAX_BLOCKING_THREADS,

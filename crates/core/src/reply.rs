@@ -60,6 +60,19 @@ pub struct Slot<R> {
     caller: Option<crate::Pid>,
 }
 
+/// What holds a call's slot: the slot itself, or a typed request's cell, which keeps the
+/// request and its slot in one allocation (see `request.rs`).
+pub trait ReplySlot<R>: Send + Sync + 'static {
+    /// The slot.
+    fn slot(&self) -> &Slot<R>;
+}
+
+impl<R: Send + 'static> ReplySlot<R> for Slot<R> {
+    fn slot(&self) -> &Slot<R> {
+        self
+    }
+}
+
 /// Type-erased resolution with an error: how a dying server fails the calls it holds.
 pub(crate) trait Abort: Send + Sync {
     /// Resolves the slot with `err` unless it is already resolved.
@@ -261,7 +274,7 @@ pub use handle::ReplyTo;
 
 #[cfg(not(loom))]
 mod handle {
-    use super::Slot;
+    use super::ReplySlot;
     use crate::error::CallError;
     use crate::process::Header;
     use crate::sync::{AtomicBool, Ordering};
@@ -285,7 +298,7 @@ mod handle {
     }
 
     struct Inner<R: Send + 'static> {
-        slot: Arc<Slot<R>>,
+        slot: Arc<dyn ReplySlot<R>>,
         server: Arc<Header>,
         key: usize,
         /// True until the call's entry in the server's held calls is removed: it is
@@ -304,7 +317,7 @@ mod handle {
     }
 
     impl<R: Send + 'static> ReplyTo<R> {
-        pub(crate) fn new(slot: Arc<Slot<R>>, server: Arc<Header>, key: usize) -> Self {
+        pub(crate) fn new(slot: Arc<dyn ReplySlot<R>>, server: Arc<Header>, key: usize) -> Self {
             ReplyTo {
                 inner: Arc::new(Inner {
                     slot,
@@ -324,12 +337,12 @@ mod handle {
                 return false;
             }
             inner.forget();
-            inner.slot.resolve(Ok(value))
+            inner.slot.slot().resolve(Ok(value))
         }
 
         /// The calling process, if the call came from one (not from an outside thread).
         pub fn caller(&self) -> Option<Pid> {
-            self.inner.slot.caller()
+            self.inner.slot.slot().caller()
         }
     }
 
@@ -352,14 +365,15 @@ mod handle {
             // Whether or not the caller is still waiting (it may have timed out), the
             // entry goes: an unanswered call must not stay held for the server's life.
             self.forget();
-            if self.slot.is_done() {
+            let slot = self.slot.slot();
+            if slot.is_done() {
                 return;
             }
             let err = match self.server.exit_reason() {
                 Some(reason) => CallError::Exited(reason),
                 None => CallError::NoReply,
             };
-            self.slot.resolve(Err(err));
+            slot.resolve(Err(err));
         }
     }
 }

@@ -4,7 +4,8 @@ use crate::error::{CallError, SendError};
 use crate::future::{CallFuture, ExitFuture};
 use crate::gen_server::GenServer;
 use crate::process::{current, Cell, Envelope, Process, NOT_HELD};
-use crate::reply::Slot;
+use crate::reply::{ReplySlot, Slot};
+use crate::request::{CastCell, HandleCast, HandleRequest, Request, RequestCell};
 use crate::{signal, ExitObserver, ExitReason, MonitorRef, Naming, NoProc, Pid, RuntimeHandle};
 use std::fmt;
 use std::sync::Arc;
@@ -147,6 +148,123 @@ impl<G: GenServer> ServerRef<G> {
             return Err(CallError::NoProc);
         }
         slot.wait(Instant::now().checked_add(timeout))
+    }
+
+    /// Sends a typed request (see [`HandleRequest`]) and waits up to 5 s for its reply,
+    /// whose type the request declares: `server.request(Get)` is a `Result<u64,
+    /// CallError>` if `Get: Request<Reply = u64>`. Checked at compile time: a server that
+    /// does not implement `HandleRequest<Get>` cannot be sent a `Get`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerRef::call_timeout`], the timeout being [`DEFAULT_CALL_TIMEOUT`].
+    pub fn request<Q: Request>(&self, req: Q) -> Result<Q::Reply, CallError>
+    where
+        G: HandleRequest<Q>,
+    {
+        self.request_timeout(req, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// Sends a typed request and waits up to `timeout` for its reply. The guarantees of
+    /// [`ServerRef::call_timeout`] hold (NoProc, the exit reason at once, CallingSelf,
+    /// Deadlock, the late reply dropped).
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerRef::call_timeout`].
+    pub fn request_timeout<Q: Request>(&self, req: Q, timeout: Duration) -> Result<Q::Reply, CallError>
+    where
+        G: HandleRequest<Q>,
+    {
+        if timeout.is_zero() {
+            return Err(CallError::Timeout);
+        }
+        let target = self.pid();
+        let caller = current();
+        if let Some(c) = &caller {
+            if c.header().pid() == target {
+                return Err(CallError::CallingSelf);
+            }
+        }
+        if !self.is_alive() {
+            return Err(CallError::NoProc);
+        }
+        let _wait = match &caller {
+            Some(c) => Some(c.header().begin_wait(target)?),
+            None => None,
+        };
+        let slot = Slot::with_caller(caller.as_ref().map(|c| c.header().pid()));
+        let cell = Arc::new(RequestCell::new(req, slot));
+        if self.cell.push(Envelope::Request(cell.clone())).is_err() {
+            return Err(CallError::NoProc);
+        }
+        cell.slot().wait(Instant::now().checked_add(timeout))
+    }
+
+    /// [`ServerRef::request`] from async code, as [`ServerRef::call_async`].
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`ServerRef::call_timeout`].
+    pub fn request_async<Q: Request>(&self, req: Q) -> CallFuture<Q::Reply>
+    where
+        G: HandleRequest<Q>,
+    {
+        self.request_timeout_async(req, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// [`ServerRef::request_timeout`] from async code, as [`ServerRef::call_timeout_async`].
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`ServerRef::call_timeout`].
+    pub fn request_timeout_async<Q: Request>(&self, req: Q, timeout: Duration) -> CallFuture<Q::Reply>
+    where
+        G: HandleRequest<Q>,
+    {
+        if timeout.is_zero() {
+            return CallFuture::failed(CallError::Timeout);
+        }
+        let caller = current().map(|c| c.header().pid());
+        if caller == Some(self.pid()) {
+            return CallFuture::failed(CallError::CallingSelf);
+        }
+        if !self.is_alive() {
+            return CallFuture::failed(CallError::NoProc);
+        }
+        let cell = Arc::new(RequestCell::new(req, Slot::for_task(caller)));
+        if self.cell.push(Envelope::Request(cell.clone())).is_err() {
+            return CallFuture::failed(CallError::NoProc);
+        }
+        CallFuture::waiting(
+            cell,
+            Arc::clone(self.cell.header().rt()),
+            Instant::now().checked_add(timeout),
+        )
+    }
+
+    /// Casts `msg` to the server's [`HandleCast<M>`] (Elixir's `GenServer.cast`): fire
+    /// and forget, in order with the other messages from this sender (S10). Unlike
+    /// [`ServerRef::send`] it reaches `handle_cast`, never `handle_info`, so a server's
+    /// public casts and its own timer messages are different doors.
+    ///
+    /// # Errors
+    ///
+    /// `SendError(msg)`, handing the message back, if the server is not alive (Elixir's
+    /// cast would drop it silently).
+    pub fn cast<M: Send + 'static>(&self, msg: M) -> Result<(), SendError<M>>
+    where
+        G: HandleCast<M>,
+    {
+        self.cell
+            .push(Envelope::Cast(Box::new(CastCell(msg))))
+            .map_err(|env| match env {
+                Envelope::Cast(c) => match c.into_any().downcast::<CastCell<M>>() {
+                    Ok(cast) => SendError(cast.0),
+                    Err(_) => unreachable!("push hands back what it was given"),
+                },
+                _ => unreachable!("push hands back what it was given"),
+            })
     }
 
     /// Calls the server from async code: the request is sent now, and the future resolves
