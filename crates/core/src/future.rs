@@ -62,8 +62,9 @@ enum Step<R: Send + 'static> {
 }
 
 impl<R: Send + 'static> CallFuture<R> {
-    /// A future whose output is `err`.
-    pub(crate) fn failed(err: CallError) -> Self {
+    /// A future whose output is `err` at its first poll: for a wrapper that knows the
+    /// call fails before sending it (a name that is not registered: `NoProc`).
+    pub fn failed(err: CallError) -> Self {
         CallFuture {
             step: Step::Failed(err),
         }
