@@ -33,6 +33,12 @@
 //! assert_eq!(counter.call(()), Ok(42));
 //! ```
 //!
+//! Beside `handle_call`'s `Call`/`Reply` pair, a request can carry its own reply type
+//! ([`Request`], [`HandleRequest`]: `server.request(Get)` is a `Result<u64, CallError>`),
+//! and casts have a door of their own ([`HandleCast`], Elixir's `handle_cast`). Every
+//! operation a caller waits on has a future form for async code ([`ServerRef::call_async`],
+//! [`CallFuture`]): plain `std::future::Future`s that need no executor.
+//!
 //! The contract (ordering, calls, exits, links, monitors, and every departure from OTP)
 //! is in `docs/semantics.md`; the machinery in `docs/architecture.md`.
 

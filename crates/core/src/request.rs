@@ -149,6 +149,57 @@ pub trait HandleRequest<Q: Request>: GenServer {
 /// counter.cast(Add(2)).unwrap();
 /// assert_eq!(counter.call(()), Ok(42));
 /// ```
+///
+/// # Keeping `handle_info` private
+///
+/// [`ServerRef::send`](crate::ServerRef::send) delivers any value of the server's `Info`
+/// type, from anywhere, as Elixir's `send` does. A server whose `handle_info` receives only
+/// its own messages (its timers, `send_self`) gives its public messages to casts and makes
+/// its `Info` type impossible to build outside its module: a public type with a private
+/// field. Outside code can then cast, but cannot forge a tick:
+///
+/// ```compile_fail
+/// mod clock {
+///     use arbor_core::{Context, ExitReason, Flow, GenServer, HandleCast};
+///     use std::time::Duration;
+///
+///     pub struct Clock { pub ticks: u64 }
+///
+///     /// The clock's own timer message: only this module can build one.
+///     pub struct Tick(());
+///
+///     /// The public door: resets the count.
+///     pub struct Reset;
+///
+///     impl GenServer for Clock {
+///         type Args = ();
+///         type Info = Tick;
+///         type Call = ();
+///         type Reply = ();
+///         fn init((): (), ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+///             ctx.send_after(Duration::from_millis(10), Tick(()));
+///             Ok(Clock { ticks: 0 })
+///         }
+///         fn handle_info(&mut self, _: Tick, ctx: &mut Context<'_, Self>) -> Flow {
+///             self.ticks += 1;
+///             ctx.send_after(Duration::from_millis(10), Tick(()));
+///             Flow::Continue
+///         }
+///     }
+///
+///     impl HandleCast<Reset> for Clock {
+///         fn handle_cast(&mut self, _: Reset, _: &mut Context<'_, Self>) -> Flow {
+///             self.ticks = 0;
+///             Flow::Continue
+///         }
+///     }
+/// }
+///
+/// let rt = arbor_core::Runtime::new().unwrap();
+/// let clock = rt.start::<clock::Clock>(()).unwrap();
+/// clock.cast(clock::Reset).unwrap(); // fine: the public door
+/// clock.send(clock::Tick(())).unwrap(); // error[E0423]: `Tick` has a private field
+/// ```
 pub trait HandleCast<M: Send + 'static>: GenServer {
     /// Handles one cast of type `M`.
     fn handle_cast(&mut self, msg: M, ctx: &mut Context<'_, Self>) -> Flow;
