@@ -102,6 +102,33 @@ pub trait Request: Send + 'static {
 /// let a: Option<u64> = kv.request(Get("a".into())).unwrap(); // the type follows the request
 /// assert_eq!(a, Some(1));
 /// ```
+///
+/// Checked at compile time: a request the server does not handle cannot be sent, and the
+/// reply has the request's type.
+///
+/// ```compile_fail
+/// use arbor_core::{Context, ExitReason, GenServer, Request, Runtime};
+///
+/// struct Quiet;
+/// impl GenServer for Quiet {
+///     type Args = ();
+///     type Info = ();
+///     type Call = ();
+///     type Reply = ();
+///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+///         Ok(Quiet)
+///     }
+/// }
+///
+/// struct Get;
+/// impl Request for Get {
+///     type Reply = u64;
+/// }
+///
+/// let rt = Runtime::new().unwrap();
+/// let quiet = rt.start::<Quiet>(()).unwrap();
+/// let _ = quiet.request(Get); // error[E0277]: `Quiet: HandleRequest<Get>` is not satisfied
+/// ```
 pub trait HandleRequest<Q: Request>: GenServer {
     /// Handles one request of type `Q`.
     fn handle_request(&mut self, req: Q, from: ReplyTo<Q::Reply>, ctx: &mut Context<'_, Self>) -> CallFlow<Q::Reply>;

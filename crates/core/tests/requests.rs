@@ -349,3 +349,64 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         std::thread::park();
     }
 }
+
+/// Asks the server to request `Get` of another `Kv` while handling this request.
+struct Relay(ServerRef<Kv>);
+impl Request for Relay {
+    type Reply = Result<Option<u64>, CallError>;
+}
+
+impl HandleRequest<Relay> for Kv {
+    fn handle_request(
+        &mut self,
+        Relay(other): Relay,
+        _: ReplyTo<Result<Option<u64>, CallError>>,
+        _: &mut Context<'_, Self>,
+    ) -> CallFlow<Result<Option<u64>, CallError>> {
+        CallFlow::Reply(other.request(Get("k")))
+    }
+}
+
+/// Asks the server to relay a `Relay` back to the first server.
+struct Bounce(ServerRef<Kv>, ServerRef<Kv>);
+impl Request for Bounce {
+    type Reply = Result<Result<Option<u64>, CallError>, CallError>;
+}
+
+impl HandleRequest<Bounce> for Kv {
+    fn handle_request(
+        &mut self,
+        Bounce(other, me): Bounce,
+        _: ReplyTo<Result<Result<Option<u64>, CallError>, CallError>>,
+        _: &mut Context<'_, Self>,
+    ) -> CallFlow<Result<Result<Option<u64>, CallError>, CallError>> {
+        CallFlow::Reply(other.request(Relay(me)))
+    }
+}
+
+#[test]
+fn request_cycle_is_a_deadlock_at_once() {
+    // a handles Bounce by requesting b; b handles Relay by requesting a, which is blocked
+    // on b: a cycle, refused at once rather than two timeouts.
+    let rt = rt(1);
+    let a = rt.start::<Kv>(()).unwrap();
+    let b = rt.start::<Kv>(()).unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(
+        a.request(Bounce(b.clone(), a.clone())),
+        Ok(Ok(Err(CallError::Deadlock)))
+    );
+    assert!(t.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn pending_request_futures_end_when_the_runtime_shuts_down() {
+    let rt = rt(2);
+    let kv = rt.start::<Kv>(()).unwrap();
+    let held = kv.request_timeout_async(Later, Duration::from_secs(3600));
+    let call = kv.call_timeout_async("x", Duration::from_secs(3600));
+    assert!(wait_until(|| rt.process_info(kv.pid()).map_or(0, |i| i.held_calls) >= 1));
+    rt.shutdown();
+    assert!(matches!(block_on(held), Err(CallError::Exited(_))));
+    assert!(matches!(block_on(call), Ok(None) | Err(CallError::Exited(_))));
+}

@@ -16,8 +16,8 @@ use crate::server::{ProcessName, RegistryServer};
 use crate::table::Table;
 use crate::via::Via;
 use arbor_core::{
-    CallError, CallFuture, ExitReason, GenServer, HandleRequest, Pid, Request, RuntimeHandle, SendError, ServerRef,
-    StartError, StartOpts, DEFAULT_CALL_TIMEOUT,
+    CallError, CallFuture, ExitReason, GenServer, HandleCast, HandleRequest, Pid, Request, RuntimeHandle, SendError,
+    ServerRef, StartError, StartOpts, DEFAULT_CALL_TIMEOUT,
 };
 use std::borrow::Borrow;
 use std::fmt;
@@ -453,6 +453,24 @@ where
     {
         match self.server::<G, Q>(key) {
             Some(server) => server.send(msg),
+            None => Err(SendError(msg)),
+        }
+    }
+
+    /// Casts `msg` to the server holding `key` (Elixir's `GenServer.cast({:via, Registry,
+    /// ...}, msg)`), to its [`HandleCast<M>`]; hands the message back if no live `G` holds
+    /// `key`.
+    ///
+    /// # Errors
+    ///
+    /// `SendError(msg)` if no live `G` holds `key`.
+    pub fn cast<G: HandleCast<M>, M: Send + 'static, Q>(&self, key: &Q, msg: M) -> Result<(), SendError<M>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.server::<G, Q>(key) {
+            Some(server) => server.cast(msg),
             None => Err(SendError(msg)),
         }
     }

@@ -231,3 +231,21 @@ fn s71_calls_and_requests_by_key_blocking_and_async() {
         Err(CallError::NoProc)
     );
 }
+
+/// A cast that stops `Named`.
+struct Quit;
+impl HandleCast<Quit> for Named {
+    fn handle_cast(&mut self, _: Quit, _: &mut Context<'_, Self>) -> Flow {
+        Flow::Stop(ExitReason::custom("quit"))
+    }
+}
+
+#[test]
+fn s71_casts_by_key() {
+    let rt = rt();
+    let reg = start(&rt);
+    let s = Named::start(Arc::new(AtomicUsize::new(0)), opts(&rt, reg.via("a".into()))).unwrap();
+    assert!(reg.cast::<Named, _, _>("a", Quit).is_ok());
+    assert_eq!(s.wait_exit(Duration::from_secs(5)), Some(ExitReason::custom("quit")));
+    assert!(matches!(reg.cast::<Named, _, _>("a", Quit), Err(SendError(Quit))));
+}
