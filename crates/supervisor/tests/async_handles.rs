@@ -77,3 +77,37 @@ fn dynamic_supervisor_requests_as_futures() {
     assert_eq!(block_on(sup.which_children_async()), Err(arbor_core::CallError::NoProc));
     assert_eq!(rt.timer_count(), 0);
 }
+
+#[test]
+fn static_supervisor_requests_as_futures() {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let sup = Supervisor::start_link(
+        vec![ChildSpec::server::<Worker>("a", true)],
+        SupervisorOpts::new(Strategy::OneForOne).runtime(rt.handle()),
+    )
+    .unwrap();
+    let b = block_on(sup.start_child_async(ChildSpec::server::<Worker>("b", true)))
+        .unwrap()
+        .expect("started");
+    assert_eq!(block_on(sup.child_pid_async("b")), Ok(Some(b)));
+    let ids: Vec<String> = block_on(sup.which_children_async())
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    // As OTP's which_children: the last started first.
+    assert_eq!(ids, ["b", "a"]);
+    assert_eq!(block_on(sup.count_children_async()).unwrap().active, 2);
+    assert_eq!(block_on(sup.terminate_child_async("b")), Ok(()));
+    assert!(!arbor_core::is_alive(b));
+    let b2 = block_on(sup.restart_child_async("b")).unwrap().expect("restarted");
+    assert!(arbor_core::is_alive(b2) && b2 != b);
+    assert_eq!(block_on(sup.terminate_child_async("b")), Ok(()));
+    assert_eq!(block_on(sup.delete_child_async("b")), Ok(()));
+    assert_eq!(block_on(sup.count_children_async()).unwrap().specs, 1);
+    assert_eq!(block_on(sup.terminate_child_async("zz")), Err(ChildError::NotFound));
+    let exit = sup.wait_exit_async(Duration::from_secs(30));
+    assert_eq!(block_on(sup.stop_async(ExitReason::Normal, Duration::MAX)), Ok(()));
+    assert_eq!(block_on(exit), Some(ExitReason::Normal));
+    assert_eq!(rt.timer_count(), 0);
+}
