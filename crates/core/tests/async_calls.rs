@@ -414,12 +414,27 @@ fn current_thread_interval_keeps_ticking_while_every_task_waits_on_a_held_call()
 
 #[test]
 fn dropping_futures_mid_call_under_load_leaves_nothing_behind() {
+    dropping_futures_mid_call(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap(),
+    );
+}
+
+#[test]
+fn dropping_futures_mid_call_on_a_current_thread_runtime_leaves_nothing_behind() {
+    dropping_futures_mid_call(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap(),
+    );
+}
+
+fn dropping_futures_mid_call(tokio_rt: tokio::runtime::Runtime) {
     let f = fixture(2);
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
     let server = f.server.clone();
     let (tasks, calls) = tasks_and_calls();
     let abandoned = tokio_rt.block_on(async move {

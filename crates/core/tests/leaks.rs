@@ -126,7 +126,20 @@ fn leak_held_calls_of_timed_out_callers() {
     assert_eq!(info(&rt, server.pid()).held_calls, 0);
 }
 
-/// Futures of calls the server holds, dropped mid-call: a third before their first poll,
+/// A typed request that the server holds unanswered.
+struct HoldMe;
+impl Request for HoldMe {
+    type Reply = String;
+}
+
+impl HandleRequest<HoldMe> for Jobs {
+    fn handle_request(&mut self, _: HoldMe, from: ReplyTo<String>, _: &mut Context<'_, Self>) -> CallFlow<String> {
+        self.held.push(from);
+        CallFlow::NoReply
+    }
+}
+
+/// Futures of calls and requests the server holds, dropped mid-call: a third before their first poll,
 /// the others after it armed their timeout. Each drop must close its slot and cancel its
 /// timer, and the server's held-call entries go when it drops the reply handles.
 #[test]
@@ -148,13 +161,18 @@ fn leak_dropped_call_futures() {
             .unwrap()
     };
     for i in 0..ops() {
-        let mut fut = server.call_timeout_async(
-            job(|s, from, _| {
-                s.held.push(from);
-                None
-            }),
-            Duration::from_secs(3600),
-        );
+        // Calls and typed requests alternate: both kinds of slot go through the same drop.
+        let mut fut = if i % 2 == 0 {
+            server.call_timeout_async(
+                job(|s, from, _| {
+                    s.held.push(from);
+                    None
+                }),
+                Duration::from_secs(3600),
+            )
+        } else {
+            server.request_timeout_async(HoldMe, Duration::from_secs(3600))
+        };
         if i % 3 != 0 {
             let polled = std::pin::Pin::new(&mut fut).poll(&mut TaskContext::from_waker(&waker));
             assert!(polled.is_pending());
