@@ -398,7 +398,9 @@ fn current_thread_interval_keeps_ticking_while_every_task_waits_on_a_held_call()
             interval.tick().await;
         }
         assert!(calls.iter().all(|c| !c.is_finished()), "held calls are still waiting");
+        let deadline = Instant::now() + common::DEADLINE;
         while handled.load(Ordering::SeqCst) < 1000 {
+            assert!(Instant::now() < deadline, "the held calls never all reached the server");
             interval.tick().await;
         }
         server.call_async(Req::Release).await.unwrap();
