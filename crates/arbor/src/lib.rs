@@ -22,8 +22,9 @@ pub use arbor_core::*;
 /// What most programs need: `use arbor::prelude::*;`.
 pub mod prelude {
     pub use arbor_core::{
-        CallError, CallFlow, Context, Down, ExitReason, Flow, GenServer, MonitorRef, Pid, ReplyTo, Runtime,
-        RuntimeHandle, SendError, ServerRef, StartError, StartOpts, TimerRef,
+        CallError, CallFlow, CallFuture, Context, Down, ExitReason, Flow, GenServer, HandleCast, HandleRequest,
+        MonitorRef, Pid, ReplyTo, Request, Runtime, RuntimeHandle, SendError, ServerRef, StartError, StartOpts,
+        TimerRef,
     };
     pub use arbor_registry::{Registry, RegistryOpts};
 }

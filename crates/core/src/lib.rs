@@ -33,6 +33,12 @@
 //! assert_eq!(counter.call(()), Ok(42));
 //! ```
 //!
+//! Beside `handle_call`'s `Call`/`Reply` pair, a request can carry its own reply type
+//! ([`Request`], [`HandleRequest`]: `server.request(Get)` is a `Result<u64, CallError>`),
+//! and casts have a door of their own ([`HandleCast`], Elixir's `handle_cast`). Every
+//! operation a caller waits on has a future form for async code ([`ServerRef::call_async`],
+//! [`CallFuture`]): plain `std::future::Future`s that need no executor.
+//!
 //! The contract (ordering, calls, exits, links, monitors, and every departure from OTP)
 //! is in `docs/semantics.md`; the machinery in `docs/architecture.md`.
 
@@ -49,6 +55,8 @@ mod sync;
 #[cfg(not(loom))]
 mod context;
 #[cfg(not(loom))]
+mod future;
+#[cfg(not(loom))]
 mod gen_server;
 #[cfg(not(loom))]
 mod info;
@@ -58,6 +66,8 @@ mod naming;
 mod panic;
 #[cfg(not(loom))]
 mod process;
+#[cfg(not(loom))]
+mod request;
 #[cfg(not(loom))]
 mod runtime;
 #[cfg(not(loom))]
@@ -74,6 +84,8 @@ pub use pid::Pid;
 #[cfg(not(loom))]
 pub use context::{Context, TimerRef};
 #[cfg(not(loom))]
+pub use future::{CallFuture, ExitFuture};
+#[cfg(not(loom))]
 pub use gen_server::{CallFlow, Down, Flow, GenServer};
 #[cfg(not(loom))]
 pub use info::ProcessInfo;
@@ -83,6 +95,8 @@ pub use naming::{ExitObserver, LocalName, NameError, Naming, StartOpts};
 pub use process::{HookRef, MonitorRef};
 #[cfg(not(loom))]
 pub use reply::ReplyTo;
+#[cfg(not(loom))]
+pub use request::{HandleCast, HandleRequest, Request};
 #[cfg(not(loom))]
 pub use runtime::{
     Builder, CrashReports, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler, StuckProcess,

@@ -6,8 +6,18 @@
 //! particular a reply that arrives after the caller gave up is dropped with the slot and
 //! can never reach a later call, because every call has a slot of its own (S11).
 //!
-//! The caller spins briefly, then parks; the resolver unparks it. Modelled by loom in
-//! `tests/loom_reply.rs` (reply racing timeout and exit).
+//! A slot has one waiter, of one of two kinds, fixed when it is made:
+//! - a thread ([`Slot::new`], [`Slot::with_caller`]): the caller spins briefly, then
+//!   parks; the resolver unparks it;
+//! - a task ([`Slot::for_task`]): a future polls the slot ([`Slot::poll_take`]), which
+//!   stores the task's [`Waker`] under the slot's lock while the slot is empty; the
+//!   resolver takes that waker under the same lock and wakes it after releasing the lock.
+//!   Because the waker is stored and taken under the lock that also guards the state, a
+//!   resolution cannot slip between the future's "still empty" and its "waker stored":
+//!   no lost wake-up.
+//!
+//! Modelled by loom in `tests/loom_reply.rs` (reply racing timeout and exit, for both
+//! kinds of waiter).
 
 // Items are `pub` (in a private module) so that the loom models can reach them
 // through `loom_api`; outside `cfg(loom)` they are crate-private in effect.
@@ -17,6 +27,7 @@ use crate::error::CallError;
 #[cfg(not(loom))]
 use crate::sync::spin_hint;
 use crate::sync::{park_timeout, thread, AtomicBool, Mutex, Ordering};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 #[cfg(not(loom))]
 use std::time::Instant;
@@ -30,15 +41,36 @@ enum State<R> {
     Closed,
 }
 
+/// What the slot's lock guards: the state, and the waiting task's waker.
+struct Guarded<R> {
+    state: State<R>,
+    /// The waker of the task that last polled the slot while it was empty.
+    waker: Option<Waker>,
+}
+
 /// A one-shot slot for one call's outcome.
 pub struct Slot<R> {
-    state: Mutex<State<R>>,
+    state: Mutex<Guarded<R>>,
     /// Set once the state leaves `Empty`: lets the caller spin without the lock.
     done: AtomicBool,
-    waiter: thread::Thread,
+    /// The waiting thread; `None` for a slot awaited by a future (its waker is in `state`).
+    waiter: Option<thread::Thread>,
     /// The calling process, for a call made from one (kept here rather than in the
     /// mailbox's envelope, which stays small).
     caller: Option<crate::Pid>,
+}
+
+/// What holds a call's slot: the slot itself, or a typed request's cell, which keeps the
+/// request and its slot in one allocation (see `request.rs`).
+pub trait ReplySlot<R>: Send + Sync + 'static {
+    /// The slot.
+    fn slot(&self) -> &Slot<R>;
+}
+
+impl<R: Send + 'static> ReplySlot<R> for Slot<R> {
+    fn slot(&self) -> &Slot<R> {
+        self
+    }
 }
 
 /// Type-erased resolution with an error: how a dying server fails the calls it holds.
@@ -65,9 +97,25 @@ impl<R> Slot<R> {
     /// A slot for a call from `caller` (a process), whose waiter is the calling thread.
     pub(crate) fn with_caller(caller: Option<crate::Pid>) -> Self {
         Slot {
-            state: Mutex::new(State::Empty),
+            state: Mutex::new(Guarded {
+                state: State::Empty,
+                waker: None,
+            }),
             done: AtomicBool::new(false),
-            waiter: thread::current(),
+            waiter: Some(thread::current()),
+            caller,
+        }
+    }
+
+    /// A slot awaited by a future (through [`Slot::poll_take`]) rather than by a thread.
+    pub fn for_task(caller: Option<crate::Pid>) -> Self {
+        Slot {
+            state: Mutex::new(Guarded {
+                state: State::Empty,
+                waker: None,
+            }),
+            done: AtomicBool::new(false),
+            waiter: None,
             caller,
         }
     }
@@ -81,22 +129,28 @@ impl<R> Slot<R> {
     /// abandoned.
     pub fn resolve(&self, value: Result<R, CallError>) -> bool {
         let rejected = {
-            let mut state = self.state.lock();
-            match *state {
+            let mut g = self.state.lock();
+            match g.state {
                 State::Empty => {
-                    *state = State::Full(value);
+                    g.state = State::Full(value);
                     self.done.store(true, Ordering::Release);
-                    None
+                    Err(g.waker.take())
                 }
-                _ => Some(value),
+                _ => Ok(value),
             }
         };
         match rejected {
-            None => {
-                self.waiter.unpark();
+            Err(waker) => {
+                // Woken outside the lock: a waker may run arbitrary code (an executor's).
+                if let Some(w) = waker {
+                    w.wake();
+                }
+                if let Some(t) = &self.waiter {
+                    t.unpark();
+                }
                 true
             }
-            Some(v) => {
+            Ok(v) => {
                 drop(v);
                 false
             }
@@ -113,27 +167,54 @@ impl<R> Slot<R> {
         if !self.is_done() {
             return None;
         }
-        let mut state = self.state.lock();
-        match std::mem::replace(&mut *state, State::Closed) {
+        let mut g = self.state.lock();
+        match std::mem::replace(&mut g.state, State::Closed) {
             State::Full(v) => Some(v),
             other => {
-                *state = other;
+                g.state = other;
                 None
             }
+        }
+    }
+
+    /// For a future: the outcome if there is one; otherwise stores the task's waker (to be
+    /// woken by the resolution) and returns `Pending`. A slot already taken or abandoned
+    /// answers `Timeout` (a future never polls its slot after that).
+    pub fn poll_take(&self, waker: &Waker) -> Poll<Result<R, CallError>> {
+        let mut g = self.state.lock();
+        match std::mem::replace(&mut g.state, State::Closed) {
+            State::Full(v) => {
+                g.waker = None;
+                Poll::Ready(v)
+            }
+            State::Empty => {
+                g.state = State::Empty;
+                match &g.waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => g.waker = Some(waker.clone()),
+                }
+                Poll::Pending
+            }
+            State::Closed => Poll::Ready(Err(CallError::Timeout)),
         }
     }
 
     /// The caller gives up: returns the outcome if it arrived meanwhile, else closes the
     /// slot so that a later resolution is dropped.
     pub fn abandon(&self) -> Option<Result<R, CallError>> {
-        let mut state = self.state.lock();
-        match std::mem::replace(&mut *state, State::Closed) {
+        let mut g = self.state.lock();
+        let waker = g.waker.take();
+        let out = match std::mem::replace(&mut g.state, State::Closed) {
             State::Full(v) => Some(v),
             _ => {
                 self.done.store(true, Ordering::Release);
                 None
             }
-        }
+        };
+        // The waker is dropped after the lock is released: its drop is an executor's code.
+        drop(g);
+        drop(waker);
+        out
     }
 
     /// Waits for the outcome until `deadline` (None: forever). Spins briefly first; parks
@@ -197,7 +278,7 @@ pub use handle::ReplyTo;
 
 #[cfg(not(loom))]
 mod handle {
-    use super::Slot;
+    use super::ReplySlot;
     use crate::error::CallError;
     use crate::process::Header;
     use crate::sync::{AtomicBool, Ordering};
@@ -221,7 +302,7 @@ mod handle {
     }
 
     struct Inner<R: Send + 'static> {
-        slot: Arc<Slot<R>>,
+        slot: Arc<dyn ReplySlot<R>>,
         server: Arc<Header>,
         key: usize,
         /// True until the call's entry in the server's held calls is removed: it is
@@ -240,7 +321,7 @@ mod handle {
     }
 
     impl<R: Send + 'static> ReplyTo<R> {
-        pub(crate) fn new(slot: Arc<Slot<R>>, server: Arc<Header>, key: usize) -> Self {
+        pub(crate) fn new(slot: Arc<dyn ReplySlot<R>>, server: Arc<Header>, key: usize) -> Self {
             ReplyTo {
                 inner: Arc::new(Inner {
                     slot,
@@ -260,12 +341,12 @@ mod handle {
                 return false;
             }
             inner.forget();
-            inner.slot.resolve(Ok(value))
+            inner.slot.slot().resolve(Ok(value))
         }
 
         /// The calling process, if the call came from one (not from an outside thread).
         pub fn caller(&self) -> Option<Pid> {
-            self.inner.slot.caller()
+            self.inner.slot.slot().caller()
         }
     }
 
@@ -288,14 +369,15 @@ mod handle {
             // Whether or not the caller is still waiting (it may have timed out), the
             // entry goes: an unanswered call must not stay held for the server's life.
             self.forget();
-            if self.slot.is_done() {
+            let slot = self.slot.slot();
+            if slot.is_done() {
                 return;
             }
             let err = match self.server.exit_reason() {
                 Some(reason) => CallError::Exited(reason),
                 None => CallError::NoReply,
             };
-            self.slot.resolve(Err(err));
+            slot.resolve(Err(err));
         }
     }
 }

@@ -618,6 +618,13 @@ impl RuntimeHandle {
         got
     }
 
+    /// [`RuntimeHandle::wait_exit`] from async code: a future of the exit reason
+    /// (`Some(NoProc)` if `pid` was not alive), or `None` if `pid` is still running after
+    /// `timeout`. It blocks no thread; dropping it removes its monitor.
+    pub fn wait_exit_async(&self, pid: Pid, timeout: Duration) -> crate::ExitFuture {
+        crate::ExitFuture::new(self, pid, timeout)
+    }
+
     /// Removes a monitor set with [`RuntimeHandle::monitor`]; true if it was active.
     pub fn demonitor(&self, pid: Pid, monitor: MonitorRef) -> bool {
         signal::demonitor(&self.shared, pid, monitor)

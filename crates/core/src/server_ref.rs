@@ -1,9 +1,11 @@
 //! `ServerRef<G>`: the typed handle to a running server.
 
 use crate::error::{CallError, SendError};
+use crate::future::{CallFuture, ExitFuture};
 use crate::gen_server::GenServer;
 use crate::process::{current, Cell, Envelope, Process, NOT_HELD};
-use crate::reply::Slot;
+use crate::reply::{ReplySlot, Slot};
+use crate::request::{CastCell, HandleCast, HandleRequest, Request, RequestCell};
 use crate::{signal, ExitObserver, ExitReason, MonitorRef, Naming, NoProc, Pid, RuntimeHandle};
 use std::fmt;
 use std::sync::Arc;
@@ -145,6 +147,247 @@ impl<G: GenServer> ServerRef<G> {
             return Err(CallError::NoProc);
         }
         slot.wait(Instant::now().checked_add(timeout))
+    }
+
+    /// Sends a typed request (see [`HandleRequest`]) and waits up to 5 s for its reply,
+    /// whose type the request declares: `server.request(Get)` is a `Result<u64,
+    /// CallError>` if `Get: Request<Reply = u64>`. Checked at compile time: a server that
+    /// does not implement `HandleRequest<Get>` cannot be sent a `Get`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerRef::call_timeout`], the timeout being [`DEFAULT_CALL_TIMEOUT`].
+    pub fn request<Q: Request>(&self, req: Q) -> Result<Q::Reply, CallError>
+    where
+        G: HandleRequest<Q>,
+    {
+        self.request_timeout(req, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// Sends a typed request and waits up to `timeout` for its reply. The guarantees of
+    /// [`ServerRef::call_timeout`] hold (NoProc, the exit reason at once, CallingSelf,
+    /// Deadlock, the late reply dropped).
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerRef::call_timeout`].
+    pub fn request_timeout<Q: Request>(&self, req: Q, timeout: Duration) -> Result<Q::Reply, CallError>
+    where
+        G: HandleRequest<Q>,
+    {
+        // A zero timeout sends and does not wait (see `call_timeout`).
+        let target = self.pid();
+        let caller = current();
+        if let Some(c) = &caller {
+            if c.header().pid() == target {
+                return Err(CallError::CallingSelf);
+            }
+        }
+        if !self.is_alive() {
+            return Err(CallError::NoProc);
+        }
+        let _wait = match &caller {
+            Some(c) => Some(c.header().begin_wait(target)?),
+            None => None,
+        };
+        let slot = Slot::with_caller(caller.as_ref().map(|c| c.header().pid()));
+        let cell = Arc::new(RequestCell::new(req, slot));
+        if self.cell.push(Envelope::Request(cell.clone())).is_err() {
+            return Err(CallError::NoProc);
+        }
+        cell.slot().wait(Instant::now().checked_add(timeout))
+    }
+
+    /// [`ServerRef::request`] from async code, as [`ServerRef::call_async`].
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`ServerRef::call_timeout`].
+    pub fn request_async<Q: Request>(&self, req: Q) -> CallFuture<Q::Reply>
+    where
+        G: HandleRequest<Q>,
+    {
+        self.request_timeout_async(req, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// [`ServerRef::request_timeout`] from async code, as [`ServerRef::call_timeout_async`].
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`ServerRef::call_timeout`].
+    pub fn request_timeout_async<Q: Request>(&self, req: Q, timeout: Duration) -> CallFuture<Q::Reply>
+    where
+        G: HandleRequest<Q>,
+    {
+        // A zero timeout sends and does not wait (see `call_timeout`).
+        let caller = current().map(|c| c.header().pid());
+        if caller == Some(self.pid()) {
+            return CallFuture::failed(CallError::CallingSelf);
+        }
+        if !self.is_alive() {
+            return CallFuture::failed(CallError::NoProc);
+        }
+        let cell = Arc::new(RequestCell::new(req, Slot::for_task(caller)));
+        if self.cell.push(Envelope::Request(cell.clone())).is_err() {
+            return CallFuture::failed(CallError::NoProc);
+        }
+        CallFuture::waiting(
+            cell,
+            Arc::clone(self.cell.header().rt()),
+            Instant::now().checked_add(timeout),
+        )
+    }
+
+    /// Casts `msg` to the server's [`HandleCast<M>`] (Elixir's `GenServer.cast`): fire
+    /// and forget, in order with the other messages from this sender (S10). Unlike
+    /// [`ServerRef::send`] it reaches `handle_cast`, never `handle_info`, so a server's
+    /// public casts and its own timer messages are different doors.
+    ///
+    /// # Errors
+    ///
+    /// `SendError(msg)`, handing the message back, if the server is not alive (Elixir's
+    /// cast would drop it silently).
+    pub fn cast<M: Send + 'static>(&self, msg: M) -> Result<(), SendError<M>>
+    where
+        G: HandleCast<M>,
+    {
+        self.cell
+            .push(Envelope::Cast(Box::new(CastCell(msg))))
+            .map_err(|env| match env {
+                Envelope::Cast(c) => match c.into_any().downcast::<CastCell<M>>() {
+                    Ok(cast) => SendError(cast.0),
+                    Err(_) => unreachable!("push hands back what it was given"),
+                },
+                _ => unreachable!("push hands back what it was given"),
+            })
+    }
+
+    /// Calls the server from async code: the request is sent now, and the future resolves
+    /// to the reply, within 5 s (S10). No executor is needed or assumed: it works on
+    /// tokio, async-std, smol or a hand-written `block_on`, and never blocks the thread
+    /// that polls it.
+    ///
+    /// The output is what [`ServerRef::call`] returns, with the same guarantees: `NoProc`
+    /// at once, `Exited(reason)` as soon as the server dies, `CallingSelf` for a call to
+    /// oneself, `Timeout` at the deadline (from the runtime's timer service), `NoReply`.
+    /// Dropping the future abandons the call cleanly (its reply, if one comes, is dropped).
+    ///
+    /// A future blocks no process, so it takes no part in `Deadlock` detection: awaiting
+    /// it cannot close a cycle of blocked processes. (Blocking on it inside a handler
+    /// with some `block_on` would: use [`ServerRef::call`] there, which detects cycles.)
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{CallFlow, Context, ExitReason, GenServer, ReplyTo, Runtime};
+    ///
+    /// struct Doubler;
+    ///
+    /// impl GenServer for Doubler {
+    ///     type Args = ();
+    ///     type Info = ();
+    ///     type Call = u64;
+    ///     type Reply = u64;
+    ///
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Doubler)
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, n: u64, _: ReplyTo<u64>, _: &mut Context<'_, Self>) -> CallFlow<u64> {
+    ///         CallFlow::Reply(2 * n)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let doubler = rt.start::<Doubler>(()).unwrap();
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// // Any executor's `block_on` or `.await` will do; this one is ten lines of std.
+    /// assert_eq!(block_on(doubler.call_async(21)), Ok(42));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`ServerRef::call_timeout`].
+    pub fn call_async(&self, req: G::Call) -> CallFuture<G::Reply> {
+        self.call_timeout_async(req, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// Calls the server from async code, waiting up to `timeout` (`Duration::MAX`: no
+    /// timeout). As [`ServerRef::call_async`].
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`ServerRef::call_timeout`].
+    pub fn call_timeout_async(&self, req: G::Call, timeout: Duration) -> CallFuture<G::Reply> {
+        let slot = match self.task_slot(Some(timeout)) {
+            Ok(slot) => slot,
+            Err(e) => return CallFuture::failed(e),
+        };
+        if self.cell.push(Envelope::Call(req, slot.clone(), NOT_HELD)).is_err() {
+            return CallFuture::failed(CallError::NoProc);
+        }
+        CallFuture::waiting(
+            slot,
+            Arc::clone(self.cell.header().rt()),
+            Instant::now().checked_add(timeout),
+        )
+    }
+
+    /// The checks a call future makes before sending, and its slot. (A zero timeout still
+    /// sends: the future then ends with `Timeout` unless the reply is there.)
+    pub(crate) fn task_slot<R>(&self, timeout: Option<Duration>) -> Result<Arc<Slot<R>>, CallError> {
+        let _ = timeout;
+        let caller = current().map(|c| c.header().pid());
+        if caller == Some(self.pid()) {
+            return Err(CallError::CallingSelf);
+        }
+        if !self.is_alive() {
+            return Err(CallError::NoProc);
+        }
+        Ok(Arc::new(Slot::for_task(caller)))
+    }
+
+    /// [`ServerRef::stop`] from async code: the stop request is sent now; the future
+    /// resolves once the server has exited, or with `Timeout` after `timeout`
+    /// (`Duration::MAX`: none). Dropping it leaves the stop under way.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`ServerRef::stop`].
+    pub fn stop_async(&self, reason: ExitReason, timeout: Duration) -> CallFuture<()> {
+        // As the blocking stop, a zero timeout still sends the request.
+        let slot = match self.task_slot(None) {
+            Ok(slot) => slot,
+            Err(e) => return CallFuture::failed(e),
+        };
+        if self
+            .cell
+            .push(Envelope::Stop(Box::new((reason, slot.clone(), NOT_HELD))))
+            .is_err()
+        {
+            return CallFuture::failed(CallError::NoProc);
+        }
+        CallFuture::waiting(
+            slot,
+            Arc::clone(self.cell.header().rt()),
+            Instant::now().checked_add(timeout),
+        )
+    }
+
+    /// [`ServerRef::wait_exit`] from async code: the exit reason once the server has
+    /// exited, or `None` if it is still running after `timeout` (`Duration::MAX`: none).
+    pub fn wait_exit_async(&self, timeout: Duration) -> ExitFuture {
+        ExitFuture::new(&self.runtime(), self.pid(), timeout)
     }
 
     /// Asks the server to stop with `reason` and waits until it has exited (S18): messages

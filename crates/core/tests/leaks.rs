@@ -6,6 +6,7 @@
 mod common;
 use arbor_core::*;
 use common::{rt, wait_until};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,6 +139,67 @@ fn leak_held_calls_of_timed_out_callers() {
     }
     clear(&server);
     assert_eq!(info(&rt, server.pid()).held_calls, 0);
+}
+
+/// A typed request that the server holds unanswered.
+struct HoldMe;
+impl Request for HoldMe {
+    type Reply = String;
+}
+
+impl HandleRequest<HoldMe> for Jobs {
+    fn handle_request(&mut self, _: HoldMe, from: ReplyTo<String>, _: &mut Context<'_, Self>) -> CallFlow<String> {
+        self.held.push(from);
+        CallFlow::NoReply
+    }
+}
+
+/// Futures of calls and requests the server holds, dropped mid-call: a third before their first poll,
+/// the others after it armed their timeout. Each drop must close its slot and cancel its
+/// timer, and the server's held-call entries go when it drops the reply handles.
+#[test]
+fn leak_dropped_call_futures() {
+    use std::task::{Context as TaskContext, Wake, Waker};
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let rt = rt(2);
+    let server = rt.start::<Jobs>(()).unwrap();
+    let clear = || {
+        server
+            .call(job(|s, _, _| {
+                s.held.clear();
+                Some(String::new())
+            }))
+            .unwrap()
+    };
+    for i in 0..ops() {
+        // Calls and typed requests alternate: both kinds of slot go through the same drop.
+        let mut fut = if i % 2 == 0 {
+            server.call_timeout_async(
+                job(|s, from, _| {
+                    s.held.push(from);
+                    None
+                }),
+                Duration::from_secs(3600),
+            )
+        } else {
+            server.request_timeout_async(HoldMe, Duration::from_secs(3600))
+        };
+        if i % 3 != 0 {
+            let polled = std::pin::Pin::new(&mut fut).poll(&mut TaskContext::from_waker(&waker));
+            assert!(polled.is_pending());
+        }
+        drop(fut);
+        if i % 1000 == 999 {
+            clear();
+        }
+    }
+    clear();
+    assert_eq!(info(&rt, server.pid()).held_calls, 0);
+    assert_eq!(rt.timer_count(), 0);
 }
 
 #[test]

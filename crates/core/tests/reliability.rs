@@ -331,9 +331,15 @@ fn a_runtime_shut_down_from_its_own_worker_stops_its_threads() {
         let report = rt.shutdown();
         Some(format!("{report:?}"))
     }));
-    assert!(wait_until(
-        || threads_named("selfstop") == 0 && handle.worker_count() == 0
-    ));
+    assert!(
+        wait_until(|| threads_named("selfstop") == 0 && handle.worker_count() == 0),
+        "threads {:?}, workers {}",
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .collect::<Vec<_>>(),
+        handle.worker_count()
+    );
     assert!(RuntimeHandle::of(probe_pid).is_none(), "still registered");
 }
 

@@ -16,8 +16,8 @@ use crate::server::{ProcessName, RegistryServer};
 use crate::table::Table;
 use crate::via::Via;
 use arbor_core::{
-    CallError, ExitReason, GenServer, Pid, RuntimeHandle, SendError, ServerRef, StartError, StartOpts,
-    DEFAULT_CALL_TIMEOUT,
+    CallError, CallFuture, ExitReason, GenServer, HandleCast, HandleRequest, Pid, Request, RuntimeHandle, SendError,
+    ServerRef, StartError, StartOpts, DEFAULT_CALL_TIMEOUT,
 };
 use std::borrow::Borrow;
 use std::fmt;
@@ -387,6 +387,67 @@ where
             .call_timeout(req, timeout)
     }
 
+    /// [`Registry::call`] from async code: a future of the reply (see
+    /// [`ServerRef::call_async`](arbor_core::ServerRef::call_async)); `NoProc` at its first
+    /// poll if no live `G` holds `key`.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Registry::call`].
+    pub fn call_async<G: GenServer, Q>(&self, key: &Q, req: G::Call) -> CallFuture<G::Reply>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.call_timeout_async::<G, Q>(key, req, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// [`Registry::call_timeout`] from async code; as [`Registry::call_async`].
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Registry::call`].
+    pub fn call_timeout_async<G: GenServer, Q>(&self, key: &Q, req: G::Call, timeout: Duration) -> CallFuture<G::Reply>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.server::<G, Q>(key) {
+            Some(server) => server.call_timeout_async(req, timeout),
+            None => CallFuture::failed(CallError::NoProc),
+        }
+    }
+
+    /// Sends a typed request (see [`HandleRequest`]) to the server holding `key`, waiting
+    /// up to 5 s; `NoProc` if no live `G` holds `key`.
+    ///
+    /// # Errors
+    ///
+    /// `NoProc` as said above; otherwise as [`ServerRef::request`](arbor_core::ServerRef::request).
+    pub fn request<G: HandleRequest<R>, R: Request, Q>(&self, key: &Q, req: R) -> Result<R::Reply, CallError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.server::<G, Q>(key).ok_or(CallError::NoProc)?.request(req)
+    }
+
+    /// [`Registry::request`] from async code.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Registry::request`].
+    pub fn request_async<G: HandleRequest<R>, R: Request, Q>(&self, key: &Q, req: R) -> CallFuture<R::Reply>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.server::<G, Q>(key) {
+            Some(server) => server.request_async(req),
+            None => CallFuture::failed(CallError::NoProc),
+        }
+    }
+
     /// Sends `msg` to the server holding `key`; hands the message back if no live `G` holds it
     /// (Elixir's `cast` would return `:ok` regardless, S71).
     ///
@@ -400,6 +461,24 @@ where
     {
         match self.server::<G, Q>(key) {
             Some(server) => server.send(msg),
+            None => Err(SendError(msg)),
+        }
+    }
+
+    /// Casts `msg` to the server holding `key` (Elixir's `GenServer.cast({:via, Registry,
+    /// ...}, msg)`), to its [`HandleCast<M>`]; hands the message back if no live `G` holds
+    /// `key`.
+    ///
+    /// # Errors
+    ///
+    /// `SendError(msg)` if no live `G` holds `key`.
+    pub fn cast<G: HandleCast<M>, M: Send + 'static, Q>(&self, key: &Q, msg: M) -> Result<(), SendError<M>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.server::<G, Q>(key) {
+            Some(server) => server.cast(msg),
             None => Err(SendError(msg)),
         }
     }

@@ -183,3 +183,69 @@ fn s7_seed_pattern_already_started_maps_to_running_pid_from_inside_a_process() {
     assert_eq!(a, b);
     assert_eq!(reg.whereis("17_recording"), Some(a.unwrap()));
 }
+
+/// A request of `Named`'s: answers the server's pid.
+struct WhoAreYou;
+impl Request for WhoAreYou {
+    type Reply = Pid;
+}
+
+impl HandleRequest<WhoAreYou> for Named {
+    fn handle_request(&mut self, _: WhoAreYou, _: ReplyTo<Pid>, ctx: &mut Context<'_, Self>) -> CallFlow<Pid> {
+        CallFlow::Reply(ctx.pid())
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context as Cx, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark()
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut Cx::from_waker(&waker)) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn s71_calls_and_requests_by_key_blocking_and_async() {
+    let rt = rt();
+    let reg = start(&rt);
+    let s = Named::start(Arc::new(AtomicUsize::new(0)), opts(&rt, reg.via("a".into()))).unwrap();
+    assert_eq!(block_on(reg.call_async::<Named, _>("a", ())), Ok(s.pid()));
+    assert_eq!(reg.request::<Named, _, _>("a", WhoAreYou), Ok(s.pid()));
+    assert_eq!(block_on(reg.request_async::<Named, _, _>("a", WhoAreYou)), Ok(s.pid()));
+    assert_eq!(
+        block_on(reg.call_async::<Named, _>("nobody", ())),
+        Err(CallError::NoProc)
+    );
+    assert_eq!(
+        block_on(reg.request_async::<Named, _, _>("nobody", WhoAreYou)),
+        Err(CallError::NoProc)
+    );
+}
+
+/// A cast that stops `Named`.
+struct Quit;
+impl HandleCast<Quit> for Named {
+    fn handle_cast(&mut self, _: Quit, _: &mut Context<'_, Self>) -> Flow {
+        Flow::Stop(ExitReason::custom("quit"))
+    }
+}
+
+#[test]
+fn s71_casts_by_key() {
+    let rt = rt();
+    let reg = start(&rt);
+    let s = Named::start(Arc::new(AtomicUsize::new(0)), opts(&rt, reg.via("a".into()))).unwrap();
+    assert!(reg.cast::<Named, _, _>("a", Quit).is_ok());
+    assert_eq!(s.wait_exit(Duration::from_secs(5)), Some(ExitReason::custom("quit")));
+    assert!(matches!(reg.cast::<Named, _, _>("a", Quit), Err(SendError(Quit))));
+}

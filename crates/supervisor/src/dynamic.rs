@@ -24,10 +24,12 @@ use crate::spec::{ChildSpec, ChildType};
 use crate::stop::{begin_stop, report_exit, SupMsg};
 use crate::tree::SupervisorKind;
 use arbor_core::{
-    CallError, CallFlow, Context, ExitReason, Flow, GenServer, Naming, Pid, ReplyTo, ServerRef, StartError, TimerRef,
+    CallError, CallFlow, CallFuture, Context, ExitFuture, ExitReason, Flow, GenServer, Naming, Pid, ReplyTo, ServerRef,
+    StartError, TimerRef,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -624,6 +626,93 @@ impl DynamicSupervisor {
     /// timeout.
     pub fn wait_exit(&self, timeout: Duration) -> Option<ExitReason> {
         self.server.wait_exit(timeout)
+    }
+
+    /// [`DynamicSupervisor::start_child`] from async code: the request is sent now (after
+    /// the spec is checked) and the future resolves once the child's `init` has run. It
+    /// blocks no thread and needs no particular executor. Dropping it does not cancel the
+    /// start: the child is started and supervised all the same.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`DynamicSupervisor::start_child`].
+    pub fn start_child_async(
+        &self,
+        spec: ChildSpec,
+    ) -> impl Future<Output = Result<Pid, StartChildError>> + Send + 'static {
+        let sent = spec
+            .validate()
+            .map_err(StartChildError::Spec)
+            .map(|()| self.server.call_timeout_async(DynCall::Start(spec), Duration::MAX));
+        async move {
+            match sent?.await {
+                Ok(DynReply::Start(r)) => r,
+                Ok(_) => unreachable!("a start request gets a start reply"),
+                Err(e) => Err(StartChildError::Supervisor(e)),
+            }
+        }
+    }
+
+    /// [`DynamicSupervisor::terminate_child`] from async code: resolves once the child has
+    /// exited. Dropping the future does not cancel the termination.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`DynamicSupervisor::terminate_child`].
+    pub fn terminate_child_async(&self, pid: Pid) -> impl Future<Output = Result<(), ChildError>> + Send + 'static {
+        let sent = self.server.call_timeout_async(DynCall::Terminate(pid), Duration::MAX);
+        async move {
+            match sent.await {
+                Ok(DynReply::Terminate(r)) => r,
+                Ok(_) => unreachable!("a terminate request gets a terminate reply"),
+                Err(e) => Err(ChildError::Supervisor(e)),
+            }
+        }
+    }
+
+    /// [`DynamicSupervisor::which_children`] from async code.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`DynamicSupervisor::which_children`].
+    pub fn which_children_async(&self) -> impl Future<Output = Result<Vec<ChildInfo>, CallError>> + Send + 'static {
+        let sent = self.server.call_timeout_async(DynCall::Which, Duration::MAX);
+        async move {
+            match sent.await? {
+                DynReply::Which(v) => Ok(v),
+                _ => unreachable!("a which request gets a which reply"),
+            }
+        }
+    }
+
+    /// [`DynamicSupervisor::count_children`] from async code.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`DynamicSupervisor::count_children`].
+    pub fn count_children_async(&self) -> impl Future<Output = Result<ChildCounts, CallError>> + Send + 'static {
+        let sent = self.server.call_timeout_async(DynCall::Count, Duration::MAX);
+        async move {
+            match sent.await? {
+                DynReply::Count(c) => Ok(c),
+                _ => unreachable!("a count request gets a count reply"),
+            }
+        }
+    }
+
+    /// [`DynamicSupervisor::stop_with`] from async code: resolves once the supervisor and
+    /// all its children have exited, or with `Timeout` after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`DynamicSupervisor::stop_with`].
+    pub fn stop_async(&self, reason: ExitReason, timeout: Duration) -> CallFuture<()> {
+        self.server.stop_async(reason, timeout)
+    }
+
+    /// [`DynamicSupervisor::wait_exit`] from async code.
+    pub fn wait_exit_async(&self, timeout: Duration) -> ExitFuture {
+        self.server.wait_exit_async(timeout)
     }
 }
 

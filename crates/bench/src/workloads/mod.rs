@@ -3,6 +3,7 @@
 use arbor_core::Runtime;
 use std::time::{Duration, Instant};
 
+mod async_call;
 mod call_latency;
 mod fan_in;
 mod ping_pong;
@@ -80,6 +81,7 @@ pub(crate) const ALL: &[Workload] = &[
     thread_ring::WORKLOAD,
     timers::WORKLOAD,
     restart_storm::WORKLOAD,
+    async_call::WORKLOAD,
 ];
 
 /// How long any wait for a workload to finish may take before we call it a hang.

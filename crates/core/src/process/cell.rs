@@ -18,6 +18,7 @@ use crate::gen_server::{CallFlow, Flow, GenServer};
 use crate::mailbox::{Mailbox, Pop};
 use crate::panic::{catch, drop_quietly};
 use crate::reply::{ReplyTo, Slot};
+use crate::request::{ErasedCast, ErasedRequest, Handled};
 use crate::runtime::RtShared;
 use crate::scheduler::Runnable;
 use crate::sync::Mutex;
@@ -61,6 +62,11 @@ pub(crate) enum Envelope<G: GenServer> {
     /// An inactivity timeout (S9) expired: its sequence number, stale unless it is the
     /// one armed now.
     Timeout(u64),
+    /// For `handle_request` (a typed request: the request and its slot in one cell, which
+    /// also keeps its held key).
+    Request(Arc<dyn ErasedRequest<G>>),
+    /// For `handle_cast`.
+    Cast(Box<dyn ErasedCast<G>>),
 }
 
 /// The runner's own data, beside the state. What most processes never use (continuations,
@@ -209,6 +215,13 @@ impl<G: GenServer> Cell<G> {
             let (slot, key): (Arc<dyn crate::reply::Abort>, &mut usize) = match env {
                 Envelope::Call(_, slot, key) => (slot.clone(), key),
                 Envelope::Stop(stop) => (stop.1.clone(), &mut stop.2),
+                Envelope::Request(r) => match held.hold(r.clone().as_abort()) {
+                    Some(k) => {
+                        r.set_key(k);
+                        continue;
+                    }
+                    None => return,
+                },
                 _ => continue,
             };
             match held.hold(slot) {
@@ -248,6 +261,8 @@ impl<G: GenServer> Cell<G> {
             Err(Envelope::Info(_)) => Callback::Info,
             Err(Envelope::Timer(..)) => Callback::Timer,
             Err(Envelope::Call(..)) => Callback::Call,
+            Err(Envelope::Request(_)) => Callback::Request,
+            Err(Envelope::Cast(_)) => Callback::Cast,
             Err(Envelope::Stop(_)) => Callback::Stop,
             Err(Envelope::Timeout(_)) => Callback::Timeout,
             Err(Envelope::Sys(sys)) => match &**sys {
@@ -316,6 +331,38 @@ impl<G: GenServer> Cell<G> {
                         Outcome::Stop(reason, None)
                     }
                 };
+            }
+            Err(Envelope::Request(r)) => {
+                let held = r.key();
+                let key = if held == NOT_HELD {
+                    self.header.held_calls().hold(r.clone().as_abort())
+                } else {
+                    Some(held)
+                };
+                let Some(key) = key else {
+                    let reason = self.header.exit_reason().unwrap_or(ExitReason::NoProc);
+                    r.abort(CallError::Exited(reason));
+                    r.discard();
+                    return Outcome::Continue;
+                };
+                return match r.handle(st, &self.header, key, &mut ctx) {
+                    Handled::Continue => Outcome::Continue,
+                    Handled::Stop(reason, reply) => Outcome::Stop(reason, reply),
+                    Handled::StopHolding(reason, reply_to) => {
+                        ctx.local_mut().extra().hold = Some(reply_to);
+                        Outcome::Stop(reason, None)
+                    }
+                    Handled::Panicked(msg, reply_to) => {
+                        ctx.local_mut().extra().hold = Some(reply_to);
+                        let reason = ExitReason::panic(&msg);
+                        self.crash_report("handle_request", &reason);
+                        Outcome::Stop(reason, None)
+                    }
+                };
+            }
+            Err(Envelope::Cast(c)) => {
+                what = "handle_cast";
+                catch(|| flow(c.handle(st, &mut ctx)))
             }
             Err(Envelope::Stop(stop)) => {
                 let (reason, slot, held) = *stop;
@@ -551,6 +598,10 @@ fn abort_envelope<G: GenServer>(env: Envelope<G>, reason: &ExitReason) {
                 slot.resolve(Err(CallError::Exited(reason.clone())));
             }
         }
+        Envelope::Request(r) => {
+            r.abort(CallError::Exited(reason.clone()));
+            r.discard();
+        }
         other => drop_quietly(other, "a message"),
     }
 }
@@ -616,6 +667,8 @@ impl<G: GenServer> Process for Cell<G> {
             Callback::Continue => format!("a continuation (in {t})"),
             Callback::Terminate => format!("terminate (in {t})"),
             Callback::GetState => format!("format_state (in {t})"),
+            Callback::Request => format!("handle_request (in {t})"),
+            Callback::Cast => format!("handle_cast (in {t})"),
         }
     }
 }

@@ -154,13 +154,15 @@ pub(crate) enum Callback {
     Continue,
     Terminate,
     GetState,
+    Request,
+    Cast,
 }
 
 impl Callback {
     fn from_usize(n: usize) -> Callback {
         use Callback::*;
         [
-            None, Init, Info, Timer, Call, Stop, Timeout, Exit, Down, Continue, Terminate, GetState,
+            None, Init, Info, Timer, Call, Stop, Timeout, Exit, Down, Continue, Terminate, GetState, Request, Cast,
         ]
         .get(n)
         .copied()

@@ -16,9 +16,10 @@ use crate::info::{ChildCounts, ChildInfo};
 use crate::opts::SupervisorOpts;
 use crate::report::SupervisorReport;
 use crate::spec::{validate_all, ChildSpec};
-use arbor_core::{CallError, ExitReason, GenServer, Naming, Pid, ServerRef, StartError};
+use arbor_core::{CallError, CallFuture, ExitFuture, ExitReason, GenServer, Naming, Pid, ServerRef, StartError};
 use parking_lot::Mutex;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -257,6 +258,148 @@ impl Supervisor {
     /// timeout.
     pub fn wait_exit(&self, timeout: Duration) -> Option<ExitReason> {
         self.server.wait_exit(timeout)
+    }
+
+    /// The request's reply, as a future that needs no executor (sent now).
+    fn call_async(&self, req: SupCall) -> CallFuture<SupReply> {
+        self.server.call_timeout_async(req, Duration::MAX)
+    }
+
+    /// [`Supervisor::start_child`] from async code: the spec is checked and the request
+    /// sent now; the future resolves once the child has started. Dropping it does not cancel
+    /// the start.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Supervisor::start_child`].
+    pub fn start_child_async(
+        &self,
+        spec: ChildSpec,
+    ) -> impl Future<Output = Result<Option<Pid>, StartChildError>> + Send + 'static {
+        let sent = spec
+            .validate()
+            .map_err(StartChildError::Spec)
+            .map(|()| self.call_async(SupCall::Start(spec)));
+        async move {
+            match sent?.await {
+                Ok(SupReply::Start(r)) => r,
+                Ok(_) => unreachable!("a start request gets a start reply"),
+                Err(e) => Err(StartChildError::Supervisor(e)),
+            }
+        }
+    }
+
+    /// [`Supervisor::terminate_child`] from async code. Dropping the future does not cancel
+    /// the termination.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Supervisor::terminate_child`].
+    pub fn terminate_child_async(&self, id: &str) -> impl Future<Output = Result<(), ChildError>> + Send + 'static {
+        let sent = self.call_async(SupCall::Terminate(id.to_string()));
+        async move {
+            match sent.await {
+                Ok(SupReply::Child(r)) => r,
+                Ok(_) => unreachable!("a terminate request gets a child reply"),
+                Err(e) => Err(ChildError::Supervisor(e)),
+            }
+        }
+    }
+
+    /// [`Supervisor::restart_child`] from async code.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Supervisor::restart_child`].
+    pub fn restart_child_async(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Pid>, ChildError>> + Send + 'static {
+        let sent = self.call_async(SupCall::Restart(id.to_string()));
+        async move {
+            match sent.await {
+                Ok(SupReply::Restarted(r)) => r,
+                Ok(_) => unreachable!("a restart request gets a restarted reply"),
+                Err(e) => Err(ChildError::Supervisor(e)),
+            }
+        }
+    }
+
+    /// [`Supervisor::delete_child`] from async code.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Supervisor::delete_child`].
+    pub fn delete_child_async(&self, id: &str) -> impl Future<Output = Result<(), ChildError>> + Send + 'static {
+        let sent = self.call_async(SupCall::Delete(id.to_string()));
+        async move {
+            match sent.await {
+                Ok(SupReply::Child(r)) => r,
+                Ok(_) => unreachable!("a delete request gets a child reply"),
+                Err(e) => Err(ChildError::Supervisor(e)),
+            }
+        }
+    }
+
+    /// [`Supervisor::which_children`] from async code.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Supervisor::which_children`].
+    pub fn which_children_async(&self) -> impl Future<Output = Result<Vec<ChildInfo>, CallError>> + Send + 'static {
+        let sent = self.call_async(SupCall::Which);
+        async move {
+            match sent.await? {
+                SupReply::Which(v) => Ok(v),
+                _ => unreachable!("a which request gets a which reply"),
+            }
+        }
+    }
+
+    /// [`Supervisor::child_pid`] from async code.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Supervisor::which_children`].
+    pub fn child_pid_async(&self, id: &str) -> impl Future<Output = Result<Option<Pid>, CallError>> + Send + 'static {
+        let which = self.which_children_async();
+        let id = id.to_string();
+        async move {
+            Ok(which
+                .await?
+                .into_iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.status.pid()))
+        }
+    }
+
+    /// [`Supervisor::count_children`] from async code.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Supervisor::count_children`].
+    pub fn count_children_async(&self) -> impl Future<Output = Result<ChildCounts, CallError>> + Send + 'static {
+        let sent = self.call_async(SupCall::Count);
+        async move {
+            match sent.await? {
+                SupReply::Count(c) => Ok(c),
+                _ => unreachable!("a count request gets a count reply"),
+            }
+        }
+    }
+
+    /// [`Supervisor::stop_with`] from async code.
+    ///
+    /// # Errors
+    ///
+    /// The future's output: as [`Supervisor::stop_with`].
+    pub fn stop_async(&self, reason: ExitReason, timeout: Duration) -> CallFuture<()> {
+        self.server.stop_async(reason, timeout)
+    }
+
+    /// [`Supervisor::wait_exit`] from async code.
+    pub fn wait_exit_async(&self, timeout: Duration) -> ExitFuture {
+        self.server.wait_exit_async(timeout)
     }
 }
 
