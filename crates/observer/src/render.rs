@@ -184,6 +184,24 @@ pub(crate) fn stuck(j: &mut Json, list: &[StuckHandler]) {
     j.end_arr();
 }
 
+/// Handlers past core's watchdog threshold.
+pub(crate) fn watchdog(j: &mut Json, list: &[arbor_core::StuckHandler]) {
+    j.arr();
+    for s in list {
+        j.obj()
+            .field_str("pid", &s.pid.to_string())
+            .key("name")
+            .opt_str(s.name.as_deref())
+            .field_str("type_name", s.type_name)
+            .field_str("callback", &s.callback)
+            .field_num("running_for_ms", dur(s.running_for))
+            .key("alive")
+            .bool(s.alive)
+            .end_obj();
+    }
+    j.end_arr();
+}
+
 /// The whole snapshot, with the settings the page needs.
 pub(crate) fn snapshot(s: &Snapshot, kill_enabled: bool, stuck_after: Duration) -> String {
     let mut j = Json::new();
@@ -192,7 +210,7 @@ pub(crate) fn snapshot(s: &Snapshot, kill_enabled: bool, stuck_after: Duration) 
     j.key("kill_enabled").bool(kill_enabled);
     j.field_num("stuck_after_ms", dur(stuck_after));
     j.key("stuck_source")
-        .str("observer: no progress while work waits (core has no handler watchdog yet)");
+        .str("observer: no progress while work waits; core's watchdog: a handler past its threshold");
     j.key("processes");
     processes(&mut j, &s.processes);
     j.field_num("processes_omitted", s.processes_omitted as u64);
@@ -204,6 +222,8 @@ pub(crate) fn snapshot(s: &Snapshot, kill_enabled: bool, stuck_after: Duration) 
     registries(&mut j, &s.registries);
     j.key("stuck");
     stuck(&mut j, &s.stuck);
+    j.key("watchdog");
+    watchdog(&mut j, &s.watchdog);
     j.end_obj();
     j.finish()
 }

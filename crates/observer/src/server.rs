@@ -403,6 +403,7 @@ fn route(req: &mut Request, shared: &Shared) -> Reply {
         "/api/restarts" if get => part(shared, |j, s| render::restarts(j, &s.restarts)),
         "/api/registries" if get => part(shared, |j, s| render::registries(j, &s.registries)),
         "/api/stuck" if get => part(shared, |j, s| render::stuck(j, &s.stuck)),
+        "/api/watchdog" if get => part(shared, |j, s| render::watchdog(j, &s.watchdog)),
         "/api/process" if get => match param("pid").map(|p| find_pid(&shared.rt, p)) {
             None => Reply::error(400, "missing pid"),
             Some(Err(r)) => r,
@@ -460,7 +461,9 @@ fn route(req: &mut Request, shared: &Shared) -> Reply {
             }
         }
         "/" | "/index.html" | "/api/snapshot" | "/api/stats" | "/api/processes" | "/api/trees" | "/api/restarts"
-        | "/api/registries" | "/api/stuck" | "/api/process" | "/api/kill" => Reply::error(405, "method not allowed"),
+        | "/api/registries" | "/api/stuck" | "/api/watchdog" | "/api/process" | "/api/kill" => {
+            Reply::error(405, "method not allowed")
+        }
         _ => Reply::error(404, "not found"),
     }
 }

@@ -141,6 +141,9 @@ pub struct Snapshot {
     pub registries: Vec<RegistryView>,
     /// Processes that look stuck in a handler (see [`StuckHandler`]).
     pub stuck: Vec<StuckHandler>,
+    /// Handlers past the runtime's watchdog threshold, as core's watchdog sees them
+    /// (`RuntimeHandle::stuck_handlers`): the callback and how long it has run.
+    pub watchdog: Vec<arbor_core::StuckHandler>,
 }
 
 impl Snapshot {
@@ -197,6 +200,7 @@ impl Snapshot {
             restarts,
             registries: registries.iter().map(|l| l(limits.max_registry_entries)).collect(),
             stuck,
+            watchdog: rt.stuck_handlers(),
         }
     }
 }

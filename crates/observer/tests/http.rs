@@ -104,7 +104,11 @@ struct App {
 }
 
 fn app() -> App {
-    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .watchdog_threshold(Duration::from_millis(200))
+        .build()
+        .unwrap();
     let registry: Registry<String> = Registry::new(RegistryOpts::new());
     let app = Supervisor::start_link(
         vec![
@@ -389,8 +393,24 @@ fn a_handler_that_makes_no_progress_with_work_waiting_is_listed_as_stuck() {
     assert_eq!(s["mailbox_len"], 1);
     assert_eq!(s["exiting"], false);
     assert!(s["quiet_for_ms"].as_u64().unwrap() >= 200);
+    // Core's watchdog sees the same handler, with its callback.
+    let watched = |addr| {
+        get(addr, "/api/watchdog")
+            .1
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| s["pid"] == a.worker.to_string())
+    };
+    assert!(wait_until(Duration::from_secs(5), || watched(addr).is_some()));
+    let w = watched(addr).unwrap();
+    assert!(w["callback"].as_str().unwrap().starts_with("handle_info("), "{w}");
+    assert!(w["running_for_ms"].as_u64().unwrap() >= 200);
+    assert_eq!(w["alive"], true);
     release.send(()).unwrap();
     assert!(wait_until(Duration::from_secs(5), || stuck(addr).is_none()));
+    assert!(wait_until(Duration::from_secs(5), || watched(addr).is_none()));
 }
 
 #[test]
