@@ -3,9 +3,9 @@
 use crate::error::NoProc;
 use crate::gen_server::{Flow, GenServer};
 use crate::process::{Cell, Envelope, Local};
+use crate::sync::{AtomicU64, Ordering};
 use crate::{signal, ExitReason, MonitorRef, Pid, RuntimeHandle, ServerRef};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -233,7 +233,7 @@ impl<R> Slot<R> {
             if i < SPIN_ROUNDS - 10 {
                 spin_hint();
             } else {
-                std::thread::yield_now();
+                thread::yield_now();
             }
         }
         if let Some(v) = self.try_take() {

@@ -8,14 +8,14 @@
 
 use crate::process::{deliver_exit, Table};
 use crate::scheduler::{Pool, PoolConfig};
+use crate::sync::PlainMutex as Mutex;
+use crate::sync::{AtomicBool, Ordering};
 use crate::timer::TimerService;
 use crate::{
     signal, ExitObserver, ExitReason, GenServer, HookRef, MonitorRef, NoProc, Pid, ServerRef, StartError, StartOpts,
 };
-use parking_lot::Mutex;
 use slab::Slab;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -221,9 +221,11 @@ impl Builder {
     /// The I/O error of a thread that could not be spawned.
     pub fn build(self) -> std::io::Result<Runtime> {
         crate::panic::install_hook();
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let threads = self.threads.unwrap_or_else(|| {
+            crate::sync::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
         let mut runtimes = RUNTIMES.lock();
         let entry = runtimes.vacant_entry();
         let id = entry.key() as u32;
@@ -689,7 +691,7 @@ impl RuntimeHandle {
         if s.pool.is_current() {
             // A worker cannot join itself: a thread of its own finishes the shutdown.
             let shared = Arc::clone(s);
-            let finisher = std::thread::Builder::new()
+            let finisher = crate::sync::thread::Builder::new()
                 .name(format!("{}-shutdown", s.name))
                 .spawn(move || finish_shutdown(&shared, timeout));
             if let Err(e) = finisher {

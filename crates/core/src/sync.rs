@@ -10,6 +10,13 @@ pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Or
 #[cfg(not(loom))]
 pub(crate) use std::thread;
 
+/// Locks of the parts that loom does not model (the process table, the runtime list, the
+/// timer wheel: each behind one lock, with no protocol of its own to check), and a mutex
+/// usable in a `static`. They are `parking_lot`'s; reached through here all the same, so
+/// that this file lists every primitive core uses.
+#[cfg(not(loom))]
+pub(crate) use parking_lot::{Condvar, Mutex as PlainMutex, RwLock};
+
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 #[cfg(loom)]

@@ -33,11 +33,11 @@ use std::time::SystemTime;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MonitorRef(pub(crate) u64);
 
-static NEXT_REF: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static NEXT_REF: AtomicU64 = AtomicU64::new(1);
 
 impl MonitorRef {
     pub(crate) fn fresh() -> MonitorRef {
-        MonitorRef(NEXT_REF.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        MonitorRef(NEXT_REF.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -484,7 +484,7 @@ impl Header {
         if w.closed {
             return None;
         }
-        let r = HookRef(NEXT_REF.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let r = HookRef(NEXT_REF.fetch_add(1, Ordering::Relaxed));
         w.hooks.push((r, hook));
         Some(r)
     }

@@ -2,10 +2,10 @@
 //! checked against its serial, so a stale pid never resolves to a newer process.
 
 use super::Process;
+use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{Condvar, PlainMutex as Mutex, RwLock};
 use crate::Pid;
-use parking_lot::{Condvar, Mutex, RwLock};
 use slab::Slab;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Serial numbers of processes: global to the program, never reused.

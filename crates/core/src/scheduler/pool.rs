@@ -30,7 +30,7 @@
 
 use super::lifo::LifoSlot;
 use super::sleep::Sleep;
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{thread, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -125,7 +125,7 @@ struct Counts {
     /// Of those, how many are inside `block_in_place`.
     blocked: usize,
     /// Join handles of every worker ever started (finished ones are pruned).
-    handles: Vec<std::thread::JoinHandle<()>>,
+    handles: Vec<thread::JoinHandle<()>>,
     /// Serial for thread names.
     next_name: usize,
     /// Every live worker's shared part, for the monitor.
@@ -150,7 +150,7 @@ pub(crate) struct Pool {
     /// Tasks the monitor took from a stalled worker's LIFO slot.
     handoffs: AtomicUsize,
     /// The monitor thread, joined at shutdown.
-    monitor: Mutex<Option<std::thread::JoinHandle<()>>>,
+    monitor: Mutex<Option<thread::JoinHandle<()>>>,
     /// The watchdog's threshold.
     watchdog: Duration,
     /// Workers past the watchdog's threshold, as of the monitor's last look.
@@ -207,7 +207,7 @@ impl Pool {
                 pool.spawn_worker(&mut counts)?;
             }
             let weak = Arc::downgrade(&pool);
-            let monitor = std::thread::Builder::new()
+            let monitor = thread::Builder::new()
                 .name(format!("{}-monitor", pool.name))
                 .spawn(move || monitor_main(weak))?;
             *pool.monitor.lock() = Some(monitor);
@@ -223,7 +223,7 @@ impl Pool {
 
     fn spawn_worker(self: &Arc<Self>, counts: &mut Counts) -> std::io::Result<()> {
         counts.handles.retain(|h| !h.is_finished());
-        let mut builder = std::thread::Builder::new().name(format!("{}-{}", self.name, counts.next_name));
+        let mut builder = thread::Builder::new().name(format!("{}-{}", self.name, counts.next_name));
         if let Some(size) = self.stack_size {
             builder = builder.stack_size(size);
         }
@@ -417,7 +417,7 @@ impl Pool {
                 break;
             }
             if i % 16 == 15 {
-                std::thread::yield_now();
+                thread::yield_now();
             } else {
                 std::hint::spin_loop();
             }
@@ -464,7 +464,7 @@ impl Pool {
             for h in handles {
                 while !h.is_finished() && std::time::Instant::now() < deadline {
                     self.sleep.wake_all();
-                    std::thread::sleep(Duration::from_millis(1));
+                    thread::sleep(Duration::from_millis(1));
                 }
                 if h.is_finished() {
                     let _ = h.join();
@@ -593,7 +593,7 @@ fn monitor_main(pool: std::sync::Weak<Pool>) {
                 nap = (nap * 2).min(MONITOR_MAX_NAP);
             }
         }
-        std::thread::park_timeout(nap);
+        thread::park_timeout(nap);
     }
 }
 

@@ -9,10 +9,10 @@
 mod wheel;
 
 use crate::panic::catch;
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::thread::{self, JoinHandle, Thread};
+use crate::sync::PlainMutex as Mutex;
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 use wheel::{TimerKey, Wheel};
 
@@ -59,7 +59,7 @@ impl TimerService {
             thread: std::sync::OnceLock::new(),
         });
         let s = shared.clone();
-        let handle = std::thread::Builder::new()
+        let handle = thread::Builder::new()
             .name(format!("{name}-timer"))
             .spawn(move || timer_main(s))?;
         let _ = shared.thread.set(handle.thread().clone());
@@ -109,7 +109,7 @@ impl TimerService {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.wake();
         if let Some(h) = self.handle.lock().take() {
-            if h.thread().id() != std::thread::current().id() {
+            if h.thread().id() != thread::current().id() {
                 let _ = h.join();
             }
         }
@@ -162,14 +162,14 @@ fn timer_main(s: Arc<Shared>) {
                 let wait = target.saturating_duration_since(Instant::now());
                 if wait > SPIN {
                     // Woken early by an earlier timer, or close to the target: look again.
-                    std::thread::park_timeout(wait - SPIN);
+                    thread::park_timeout(wait - SPIN);
                     continue;
                 }
                 while Instant::now() < target && !s.shutdown.load(Ordering::Relaxed) {
                     std::hint::spin_loop();
                 }
             }
-            None => std::thread::park(),
+            None => thread::park(),
         }
     }
 }
