@@ -19,12 +19,13 @@ thread_local! {
 }
 
 /// Where a callback panicked.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct PanicSite {
     /// `file:line:column`.
     pub(crate) location: String,
-    /// Captured when `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) asks for one.
-    pub(crate) backtrace: Option<String>,
+    /// Captured when `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) asks for one; symbolized
+    /// only if a report prints it (symbolizing loads the binary's debug information).
+    pub(crate) backtrace: Option<std::backtrace::Backtrace>,
 }
 
 /// Takes the site of the last panic caught on this thread.
@@ -49,8 +50,7 @@ pub(crate) fn install_hook() {
                     .location()
                     .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
                     .unwrap_or_else(|| "<unknown>".to_string()),
-                backtrace: (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
-                    .then(|| backtrace.to_string()),
+                backtrace: (backtrace.status() == std::backtrace::BacktraceStatus::Captured).then_some(backtrace),
             };
             let _ = LAST_PANIC.try_with(|p| {
                 if let Ok(mut p) = p.try_borrow_mut() {
