@@ -35,6 +35,19 @@ pub(crate) fn take_site() -> Option<PanicSite> {
 
 static HOOK: Once = Once::new();
 
+/// Runtimes whose crash reports may go to standard error (`Auto` or `Stderr`): while there
+/// is none and no logger listens, a panic's backtrace is not captured.
+static WANT_BACKTRACES: crate::sync::AtomicUsize = crate::sync::AtomicUsize::new(0);
+
+/// A runtime that may print crash reports to standard error starts (`true`) or stops.
+pub(crate) fn set_backtraces(on: bool) {
+    if on {
+        WANT_BACKTRACES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        WANT_BACKTRACES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Installs the quiet hook once per program.
 pub(crate) fn install_hook() {
     HOOK.call_once(|| {
@@ -44,7 +57,15 @@ pub(crate) fn install_hook() {
                 previous(info);
                 return;
             }
-            let backtrace = std::backtrace::Backtrace::capture();
+            // Capturing walks the stack (tens of microseconds): only when a report may
+            // print it (see `set_backtraces`), and when the environment asks for it.
+            let backtrace = if WANT_BACKTRACES.load(std::sync::atomic::Ordering::Relaxed) > 0
+                || log::max_level() != log::LevelFilter::Off
+            {
+                std::backtrace::Backtrace::capture()
+            } else {
+                std::backtrace::Backtrace::disabled()
+            };
             let site = PanicSite {
                 location: info
                     .location()

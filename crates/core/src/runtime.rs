@@ -72,9 +72,22 @@ pub(crate) struct RtShared {
     pub(crate) names: Arc<NameTable>,
 }
 
+impl Drop for RtShared {
+    fn drop(&mut self) {
+        if self.prints_to_stderr() {
+            crate::panic::set_backtraces(false);
+        }
+    }
+}
+
 impl RtShared {
     pub(crate) fn id(&self) -> u32 {
         self.id
+    }
+
+    /// Whether this runtime's crash reports may go to standard error.
+    fn prints_to_stderr(&self) -> bool {
+        matches!(self.crash_reports, CrashReports::Auto | CrashReports::Stderr)
     }
 
     fn pool_watchdog(&self) -> Duration {
@@ -257,6 +270,9 @@ impl Builder {
             names: Arc::default(),
         });
         entry.insert(Arc::downgrade(&shared));
+        if shared.prints_to_stderr() {
+            crate::panic::set_backtraces(true);
+        }
         let weak = Arc::downgrade(&shared);
         shared.pool.set_stall_hook(Box::new(move |stall| {
             if let Some(rt) = weak.upgrade() {

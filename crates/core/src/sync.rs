@@ -85,3 +85,44 @@ pub(crate) fn spin_hint() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
+
+/// An `UnsafeCell` reached through a closure, as loom's is (so that loom can check every
+/// access against the happens-before order).
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T> {
+    #[cfg(not(loom))]
+    inner: std::cell::UnsafeCell<T>,
+    #[cfg(loom)]
+    inner: loom::cell::UnsafeCell<T>,
+}
+
+impl<T> UnsafeCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        UnsafeCell {
+            #[cfg(not(loom))]
+            inner: std::cell::UnsafeCell::new(value),
+            #[cfg(loom)]
+            inner: loom::cell::UnsafeCell::new(value),
+        }
+    }
+
+    /// Runs `f` with a pointer to the value; the caller upholds exclusive access.
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(not(loom))]
+        {
+            f(self.inner.get())
+        }
+        #[cfg(loom)]
+        {
+            self.inner.with_mut(f)
+        }
+    }
+}
+
+/// Waiting a moment for another thread: a spin hint, or a yield to loom's scheduler.
+pub(crate) fn spin_wait() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}

@@ -1,6 +1,6 @@
 //! The workloads, each in its own module, and what they share.
 
-use arbor_core::Runtime;
+use arbor_core::{CrashReports, Runtime};
 use std::time::{Duration, Instant};
 
 mod async_call;
@@ -92,6 +92,10 @@ pub(crate) fn runtime(cfg: &Config) -> Runtime {
     Runtime::builder()
         .worker_threads(cfg.threads)
         .thread_name("bench")
+        // restart_storm crashes children on purpose, a hundred thousand times a second:
+        // measure the runtime, not a terminal. Through `log` with no logger installed,
+        // reports cost what they cost before crash reports went to stderr by default.
+        .crash_reports(CrashReports::Log)
         .build()
         .expect("arbor-bench: cannot start a runtime")
 }

@@ -129,11 +129,18 @@ pub(crate) struct Header {
     waiting_at: AtomicU64,
     watchers: Mutex<Watchers>,
     calls: Mutex<Calls>,
+    /// What the runner writes as it runs.
+    hot: Hot,
+    /// When the process was created (wall clock), for `info`.
+    started: SystemTime,
+}
+
+/// The fields the runner writes while it runs. (Aligning them to a cache line of their own
+/// doubled an idle process's size, 560 to 1,024 bytes, for no measurable gain.)
+struct Hot {
     /// Messages (and continuations) handled: added to once per run by the worker running
     /// the process, read by `info`. Relaxed: a statistic, ordered with nothing.
     handled: AtomicU64,
-    /// When the process was created (wall clock), for `info`.
-    started: SystemTime,
     /// The callback running now (a `Callback` as a number), for the watchdog: one relaxed
     /// store per message by the runner.
     callback: AtomicUsize,
@@ -194,27 +201,33 @@ impl Header {
                 closed: false,
                 held: Slab::new(),
             }),
-            callback: AtomicUsize::new(0),
-            handled: AtomicU64::new(0),
+
+            hot: Hot {
+                handled: AtomicU64::new(0),
+                callback: AtomicUsize::new(0),
+            },
             started: SystemTime::now(),
         }
     }
 
     /// Counts `n` more messages handled (once per run, by the runner).
     pub(crate) fn add_handled(&self, n: u64) {
+        // Only the runner (under the runner lock) writes it: a load and a store, no
+        // read-modify-write on the hot path.
         if n > 0 {
-            self.handled.fetch_add(n, Ordering::Relaxed);
+            let h = &self.hot.handled;
+            h.store(h.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
         }
     }
 
     /// Records the callback about to run.
     pub(crate) fn set_callback(&self, c: Callback) {
-        self.callback.store(c as usize, Ordering::Relaxed);
+        self.hot.callback.store(c as usize, Ordering::Relaxed);
     }
 
     /// The callback running now (or last run).
     pub(crate) fn callback(&self) -> Callback {
-        Callback::from_usize(self.callback.load(Ordering::Relaxed))
+        Callback::from_usize(self.hot.callback.load(Ordering::Relaxed))
     }
 
     pub(crate) fn pid(&self) -> Pid {
@@ -257,7 +270,7 @@ impl Header {
             exit_hooks: c.hooks,
             held_calls: c.held_calls,
             mailbox_len,
-            messages_handled: self.handled.load(Ordering::Relaxed),
+            messages_handled: self.hot.handled.load(Ordering::Relaxed),
             started: self.started,
             memory_estimate: 0,
         }

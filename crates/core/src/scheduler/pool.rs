@@ -533,7 +533,7 @@ impl Pool {
                 // The same run as at the previous look: stalled.
                 look.since = prev.since;
                 look.reported = prev.reported;
-                let task = w.lifo.take();
+                let task = w.lifo.steal();
                 if let Some(task) = task {
                     self.handoffs.fetch_add(1, Ordering::Relaxed);
                     self.inject(task);
