@@ -22,6 +22,8 @@ mod load;
 mod rng;
 mod stall;
 mod sys;
+#[cfg(test)]
+mod tests;
 mod tree;
 mod watch;
 mod worker;
