@@ -109,6 +109,8 @@ pub(crate) struct Ledger {
     pub(crate) rejected: Counter,
     pub(crate) cancelled: Counter,
     pub(crate) dropped_dead: Counter,
+    /// Moments the host did not run this process (see `stall.rs`).
+    pub(crate) stalls: crate::stall::Stalls,
 }
 
 impl Ledger {
@@ -118,10 +120,10 @@ impl Ledger {
         let entry = v.entry(kind).or_default();
         entry.0 += 1;
         if entry.1.len() < EXAMPLES {
-            let text = what();
-            // As it happens, so that a long run shows its first violations at once.
-            eprintln!("VIOLATION {kind:?}: {text}");
-            entry.1.push(text);
+            let what = what();
+            // Said at once too, so a long run shows trouble when it happens.
+            eprintln!("arbor-soak: VIOLATION {kind}: {what}");
+            entry.1.push(what);
         }
     }
 

@@ -20,7 +20,10 @@
 mod ledger;
 mod load;
 mod rng;
+mod stall;
 mod sys;
+#[cfg(test)]
+mod tests;
 mod tree;
 mod watch;
 mod worker;
@@ -133,7 +136,7 @@ fn sample(rt: &Runtime) -> Sample {
 }
 
 /// What a pid left outside the tree is, for the report.
-fn describe(pid: Pid) -> String {
+fn describe(tree: &Tree, pid: Pid) -> String {
     let kind = if ServerRef::<Worker>::from_pid(pid).is_some() {
         "Worker"
     } else if ServerRef::<Helper>::from_pid(pid).is_some() {
@@ -145,7 +148,8 @@ fn describe(pid: Pid) -> String {
     } else {
         "other"
     };
-    format!("{pid} {kind} alive={}", arbor::is_alive(pid))
+    let names = tree.shared.names.keys(pid);
+    format!("{pid} {kind} named {names:?} alive={}", arbor::is_alive(pid))
 }
 
 /// Stops the load, brings the tree back to its skeleton and checks the baseline.
@@ -178,7 +182,7 @@ fn quiesce(rt: &Runtime, tree: &Tree, load: &Load, base: &Sample, phase: u64) ->
     if !wait_for(ORPHAN_BOUND, || outside().is_empty()) {
         let extra = outside();
         ledger.violation(Kind::Orphan, || {
-            let shown: Vec<String> = extra.iter().take(8).map(|p| describe(*p)).collect();
+            let shown: Vec<String> = extra.iter().take(8).map(|p| describe(tree, *p)).collect();
             format!(
                 "phase {phase}: {} processes alive that no supervisor knows, e.g. {}",
                 extra.len(),
@@ -257,6 +261,8 @@ fn main() {
     );
     let started = Instant::now();
     let ledger = Arc::new(Ledger::default());
+    let l = ledger.clone();
+    let stall_watch = std::thread::spawn(move || l.stalls.run());
     let rt = Runtime::builder()
         .worker_threads(cfg.threads)
         .thread_name("soak")
@@ -342,6 +348,8 @@ fn main() {
             });
         }
     }
+    ledger.stalls.stop();
+    let _ = stall_watch.join();
     let ok = report(&ledger, &cfg, started.elapsed());
     std::process::exit(if ok { 0 } else { 1 });
 }
@@ -364,6 +372,8 @@ fn report(ledger: &Ledger, cfg: &Config, took: Duration) -> bool {
         ledger.cancelled.get(),
         ledger.dropped_dead.get()
     );
+    let (stalls, longest) = ledger.stalls.summary();
+    println!("  host stalls over 20 ms (a sleeping thread woke late): {stalls}, longest {longest:?}");
     let violations = ledger.violations();
     println!("\n== invariants");
     for kind in ALL_KINDS {

@@ -18,3 +18,10 @@ pub(crate) fn threads() -> Option<u64> {
 pub(crate) fn rss_kib() -> Option<u64> {
     status_field("VmRSS:")
 }
+
+/// Time this thread has spent runnable but waiting for a CPU (the second field of
+/// `/proc/thread-self/schedstat`, in ns): how long the host kept it from running.
+pub(crate) fn queued_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
