@@ -5,7 +5,7 @@
 
 mod common;
 use arbor_core::*;
-use common::{rt, wait_until};
+use common::{job, rt, wait_until, Jobs};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,33 +15,6 @@ fn ops() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if cfg!(debug_assertions) { 20_000 } else { 1_000_000 })
-}
-
-type Job = Box<dyn FnOnce(&mut Jobs, ReplyTo<String>, &mut Context<'_, Jobs>) -> Option<String> + Send>;
-
-#[derive(Default)]
-struct Jobs {
-    held: Vec<ReplyTo<String>>,
-}
-
-impl GenServer for Jobs {
-    type Args = ();
-    type Info = ();
-    type Call = Job;
-    type Reply = String;
-    fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
-        Ok(Jobs::default())
-    }
-    fn handle_call(&mut self, job: Job, from: ReplyTo<String>, ctx: &mut Context<'_, Self>) -> CallFlow<String> {
-        match job(self, from, ctx) {
-            Some(r) => CallFlow::Reply(r),
-            None => CallFlow::NoReply,
-        }
-    }
-}
-
-fn job(f: impl FnOnce(&mut Jobs, ReplyTo<String>, &mut Context<'_, Jobs>) -> Option<String> + Send + 'static) -> Job {
-    Box::new(f)
 }
 
 fn info(rt: &Runtime, pid: Pid) -> ProcessInfo {

@@ -3,42 +3,11 @@
 
 mod common;
 use arbor_core::*;
-use common::{rt, wait_until, DEADLINE};
+use common::{job, rt, wait_until, Jobs, DEADLINE};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What a `Jobs` server runs for a call: anything a handler can do.
-type Job = Box<dyn FnOnce(&mut Jobs, ReplyTo<String>, &mut Context<'_, Jobs>) -> Option<String> + Send>;
-
-/// A server that runs the closures it is called with (`None`: no reply now).
-#[derive(Default)]
-struct Jobs {
-    held: Vec<ReplyTo<String>>,
-}
-
-impl GenServer for Jobs {
-    type Args = ();
-    type Info = ();
-    type Call = Job;
-    type Reply = String;
-
-    fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
-        Ok(Jobs::default())
-    }
-
-    fn handle_call(&mut self, job: Job, from: ReplyTo<String>, ctx: &mut Context<'_, Self>) -> CallFlow<String> {
-        match job(self, from, ctx) {
-            Some(r) => CallFlow::Reply(r),
-            None => CallFlow::NoReply,
-        }
-    }
-}
-
-fn job(f: impl FnOnce(&mut Jobs, ReplyTo<String>, &mut Context<'_, Jobs>) -> Option<String> + Send + 'static) -> Job {
-    Box::new(f)
-}
 
 /// A server that does nothing; counts its `init` runs.
 struct Idle;

@@ -270,3 +270,38 @@ impl GenServer for Parent {
         Flow::Continue
     }
 }
+
+/// What a `Jobs` server runs for a call: anything a handler can do.
+pub type Job = Box<dyn FnOnce(&mut Jobs, ReplyTo<String>, &mut Context<'_, Jobs>) -> Option<String> + Send>;
+
+/// A server that runs the closures it is called with (`None`: no reply now).
+#[derive(Default)]
+pub struct Jobs {
+    /// Reply handles a job kept, to answer (or drop) later.
+    pub held: Vec<ReplyTo<String>>,
+}
+
+impl GenServer for Jobs {
+    type Args = ();
+    type Info = ();
+    type Call = Job;
+    type Reply = String;
+
+    fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Jobs::default())
+    }
+
+    fn handle_call(&mut self, job: Job, from: ReplyTo<String>, ctx: &mut Context<'_, Self>) -> CallFlow<String> {
+        match job(self, from, ctx) {
+            Some(r) => CallFlow::Reply(r),
+            None => CallFlow::NoReply,
+        }
+    }
+}
+
+/// Boxes a closure as a `Jobs` call.
+pub fn job(
+    f: impl FnOnce(&mut Jobs, ReplyTo<String>, &mut Context<'_, Jobs>) -> Option<String> + Send + 'static,
+) -> Job {
+    Box::new(f)
+}
