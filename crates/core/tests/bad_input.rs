@@ -83,7 +83,9 @@ fn bad_call_zero_timeout_sends_like_stop_zero() {
     let rt = rt(2);
     let (s, handled) = fun(&rt);
     let began = Instant::now();
-    assert_eq!(s.call_timeout(job(|_, _| 1), Duration::ZERO), Err(CallError::Timeout));
+    // `Timeout`, unless the reply beat the caller's first look (possible, never waited for).
+    let r = s.call_timeout(job(|_, _| 1), Duration::ZERO);
+    assert!(matches!(r, Err(CallError::Timeout) | Ok(1)), "{r:?}");
     assert!(began.elapsed() < Duration::from_secs(1), "returned at once");
     assert!(
         wait_until(|| handled.load(Ordering::SeqCst) == 1),
