@@ -685,27 +685,37 @@ impl<G: GenServer> Runnable for Cell<G> {
     }
 
     fn run(self: Arc<Self>) {
-        // Every callback is caught where it runs; this catches what is left (a panic in
-        // a message's `Drop`, say) so that it cannot leave a zombie: a process that
-        // looks alive but that no worker will ever run or finalize again.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_slice())) {
-            Ok(true) => {
-                let rt = Arc::clone(self.header.rt());
-                rt.pool.requeue(self);
-            }
-            Ok(false) => {}
-            Err(payload) => {
-                let reason = ExitReason::panic(crate::panic::message(&*payload));
-                log::error!(
-                    "arbor: a panic escaped the runner of {} ({}); the process exits: {reason}",
-                    self.header.pid(),
-                    self.header.type_name()
-                );
-                Arc::clone(&self).die(reason);
-                let mut runner = self.runner.lock();
-                self.finalize(&mut runner);
+        // Every callback is caught where it runs. What is left (a panic in a message's
+        // `Drop`, say) must not leave a zombie: a process that looks alive but that no
+        // worker will ever run or finalize again. A guard notes this process while such a
+        // panic unwinds; the worker catches it and calls `recover`, which ends the process.
+        // A guard, not a `catch_unwind` here: that cost ping-pong about 7% of its
+        // instructions (docs/performance.md).
+        struct Escape<'a, G: GenServer>(&'a Arc<Cell<G>>);
+        impl<G: GenServer> Drop for Escape<'_, G> {
+            fn drop(&mut self) {
+                crate::scheduler::note_escape(Arc::clone(self.0) as crate::scheduler::Task);
             }
         }
+        let escape = Escape(&self);
+        let more = self.run_slice();
+        std::mem::forget(escape);
+        if more {
+            let rt = Arc::clone(self.header.rt());
+            rt.pool.requeue(self);
+        }
+    }
+
+    fn recover(self: Arc<Self>, payload: Box<dyn std::any::Any + Send>) {
+        let reason = ExitReason::panic(crate::panic::message(&*payload));
+        log::error!(
+            "arbor: a panic escaped the runner of {} ({}); the process exits: {reason}",
+            self.header.pid(),
+            self.header.type_name()
+        );
+        Arc::clone(&self).die(reason);
+        let mut runner = self.runner.lock();
+        self.finalize(&mut runner);
     }
 }
 
@@ -982,17 +992,35 @@ impl<G: GenServer> Runnable for InitTask<G> {
     }
 
     fn run(self: Arc<Self>) {
-        let Some(args) = self.args.lock().take() else { return };
-        let runner = self.cell.runner.lock();
-        let mut runner = runner;
-        let result = run_init(&self.cell, &mut runner, args);
-        let started = finish_start(&self.cell, runner, result, self.linked_caller.as_deref());
-        let server = started.as_ref().ok().cloned();
-        if !self.slot.resolve(Ok(started)) {
-            // The starter gave up at its deadline (and killed the process): make sure.
-            if let Some(server) = server {
-                server.kill();
+        // `init` is caught where it runs; this catches the rest (a panic in the
+        // arguments' or the state's `Drop`), which the worker does not.
+        let this = Arc::clone(&self);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let Some(args) = this.args.lock().take() else { return };
+            let runner = this.cell.runner.lock();
+            let mut runner = runner;
+            let result = run_init(&this.cell, &mut runner, args);
+            let started = finish_start(&this.cell, runner, result, this.linked_caller.as_deref());
+            let server = started.as_ref().ok().cloned();
+            if !this.slot.resolve(Ok(started)) {
+                // The starter gave up at its deadline (and killed the process): make sure.
+                if let Some(server) = server {
+                    server.kill();
+                }
             }
+        }));
+        if let Err(payload) = outcome {
+            let reason = ExitReason::panic(crate::panic::message(&*payload));
+            log::error!(
+                "arbor: a panic escaped the start of {} ({}); the process exits: {reason}",
+                self.cell.header.pid(),
+                self.cell.header.type_name()
+            );
+            Arc::clone(&self.cell).die(reason.clone());
+            let mut runner = self.cell.runner.lock();
+            self.cell.finalize(&mut runner);
+            drop(runner);
+            let _ = self.slot.resolve(Ok(Err(StartError::Init(reason))));
         }
     }
 }

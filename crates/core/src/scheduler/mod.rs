@@ -16,6 +16,6 @@ mod sleep;
 #[cfg(loom)]
 pub use lifo::LifoSlot;
 #[cfg(not(loom))]
-pub(crate) use pool::{block_in_place, Pool, PoolConfig, Runnable, Stall};
+pub(crate) use pool::{block_in_place, note_escape, Pool, PoolConfig, Runnable, Stall, Task};
 #[cfg(loom)]
 pub use sleep::Sleep;
