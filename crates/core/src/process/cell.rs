@@ -723,7 +723,7 @@ impl<G: GenServer> Cell<G> {
     /// Runs up to [`BUDGET`] messages; true if the process must be re-queued.
     fn run_slice(self: &Arc<Self>) -> bool {
         let mut runner = self.runner.lock();
-        let guard = CurrentGuard::enter(self.clone());
+        let guard = CurrentGuard::enter(self);
         // Read once: the cell's first cache line is shared with the mailbox's inbox lock,
         // which senders keep taking while this runs.
         let (header, mailbox) = (&*self.header, &self.mailbox);
@@ -882,7 +882,7 @@ fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::
         drop_quietly(args, "a start's arguments");
         return Err(reason);
     }
-    let _current = CurrentGuard::enter(cell.clone());
+    let _current = CurrentGuard::enter(cell);
     struct Depth;
     impl Drop for Depth {
         fn drop(&mut self) {
