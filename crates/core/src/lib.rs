@@ -158,5 +158,6 @@ pub fn is_alive(pid: Pid) -> bool {
 pub mod loom_api {
     pub use crate::mailbox::{Mailbox, Pop};
     pub use crate::reply::Slot;
+    pub use crate::scheduler::loom_face as pool;
     pub use crate::scheduler::{LifoSlot, Sleep};
 }

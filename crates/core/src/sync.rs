@@ -18,7 +18,7 @@ pub(crate) use std::thread;
 pub(crate) use parking_lot::{Condvar, Mutex as PlainMutex, RwLock};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::thread;
 
@@ -74,6 +74,20 @@ pub(crate) fn park_timeout(timeout: std::time::Duration) {
     {
         let _ = timeout;
         loom::thread::park()
+    }
+}
+
+/// True once the thread has finished (loom's handles cannot tell: never, so nothing is
+/// pruned early; a model joins its threads at the end).
+pub(crate) fn is_finished<T>(handle: &thread::JoinHandle<T>) -> bool {
+    #[cfg(not(loom))]
+    {
+        handle.is_finished()
+    }
+    #[cfg(loom)]
+    {
+        let _ = handle;
+        false
     }
 }
 

@@ -9,12 +9,13 @@
 //! `docs/scheduler.md`.
 
 mod lifo;
-#[cfg(not(loom))]
 mod pool;
 mod sleep;
 
 #[cfg(loom)]
 pub use lifo::LifoSlot;
+#[cfg(loom)]
+pub use pool::loom_face;
 #[cfg(not(loom))]
 pub(crate) use pool::{block_in_place, note_escape, Pool, PoolConfig, Runnable, Stall, Task};
 #[cfg(loom)]

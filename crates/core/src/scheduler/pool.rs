@@ -27,14 +27,30 @@
 //!
 //! Lifecycle states of a worker thread: *running* a task, *searching* the queues,
 //! *idle* (parked, listed in [`Sleep`]), *blocked* (inside `block_in_place`), *retired*.
+//!
+//! Under `cfg(loom)` this same code is model-checked (`tests/loom_pool.rs`, through
+//! [`loom_face`]): loom's threads, thread-locals, atomics and locks, a streak of 2, one
+//! spin round, and no monitor thread (a model calls [`Pool::monitor_round`] itself).
+
+// Under loom, the parts only the runtime uses (introspection, the watchdog) go unused.
+#![cfg_attr(loom, allow(dead_code))]
 
 use super::lifo::LifoSlot;
 use super::sleep::Sleep;
-use crate::sync::{thread, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{is_finished, thread, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
+
+#[cfg(not(loom))]
+use crate::panic::message as panic_message;
+
+/// loom: the panic module (and its hook) is not built.
+#[cfg(loom)]
+fn panic_message(_payload: &(dyn std::any::Any + Send)) -> String {
+    "<a panic in a loom model>".to_string()
+}
 
 /// Something the pool can run: a process, type-erased.
 pub(crate) trait Runnable: Send + Sync + 'static {
@@ -50,7 +66,7 @@ pub(crate) trait Runnable: Send + Sync + 'static {
         drop(self);
         log::error!(
             "arbor: a task panicked outside its callbacks ({}); the worker carries on",
-            crate::panic::message(&*payload)
+            panic_message(&*payload)
         );
     }
     /// Who this task runs, for the watchdog: a process's serial and its place (runtime
@@ -76,10 +92,18 @@ pub(crate) type StallHook = Box<dyn Fn(Stall) + Send + Sync>;
 pub(crate) type Task = Arc<dyn Runnable>;
 
 /// Consecutive LIFO-slot runs before a worker looks at the injector first.
+#[cfg(not(loom))]
 const MAX_LIFO_STREAK: u32 = 32;
+/// loom: a streak short enough for a model to cut it.
+#[cfg(loom)]
+const MAX_LIFO_STREAK: u32 = 2;
 
 /// Rounds a worker spins for work before it parks (a few tens of microseconds).
+#[cfg(not(loom))]
 const SPIN_ROUNDS: u32 = 512;
+/// loom: one look, enough to take the spinning paths of the sleep protocol.
+#[cfg(loom)]
+const SPIN_ROUNDS: u32 = 1;
 
 /// How long a surplus worker (started to compensate a blocked one) lingers idle before it
 /// exits.
@@ -183,8 +207,14 @@ impl WorkerCtx {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static WORKER: RefCell<Option<WorkerCtx>> = const { RefCell::new(None) };
+}
+// loom runs its threads on one OS thread: a std thread-local would be shared by them.
+#[cfg(loom)]
+loom::thread_local! {
+    static WORKER: RefCell<Option<WorkerCtx>> = RefCell::new(None);
 }
 
 impl Pool {
@@ -219,11 +249,16 @@ impl Pool {
                 let mut counts = pool.counts.lock();
                 pool.spawn_worker(&mut counts)?;
             }
-            let weak = Arc::downgrade(&pool);
-            let monitor = thread::Builder::new()
-                .name(format!("{}-monitor", pool.name))
-                .spawn(move || monitor_main(weak))?;
-            *pool.monitor.lock() = Some(monitor);
+            // Under loom the monitor is no thread of its own: a model calls
+            // `monitor_round` where it wants a look (a timed loop would not end).
+            #[cfg(not(loom))]
+            {
+                let weak = Arc::downgrade(&pool);
+                let monitor = thread::Builder::new()
+                    .name(format!("{}-monitor", pool.name))
+                    .spawn(move || monitor_main(weak))?;
+                *pool.monitor.lock() = Some(monitor);
+            }
             Ok(())
         })();
         if let Err(e) = started {
@@ -235,7 +270,7 @@ impl Pool {
     }
 
     fn spawn_worker(self: &Arc<Self>, counts: &mut Counts) -> std::io::Result<()> {
-        counts.handles.retain(|h| !h.is_finished());
+        counts.handles.retain(|h| !is_finished(h));
         let mut builder = thread::Builder::new().name(format!("{}-{}", self.name, counts.next_name));
         if let Some(size) = self.stack_size {
             builder = builder.stack_size(size);
@@ -381,6 +416,11 @@ impl Pool {
                     // that lets a panic escape notes itself (see `note_escape`) so that it
                     // can clean up after the unwinding, here.
                     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run())) {
+                        // loom aborts a model with a panic (a failed assertion, a deadlock
+                        // found): that one must reach loom, not the worker's catch.
+                        #[cfg(loom)]
+                        std::panic::resume_unwind(payload);
+                        #[cfg(not(loom))]
                         recover_escaped(payload);
                     }
                     shared.busy.store(false, Ordering::Relaxed);
@@ -477,14 +517,20 @@ impl Pool {
                 break;
             }
             for h in handles {
-                while !h.is_finished() && std::time::Instant::now() < deadline {
-                    self.sleep.wake_all();
-                    thread::sleep(Duration::from_millis(1));
-                }
-                if h.is_finished() {
-                    let _ = h.join();
-                } else {
-                    log::warn!("arbor: a worker thread is stuck in a handler; leaving it detached");
+                // loom: no clock to poll against; every modelled worker ends, so join it.
+                #[cfg(loom)]
+                let _ = (deadline, h.join());
+                #[cfg(not(loom))]
+                {
+                    while !h.is_finished() && std::time::Instant::now() < deadline {
+                        self.sleep.wake_all();
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    if h.is_finished() {
+                        let _ = h.join();
+                    } else {
+                        log::warn!("arbor: a worker thread is stuck in a handler; leaving it detached");
+                    }
                 }
             }
         }
@@ -593,6 +639,7 @@ struct Look {
 /// The pool's monitor: every [`STALL`] while any worker is busy (napping longer while
 /// all are idle), it hands a stalled worker's LIFO task to the others, as Go's sysmon
 /// retakes a processor from a thread stuck in a system call. Ends with the pool.
+#[cfg(not(loom))]
 fn monitor_main(pool: std::sync::Weak<Pool>) {
     let mut last = Vec::new();
     let mut nap = STALL;
@@ -612,9 +659,14 @@ fn monitor_main(pool: std::sync::Weak<Pool>) {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     /// The task whose `run` a panic is escaping, noted by its drop guard while unwinding.
     static ESCAPED: RefCell<Option<Task>> = const { RefCell::new(None) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static ESCAPED: RefCell<Option<Task>> = RefCell::new(None);
 }
 
 /// Notes, from a drop guard running while a panic unwinds out of [`Runnable::run`], the
@@ -638,7 +690,7 @@ fn recover_escaped(payload: Box<dyn std::any::Any + Send>) {
         }
         None => log::error!(
             "arbor: a task panicked outside its callbacks ({}); the worker carries on",
-            crate::panic::message(&*payload)
+            panic_message(&*payload)
         ),
     }
 }
@@ -694,6 +746,109 @@ pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
     }
     let _unblock = Unblock(&pool);
     f()
+}
+
+/// The pool as the loom models (`tests/loom_pool.rs`) drive it: the real [`Pool`], its
+/// worker loop and [`block_in_place`], behind a public face of its own, so that the pool's
+/// items stay crate-private.
+#[cfg(loom)]
+pub mod loom_face {
+    use super::{Pool, PoolConfig, Runnable};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A model's task.
+    pub trait Job: Send + Sync + 'static {
+        /// Runs it, on a worker.
+        fn run_job(self: Arc<Self>);
+    }
+
+    impl<J: Job> Runnable for J {
+        fn run(self: Arc<Self>) {
+            self.run_job()
+        }
+    }
+
+    /// A pool of modelled worker threads (no monitor thread: see [`PoolHandle::monitor_round`]).
+    #[derive(Clone)]
+    pub struct PoolHandle(Arc<Pool>);
+
+    /// What the pool counts.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Counts {
+        /// Worker threads alive.
+        pub threads: usize,
+        /// Of those, inside `block_in_place`.
+        pub blocked: usize,
+        /// Blocked workers left uncompensated at the cap.
+        pub refused: u64,
+    }
+
+    impl PoolHandle {
+        /// Starts `threads` workers, with at most `max_blocking_threads` more to
+        /// compensate blocked ones.
+        pub fn start(threads: usize, max_blocking_threads: usize) -> PoolHandle {
+            let pool = Pool::start(PoolConfig {
+                threads,
+                name: "loom".into(),
+                stack_size: None,
+                max_blocking_threads,
+                watchdog: Duration::MAX,
+            })
+            .expect("loom spawns threads without fail");
+            PoolHandle(pool)
+        }
+
+        /// [`Pool::schedule`]: into this worker's LIFO slot on a worker, else injected.
+        pub fn schedule<J: Job>(&self, job: Arc<J>) {
+            self.0.schedule(job)
+        }
+
+        /// [`Pool::inject`].
+        pub fn inject<J: Job>(&self, job: Arc<J>) {
+            self.0.inject(job)
+        }
+
+        /// [`Pool::requeue`]: a task that spent its budget.
+        pub fn requeue<J: Job>(&self, job: Arc<J>) {
+            self.0.requeue(job)
+        }
+
+        /// One look of the pool's monitor: hands the LIFO task of a worker seen running the
+        /// same task as at the previous look (`looks`) to the injector.
+        pub fn monitor_round(&self, looks: &mut Looks) {
+            self.0.monitor_round(&mut looks.0);
+        }
+
+        /// [`Pool::shutdown`]: stops and joins every worker.
+        pub fn shutdown(&self) {
+            self.0.shutdown(Duration::from_secs(60))
+        }
+
+        /// The pool's counts.
+        pub fn counts(&self) -> Counts {
+            let c = self.0.counts.lock();
+            Counts {
+                threads: c.threads,
+                blocked: c.blocked,
+                refused: c.refused,
+            }
+        }
+
+        /// Tasks the monitor handed from a stalled worker's slot to the injector.
+        pub fn handoffs(&self) -> usize {
+            self.0.handoffs.load(crate::sync::Ordering::SeqCst)
+        }
+    }
+
+    /// What the monitor saw at its previous look.
+    #[derive(Default)]
+    pub struct Looks(Vec<super::Look>);
+
+    /// [`super::block_in_place`].
+    pub fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
+        super::block_in_place(f)
+    }
 }
 
 #[cfg(test)]
