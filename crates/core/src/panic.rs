@@ -42,9 +42,9 @@ static WANT_BACKTRACES: crate::sync::AtomicUsize = crate::sync::AtomicUsize::new
 /// A runtime that may print crash reports to standard error starts (`true`) or stops.
 pub(crate) fn set_backtraces(on: bool) {
     if on {
-        WANT_BACKTRACES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WANT_BACKTRACES.fetch_add(1, crate::sync::Ordering::Relaxed);
     } else {
-        WANT_BACKTRACES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        WANT_BACKTRACES.fetch_sub(1, crate::sync::Ordering::Relaxed);
     }
 }
 
@@ -59,7 +59,7 @@ pub(crate) fn install_hook() {
             }
             // Capturing walks the stack (tens of microseconds): only when a report may
             // print it (see `set_backtraces`), and when the environment asks for it.
-            let backtrace = if WANT_BACKTRACES.load(std::sync::atomic::Ordering::Relaxed) > 0
+            let backtrace = if WANT_BACKTRACES.load(crate::sync::Ordering::Relaxed) > 0
                 || log::max_level() != log::LevelFilter::Off
             {
                 std::backtrace::Backtrace::capture()

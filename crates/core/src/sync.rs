@@ -4,6 +4,15 @@
 //! (mailbox push and schedule, worker park and unpark, the reply slot racing a timeout
 //! and an exit) can be model-checked. Nothing else in core may import
 //! `std::sync::atomic`, `parking_lot` or `std::thread` directly.
+//!
+//! Exempt, on purpose: `std::sync::Arc` (and `Weak`), whose counts protect no protocol of
+//! ours; `std::sync::OnceLock` and `Once` (a process's name and exit reason, the pool's
+//! stall hook, the timer thread's handle, the panic hook), each written once before it is
+//! read by the protocol that publishes it; and `thread_local!`, which the pool declares
+//! through loom's macro under `cfg(loom)` (the parts of core built under loom: mailbox,
+//! reply slot, LIFO slot, sleep list, pool). The process layer (header, cell, table,
+//! signals), the timers and the runtime are not built under loom yet: their atomics and
+//! locks come from here all the same, so they can be.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
