@@ -20,12 +20,13 @@ use arbor_core::loom_api::pool::{block_in_place, Job, Looks, PoolHandle};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
 
-/// A model's bound on preemptions (`LOOM_MAX_PREEMPTIONS` overrides it): the bugs these
-/// models look for need one or two.
-fn model(f: impl Fn() + Sync + Send + 'static) {
+/// Checks `f` with at most `preemptions` preemptions (`LOOM_MAX_PREEMPTIONS` overrides
+/// it): 2 for the models with one worker (under a second each), 1 for those with two
+/// workers (seconds each; at 2 they take minutes: `LOOM_MAX_PREEMPTIONS=2` runs them so).
+fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
+        builder.preemption_bound = Some(preemptions);
     }
     builder.check(f);
 }
@@ -108,7 +109,7 @@ impl Job for Counted {
 /// wake-up between the injector and the sleep protocol.
 #[test]
 fn a_task_injected_while_the_only_worker_parks_is_run() {
-    model(|| {
+    model(2, || {
         let pool = PoolHandle::start(1, 0);
         let done = Done::new(1);
         let task = Counted::new("a", &done);
@@ -124,7 +125,7 @@ fn a_task_injected_while_the_only_worker_parks_is_run() {
 /// each run exactly once.
 #[test]
 fn injected_tasks_run_exactly_once_on_two_workers() {
-    model(|| {
+    model(1, || {
         let pool = PoolHandle::start(2, 0);
         let done = Done::new(2);
         let (a, b) = (Counted::new("a", &done), Counted::new("b", &done));
@@ -155,7 +156,7 @@ impl Job for Fan {
 
 #[test]
 fn tasks_scheduled_from_a_worker_run_exactly_once() {
-    model(|| {
+    model(1, || {
         let pool = PoolHandle::start(2, 0);
         let done = Done::new(3);
         let (a, b) = (Counted::new("a", &done), Counted::new("b", &done));
@@ -196,7 +197,7 @@ impl Job for Budget {
 }
 
 fn requeue(lifo: bool) {
-    model(move || {
+    model(1, move || {
         let pool = PoolHandle::start(2, 0);
         let done = Done::new(1 + usize::from(lifo));
         let other = lifo.then(|| Counted::new("lifo", &done));
@@ -259,7 +260,7 @@ impl Job for Hop {
 /// first; the LIFO task is not lost, and runs next. One worker, so the order is fixed.
 #[test]
 fn the_streak_cut_queues_the_lifo_task_behind_the_injector() {
-    model(|| {
+    model(2, || {
         let pool = PoolHandle::start(1, 0);
         let done = Done::new(5);
         let outsider = Counted::new("outsider", &done);
@@ -282,7 +283,7 @@ fn the_streak_cut_queues_the_lifo_task_behind_the_injector() {
 /// worker, in order, and nothing is queued.
 #[test]
 fn a_streak_with_nothing_injected_runs_on() {
-    model(|| {
+    model(2, || {
         let pool = PoolHandle::start(1, 0);
         let done = Done::new(4);
         let labels: &'static [&'static str] = &["hop0", "hop1", "hop2", "hop3"];
@@ -347,7 +348,7 @@ impl Job for Blocker {
 
 #[test]
 fn block_in_place_hands_the_lifo_task_to_a_compensating_worker() {
-    model(|| {
+    model(2, || {
         let pool = PoolHandle::start(1, 1);
         let done = Done::new(1);
         let woken = std::sync::Arc::new(Wakee {
@@ -392,7 +393,7 @@ impl Job for Stuck {
 
 #[test]
 fn the_monitor_hands_a_stalled_workers_lifo_task_to_another_worker() {
-    model(|| {
+    model(1, || {
         let pool = PoolHandle::start(2, 0);
         let done = Done::new(1);
         let woken = std::sync::Arc::new(Wakee {
