@@ -44,6 +44,8 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(not(loom))]
+mod clock;
 mod error;
 mod exit;
 mod mailbox;
@@ -74,6 +76,8 @@ mod runtime;
 mod server_ref;
 #[cfg(not(loom))]
 mod signal;
+#[cfg(not(loom))]
+pub mod sim;
 #[cfg(not(loom))]
 mod timer;
 
@@ -110,6 +114,19 @@ pub use server_ref::{ServerRef, DEFAULT_CALL_TIMEOUT};
 #[cfg(not(loom))]
 pub fn current_pid() -> Option<Pid> {
     process::current().map(|p| p.header().pid())
+}
+
+/// The current instant of the runtime of the process running on this thread
+/// ([`RuntimeHandle::now`]: virtual on a deterministic runtime), or `Instant::now()`
+/// outside any process. Code in a process that measures time should read this rather than
+/// `Instant::now()`, so that it follows the virtual clock under
+/// [`SimRuntime`](sim::SimRuntime); on a real runtime it is `Instant::now()`.
+#[cfg(not(loom))]
+pub fn now() -> std::time::Instant {
+    match process::current() {
+        Some(p) => p.header().rt().now(),
+        None => std::time::Instant::now(),
+    }
 }
 
 /// Sends an exit signal to `pid`, from the calling process or from outside (S36).

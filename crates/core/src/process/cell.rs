@@ -26,7 +26,7 @@ use crate::{CrashReports, ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Messages a run handles before it yields the worker.
 const BUDGET: usize = 64;
@@ -162,6 +162,8 @@ pub(crate) struct Runner<G: GenServer> {
 /// A process running the GenServer `G`.
 pub(crate) struct Cell<G: GenServer> {
     header: Arc<Header>,
+    /// True on a deterministic runtime: deliveries, spawns and exits go to its trace.
+    traced: bool,
     mailbox: Mailbox<Envelope<G>>,
     runner: Mutex<Runner<G>>,
 }
@@ -174,6 +176,7 @@ enum Outcome {
 impl<G: GenServer> Cell<G> {
     fn new(pid: Pid, parent: Pid, rt: Arc<RtShared>) -> Cell<G> {
         Cell {
+            traced: rt.pool.sim().is_some(),
             header: Arc::new(Header::new(pid, parent, std::any::type_name::<G>(), rt)),
             mailbox: Mailbox::new_running(),
             runner: Mutex::new(Runner {
@@ -189,10 +192,51 @@ impl<G: GenServer> Cell<G> {
 
     /// Queues an envelope and schedules the process if it was idle.
     pub(crate) fn push(self: &Arc<Self>, env: Envelope<G>) -> Result<(), Envelope<G>> {
+        if self.traced {
+            return self.push_traced(env);
+        }
         if self.mailbox.push(env)? {
             self.header.rt().pool.schedule(self.clone());
         }
         Ok(())
+    }
+
+    /// [`Cell::push`] on a deterministic runtime: the delivery goes to its trace.
+    #[cold]
+    fn push_traced(self: &Arc<Self>, env: Envelope<G>) -> Result<(), Envelope<G>> {
+        use crate::sim::MessageKind as K;
+        let kind = match &env {
+            Envelope::Info(_) => K::Info,
+            Envelope::Timer(..) => K::Timer,
+            Envelope::Call(..) => K::Call,
+            Envelope::Stop(_) => K::Stop,
+            Envelope::Sys(sys) => match &**sys {
+                SysMsg::Exit { .. } => K::Exit,
+                SysMsg::Down(_) => K::Down,
+                SysMsg::GetState(_) => K::GetState,
+            },
+            Envelope::Timeout(_) => K::Timeout,
+            Envelope::Request(_) => K::Request,
+            Envelope::Cast(_) => K::Cast,
+        };
+        let schedule = self.mailbox.push(env)?;
+        let rt = self.header.rt();
+        if let Some(driver) = rt.pool.sim() {
+            driver.trace_deliver(self.header.pid(), kind);
+        }
+        if schedule {
+            rt.pool.schedule(self.clone());
+        }
+        Ok(())
+    }
+
+    /// On a deterministic runtime, tells its trace that the process's slot is freed.
+    fn forget_traced(&self) {
+        if self.traced {
+            if let Some(driver) = self.header.rt().pool.sim() {
+                driver.forget(self.header.pid());
+            }
+        }
     }
 
     /// Drops a queued `Down` of `monitor` (demonitor with flush, S33).
@@ -572,6 +616,7 @@ impl<G: GenServer> Cell<G> {
             }
         }
         rt.table.remove(self.header.pid());
+        self.forget_traced();
     }
 }
 
@@ -614,6 +659,11 @@ impl<G: GenServer> Process for Cell<G> {
     fn die(self: Arc<Self>, reason: ExitReason) {
         if !self.header.begin_exit(&reason) {
             return;
+        }
+        if self.traced {
+            if let Some(driver) = self.header.rt().pool.sim() {
+                driver.trace_exit(self.header.pid(), &reason);
+            }
         }
         let (queue, schedule) = self.mailbox.close().unwrap_or_default();
         self.header.release_names(&reason);
@@ -792,6 +842,9 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     };
     let cell: Arc<Cell<G>> = rt.table.insert(|pid| Arc::new(Cell::new(pid, parent, Arc::clone(&rt))));
     let pid = cell.header.pid();
+    if let Some(driver) = rt.pool.sim() {
+        driver.born(&cell.header);
+    }
     if rt.is_shutting_down() {
         // Shutdown began after the check above and may have taken its list of roots
         // before this process was in the table: it never runs.
@@ -863,6 +916,7 @@ fn vanish<G: GenServer>(cell: &Arc<Cell<G>>, linked_caller: Option<&dyn Process>
     runner.local.finalized = true;
     drop(runner);
     cell.header.rt().table.remove(pid);
+    cell.forget_traced();
 }
 
 fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::Args) -> Result<G, ExitReason> {
@@ -953,7 +1007,7 @@ fn start_on_pool<G: GenServer>(
         None => None,
     };
     cell.header.rt().pool.inject(Arc::new(task));
-    match slot.wait(Instant::now().checked_add(timeout)) {
+    match cell.header.rt().wait(&slot, timeout) {
         Ok(started) => started,
         Err(_) => {
             // As OTP's `proc_lib`: unlink, then kill, so that the caller gets the
