@@ -71,7 +71,10 @@ pub enum TraceEvent {
     Deliver {
         /// Virtual time.
         at: Duration,
-        /// The sending process (0: code outside any process, a timer, the runtime).
+        /// The process running when the message was delivered (0: none: code outside any
+        /// process, or a timer): the sender of a send or a call; for an exit signal or a
+        /// `Down`, the process whose action caused it (which may be the receiver itself,
+        /// killing a linked child).
         from: u64,
         /// The receiving process.
         to: u64,
