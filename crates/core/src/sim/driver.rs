@@ -184,6 +184,10 @@ impl Driver {
         Self::number_in(&self.state.lock(), pid)
     }
 
+    pub(crate) fn numbered(&self) -> usize {
+        self.state.lock().numbers.len()
+    }
+
     pub(crate) fn trace_deliver(&self, to: Pid, kind: MessageKind) {
         let at = self.elapsed();
         let from = crate::process::current().map(|p| p.header().pid());

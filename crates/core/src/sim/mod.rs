@@ -358,6 +358,12 @@ impl SimRuntime {
         self.driver.number(pid)
     }
 
+    /// How many processes the trace holds a number for (the live ones, until they are
+    /// finalized): for leak tests.
+    pub fn numbered_processes(&self) -> usize {
+        self.driver.numbered()
+    }
+
     /// Turns fault injection on (or off, with `None`) from now on.
     pub fn set_faults(&self, faults: Option<Faults>) {
         self.driver.set_faults(faults);
