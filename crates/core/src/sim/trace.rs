@@ -159,7 +159,7 @@ impl Trace {
     pub(crate) fn record(&mut self, event: TraceEvent) {
         use std::fmt::Write;
         self.text.clear();
-        let _ = write!(self.text, "{event}\n");
+        let _ = writeln!(self.text, "{event}");
         for b in self.text.as_bytes() {
             self.digest ^= u64::from(*b);
             self.digest = self.digest.wrapping_mul(FNV_PRIME);
