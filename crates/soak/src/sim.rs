@@ -152,11 +152,7 @@ fn timed_call(shared: &Shared, t0: Instant, target: &ServerRef<SimWorker>, req: 
     let took = target.runtime().now().duration_since(t0);
     let seed = shared.seed;
     shared.ledger.count("calls");
-    if took > timeout {
-        shared.ledger.violation(Kind::LateCall, || {
-            format!("seed {seed}: a call with a {timeout:?} timeout returned after {took:?} ({got:?})")
-        });
-    }
+    check_lateness(&shared.ledger, seed, timeout, took);
     match got {
         Ok(n) if n != nonce => shared.ledger.violation(Kind::WrongReply, || {
             format!("seed {seed}: a call for #{nonce} got the reply of #{n}")
@@ -164,6 +160,15 @@ fn timed_call(shared: &Shared, t0: Instant, target: &ServerRef<SimWorker>, req: 
         Ok(_) => shared.ledger.count("calls answered"),
         Err(CallError::Timeout) => shared.ledger.count("calls timed out"),
         Err(_) => shared.ledger.count("calls failed with a typed error"),
+    }
+}
+
+/// A call that took longer than its timeout (on the virtual clock: exactly) is late.
+pub(crate) fn check_lateness(ledger: &Ledger, seed: u64, timeout: Duration, took: Duration) {
+    if took > timeout {
+        ledger.violation(Kind::LateCall, || {
+            format!("seed {seed}: a call with a {timeout:?} timeout returned after {took:?}")
+        });
     }
 }
 
