@@ -162,8 +162,6 @@ pub(crate) struct Runner<G: GenServer> {
 /// A process running the GenServer `G`.
 pub(crate) struct Cell<G: GenServer> {
     header: Arc<Header>,
-    /// True on a deterministic runtime: deliveries, spawns and exits go to its trace.
-    traced: bool,
     mailbox: Mailbox<Envelope<G>>,
     runner: Mutex<Runner<G>>,
 }
@@ -176,9 +174,9 @@ enum Outcome {
 impl<G: GenServer> Cell<G> {
     fn new(pid: Pid, parent: Pid, rt: Arc<RtShared>) -> Cell<G> {
         Cell {
-            traced: rt.pool.sim().is_some(),
+            // On a deterministic runtime, deliveries go to its trace (see `push`).
+            mailbox: Mailbox::new_running_traced(rt.pool.sim().is_some()),
             header: Arc::new(Header::new(pid, parent, std::any::type_name::<G>(), rt)),
-            mailbox: Mailbox::new_running(),
             runner: Mutex::new(Runner {
                 state: None,
                 local: Local::default(),
@@ -190,52 +188,31 @@ impl<G: GenServer> Cell<G> {
         &self.header
     }
 
-    /// Queues an envelope and schedules the process if it was idle.
+    /// Queues an envelope and schedules the process if it was idle. On a deterministic
+    /// runtime the delivery also goes to its trace (the mailbox knows; the real runtime
+    /// pays one test of a flag in the cache line the push holds).
     pub(crate) fn push(self: &Arc<Self>, env: Envelope<G>) -> Result<(), Envelope<G>> {
-        if self.traced {
-            return self.push_traced(env);
+        let (schedule, traced) = self.mailbox.push_observed(env, kind_of)?;
+        if let Some(kind) = traced {
+            self.trace_delivery(kind);
         }
-        if self.mailbox.push(env)? {
+        if schedule {
             self.header.rt().pool.schedule(self.clone());
         }
         Ok(())
     }
 
-    /// [`Cell::push`] on a deterministic runtime: the delivery goes to its trace.
     #[cold]
-    fn push_traced(self: &Arc<Self>, env: Envelope<G>) -> Result<(), Envelope<G>> {
-        use crate::sim::MessageKind as K;
-        let kind = match &env {
-            Envelope::Info(_) => K::Info,
-            Envelope::Timer(..) => K::Timer,
-            Envelope::Call(..) => K::Call,
-            Envelope::Stop(_) => K::Stop,
-            Envelope::Sys(sys) => match &**sys {
-                SysMsg::Exit { .. } => K::Exit,
-                SysMsg::Down(_) => K::Down,
-                SysMsg::GetState(_) => K::GetState,
-            },
-            Envelope::Timeout(_) => K::Timeout,
-            Envelope::Request(_) => K::Request,
-            Envelope::Cast(_) => K::Cast,
-        };
-        let schedule = self.mailbox.push(env)?;
-        let rt = self.header.rt();
-        if let Some(driver) = rt.pool.sim() {
+    fn trace_delivery(&self, kind: crate::sim::MessageKind) {
+        if let Some(driver) = self.header.rt().pool.sim() {
             driver.trace_deliver(self.header.pid(), kind);
         }
-        if schedule {
-            rt.pool.schedule(self.clone());
-        }
-        Ok(())
     }
 
     /// On a deterministic runtime, tells its trace that the process's slot is freed.
     fn forget_traced(&self) {
-        if self.traced {
-            if let Some(driver) = self.header.rt().pool.sim() {
-                driver.forget(self.header.pid());
-            }
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.forget(self.header.pid());
         }
     }
 
@@ -620,6 +597,25 @@ impl<G: GenServer> Cell<G> {
     }
 }
 
+/// What kind of message an envelope carries, for a deterministic runtime's trace.
+fn kind_of<G: GenServer>(env: &Envelope<G>) -> crate::sim::MessageKind {
+    use crate::sim::MessageKind as K;
+    match env {
+        Envelope::Info(_) => K::Info,
+        Envelope::Timer(..) => K::Timer,
+        Envelope::Call(..) => K::Call,
+        Envelope::Stop(_) => K::Stop,
+        Envelope::Sys(sys) => match &**sys {
+            SysMsg::Exit { .. } => K::Exit,
+            SysMsg::Down(_) => K::Down,
+            SysMsg::GetState(_) => K::GetState,
+        },
+        Envelope::Timeout(_) => K::Timeout,
+        Envelope::Request(_) => K::Request,
+        Envelope::Cast(_) => K::Cast,
+    }
+}
+
 fn flow(f: Flow) -> Outcome {
     match f {
         Flow::Continue => Outcome::Continue,
@@ -660,10 +656,8 @@ impl<G: GenServer> Process for Cell<G> {
         if !self.header.begin_exit(&reason) {
             return;
         }
-        if self.traced {
-            if let Some(driver) = self.header.rt().pool.sim() {
-                driver.trace_exit(self.header.pid(), &reason);
-            }
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.trace_exit(self.header.pid(), &reason);
         }
         let (queue, schedule) = self.mailbox.close().unwrap_or_default();
         self.header.release_names(&reason);
