@@ -39,6 +39,9 @@
 //! operation a caller waits on has a future form for async code ([`ServerRef::call_async`],
 //! [`CallFuture`]): plain `std::future::Future`s that need no executor.
 //!
+//! To test code in virtual time with a replayable, seeded choice of interleaving, run it on
+//! a deterministic runtime: [`sim::SimRuntime`] (`docs/testing.md`).
+//!
 //! The contract (ordering, calls, exits, links, monitors, and every departure from OTP)
 //! is in `docs/semantics.md`; the machinery in `docs/architecture.md`.
 
