@@ -632,3 +632,72 @@ fn runtime_now_and_arbor_now_follow_the_virtual_clock() {
     assert!(sim.is_simulated());
     assert!(!Runtime::new().unwrap().is_simulated());
 }
+
+/// Calls `target` (a `Deferred`) from its handler when told, logging the outcome and time.
+struct Middle {
+    target: ServerRef<Deferred>,
+    log: Log,
+}
+
+impl GenServer for Middle {
+    type Args = (ServerRef<Deferred>, Log);
+    type Info = ();
+    type Call = ();
+    type Reply = u64;
+    fn init((target, log): Self::Args, _: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Middle { target, log })
+    }
+    fn handle_info(&mut self, (): (), ctx: &mut Context<'_, Self>) -> Flow {
+        let got = self.target.call_timeout(DReq::Get, Duration::from_secs(60));
+        self.log.push(format!("middle got {got:?} at {:?}", ctx.now()));
+        Flow::Continue
+    }
+    fn handle_call(&mut self, (): (), _: ReplyTo<u64>, _: &mut Context<'_, Self>) -> CallFlow<u64> {
+        CallFlow::Reply(5)
+    }
+}
+
+/// Calls `Middle` from its handler, a second after it starts.
+struct Outer {
+    middle: ServerRef<Middle>,
+    log: Log,
+}
+
+impl GenServer for Outer {
+    type Args = (ServerRef<Middle>, Log);
+    type Info = ();
+    type Call = ();
+    type Reply = ();
+    fn init((middle, log): Self::Args, ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        ctx.send_after(Duration::from_secs(1), ());
+        Ok(Outer { middle, log })
+    }
+    fn handle_info(&mut self, (): (), ctx: &mut Context<'_, Self>) -> Flow {
+        let t0 = ctx.now();
+        let got = self.middle.call_timeout((), Duration::from_secs(10));
+        self.log.push(format!("outer got {got:?} after {:?}", ctx.now() - t0));
+        Flow::Continue
+    }
+}
+
+#[test]
+fn a_wait_nested_above_the_process_it_needs_lasts_until_its_deadline() {
+    // Middle waits (inside a handler) for a reply released at 2 s. Meanwhile, at 1 s,
+    // Outer calls Middle: on the real runtime Outer would be answered at 2 s, once
+    // Middle's handler returns. Here Outer's wait runs nested above Middle's on the one
+    // driving thread, so Middle cannot resume before Outer's wait ends: Outer times out at
+    // its deadline (10 s), then Middle resumes with its reply. Documented in testing.md
+    // ("Nested waits"); deterministic, and never a hang.
+    let sim = SimRuntime::new(16);
+    let log = Log::default();
+    let deferred = sim.start::<Deferred>(()).unwrap();
+    let middle = sim.start::<Middle>((deferred.clone(), log.clone())).unwrap();
+    middle.send(()).unwrap();
+    sim.start::<Releaser>((deferred, Duration::from_secs(2))).unwrap();
+    sim.start::<Outer>((middle, log.clone())).unwrap();
+    assert!(sim.run_until(Duration::from_secs(60), || log.get().len() == 2));
+    let t0 = sim.now() - sim.elapsed();
+    let lines = log.get();
+    assert_eq!(lines[0], "outer got Err(Timeout) after 10s");
+    assert_eq!(lines[1], format!("middle got Ok(7) at {:?}", t0 + Duration::from_secs(11)));
+}
