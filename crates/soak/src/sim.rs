@@ -465,6 +465,9 @@ pub(crate) fn main(first: u64, seeds: u64) -> bool {
         let made = ledger.tokens_made.get();
         let ended = ledger.tokens_ended();
         let run = run_seed(&ledger, seed);
+        if seeds <= 10 {
+            println!("seed {seed}: trace digest {:#018x}, {} steps, {} faults", run.digest, run.steps, run.faults);
+        }
         steps += run.steps;
         faults += run.faults;
         let (made, ended) = (ledger.tokens_made.get() - made, ledger.tokens_ended() - ended);
