@@ -699,5 +699,8 @@ fn a_wait_nested_above_the_process_it_needs_lasts_until_its_deadline() {
     let t0 = sim.now() - sim.elapsed();
     let lines = log.get();
     assert_eq!(lines[0], "outer got Err(Timeout) after 10s");
-    assert_eq!(lines[1], format!("middle got Ok(7) at {:?}", t0 + Duration::from_secs(11)));
+    assert_eq!(
+        lines[1],
+        format!("middle got Ok(7) at {:?}", t0 + Duration::from_secs(11))
+    );
 }

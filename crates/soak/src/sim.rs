@@ -426,7 +426,7 @@ fn check_converged(sim: &SimRuntime, shared: &Shared, root: &Supervisor, base_pr
     }
     for i in 0..STATIC_WORKERS {
         let key = format!("s{i}");
-        if worker(shared, &key).is_none_or(|w| !w.is_alive()) {
+        if !worker(shared, &key).is_some_and(|w| w.is_alive()) {
             ledger.violation(Kind::PermanentNotBack, || {
                 format!("seed {seed}: {key} is not named to a live worker")
             });
@@ -466,7 +466,10 @@ pub(crate) fn main(first: u64, seeds: u64) -> bool {
         let ended = ledger.tokens_ended();
         let run = run_seed(&ledger, seed);
         if seeds <= 10 {
-            println!("seed {seed}: trace digest {:#018x}, {} steps, {} faults", run.digest, run.steps, run.faults);
+            println!(
+                "seed {seed}: trace digest {:#018x}, {} steps, {} faults",
+                run.digest, run.steps, run.faults
+            );
         }
         steps += run.steps;
         faults += run.faults;
