@@ -9,7 +9,7 @@ use crate::request::{CastCell, HandleCast, HandleRequest, Request, RequestCell};
 use crate::{signal, ExitObserver, ExitReason, MonitorRef, Naming, NoProc, Pid, RuntimeHandle};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The default call timeout: 5 seconds, as in Elixir (S10).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -146,7 +146,7 @@ impl<G: GenServer> ServerRef<G> {
         if self.cell.push(Envelope::Call(req, slot.clone(), NOT_HELD)).is_err() {
             return Err(CallError::NoProc);
         }
-        slot.wait(Instant::now().checked_add(timeout))
+        self.cell.header().rt().wait(&slot, timeout)
     }
 
     /// Sends a typed request (see [`HandleRequest`]) and waits up to 5 s for its reply,
@@ -195,7 +195,7 @@ impl<G: GenServer> ServerRef<G> {
         if self.cell.push(Envelope::Request(cell.clone())).is_err() {
             return Err(CallError::NoProc);
         }
-        cell.slot().wait(Instant::now().checked_add(timeout))
+        self.cell.header().rt().wait(cell.slot(), timeout)
     }
 
     /// [`ServerRef::request`] from async code, as [`ServerRef::call_async`].
@@ -234,7 +234,7 @@ impl<G: GenServer> ServerRef<G> {
         CallFuture::waiting(
             cell,
             Arc::clone(self.cell.header().rt()),
-            Instant::now().checked_add(timeout),
+            self.cell.header().rt().clock.deadline(timeout),
         )
     }
 
@@ -339,7 +339,7 @@ impl<G: GenServer> ServerRef<G> {
         CallFuture::waiting(
             slot,
             Arc::clone(self.cell.header().rt()),
-            Instant::now().checked_add(timeout),
+            self.cell.header().rt().clock.deadline(timeout),
         )
     }
 
@@ -380,7 +380,7 @@ impl<G: GenServer> ServerRef<G> {
         CallFuture::waiting(
             slot,
             Arc::clone(self.cell.header().rt()),
-            Instant::now().checked_add(timeout),
+            self.cell.header().rt().clock.deadline(timeout),
         )
     }
 
@@ -418,7 +418,7 @@ impl<G: GenServer> ServerRef<G> {
         {
             return Err(CallError::NoProc);
         }
-        slot.wait(Instant::now().checked_add(timeout))
+        self.cell.header().rt().wait(&slot, timeout)
     }
 
     /// Sends the server an exit signal (from the calling process, or from outside).

@@ -26,7 +26,7 @@ use crate::{CrashReports, ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Messages a run handles before it yields the worker.
 const BUDGET: usize = 64;
@@ -174,8 +174,9 @@ enum Outcome {
 impl<G: GenServer> Cell<G> {
     fn new(pid: Pid, parent: Pid, rt: Arc<RtShared>) -> Cell<G> {
         Cell {
+            // On a deterministic runtime, deliveries go to its trace (see `push`).
+            mailbox: Mailbox::new_running_traced(rt.pool.sim().is_some()),
             header: Arc::new(Header::new(pid, parent, std::any::type_name::<G>(), rt)),
-            mailbox: Mailbox::new_running(),
             runner: Mutex::new(Runner {
                 state: None,
                 local: Local::default(),
@@ -187,12 +188,32 @@ impl<G: GenServer> Cell<G> {
         &self.header
     }
 
-    /// Queues an envelope and schedules the process if it was idle.
+    /// Queues an envelope and schedules the process if it was idle. On a deterministic
+    /// runtime the delivery also goes to its trace (the mailbox knows; the real runtime
+    /// pays one test of a flag in the cache line the push holds).
     pub(crate) fn push(self: &Arc<Self>, env: Envelope<G>) -> Result<(), Envelope<G>> {
-        if self.mailbox.push(env)? {
+        let (schedule, traced) = self.mailbox.push_observed(env, kind_of)?;
+        if let Some(kind) = traced {
+            self.trace_delivery(kind);
+        }
+        if schedule {
             self.header.rt().pool.schedule(self.clone());
         }
         Ok(())
+    }
+
+    #[cold]
+    fn trace_delivery(&self, kind: crate::sim::MessageKind) {
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.trace_deliver(self.header.pid(), kind);
+        }
+    }
+
+    /// On a deterministic runtime, tells its trace that the process's slot is freed.
+    fn forget_traced(&self) {
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.forget(self.header.pid());
+        }
     }
 
     /// Drops a queued `Down` of `monitor` (demonitor with flush, S33).
@@ -572,6 +593,26 @@ impl<G: GenServer> Cell<G> {
             }
         }
         rt.table.remove(self.header.pid());
+        self.forget_traced();
+    }
+}
+
+/// What kind of message an envelope carries, for a deterministic runtime's trace.
+fn kind_of<G: GenServer>(env: &Envelope<G>) -> crate::sim::MessageKind {
+    use crate::sim::MessageKind as K;
+    match env {
+        Envelope::Info(_) => K::Info,
+        Envelope::Timer(..) => K::Timer,
+        Envelope::Call(..) => K::Call,
+        Envelope::Stop(_) => K::Stop,
+        Envelope::Sys(sys) => match &**sys {
+            SysMsg::Exit { .. } => K::Exit,
+            SysMsg::Down(_) => K::Down,
+            SysMsg::GetState(_) => K::GetState,
+        },
+        Envelope::Timeout(_) => K::Timeout,
+        Envelope::Request(_) => K::Request,
+        Envelope::Cast(_) => K::Cast,
     }
 }
 
@@ -614,6 +655,9 @@ impl<G: GenServer> Process for Cell<G> {
     fn die(self: Arc<Self>, reason: ExitReason) {
         if !self.header.begin_exit(&reason) {
             return;
+        }
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.trace_exit(self.header.pid(), &reason);
         }
         let (queue, schedule) = self.mailbox.close().unwrap_or_default();
         self.header.release_names(&reason);
@@ -802,6 +846,9 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     };
     let cell: Arc<Cell<G>> = rt.table.insert(|pid| Arc::new(Cell::new(pid, parent, Arc::clone(&rt))));
     let pid = cell.header.pid();
+    if let Some(driver) = rt.pool.sim() {
+        driver.born(&cell.header);
+    }
     if rt.is_shutting_down() {
         // Shutdown began after the check above and may have taken its list of roots
         // before this process was in the table: it never runs.
@@ -873,6 +920,7 @@ fn vanish<G: GenServer>(cell: &Arc<Cell<G>>, linked_caller: Option<&dyn Process>
     runner.local.finalized = true;
     drop(runner);
     cell.header.rt().table.remove(pid);
+    cell.forget_traced();
 }
 
 fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::Args) -> Result<G, ExitReason> {
@@ -963,7 +1011,7 @@ fn start_on_pool<G: GenServer>(
         None => None,
     };
     cell.header.rt().pool.inject(Arc::new(task));
-    match slot.wait(Instant::now().checked_add(timeout)) {
+    match cell.header.rt().wait(&slot, timeout) {
         Ok(started) => started,
         Err(_) => {
             // As OTP's `proc_lib`: unlink, then kill, so that the caller gets the
