@@ -23,7 +23,7 @@ pub use arbor_core::*;
 pub mod prelude {
     pub use arbor_core::{
         CallError, CallFlow, CallFuture, Context, Down, ExitReason, Flow, GenServer, HandleCast, HandleRequest,
-        MonitorRef, Pid, ReplyTo, Request, Runtime, RuntimeHandle, SendError, ServerRef, StartError, StartOpts,
+        MonitorRef, Pid, ReplyTo, Request, Runtime, RuntimeHandle, SendError, ServerRef, StartError, StartOpts, Timer,
         TimerRef,
     };
     pub use arbor_registry::{Registry, RegistryOpts};

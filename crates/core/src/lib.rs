@@ -104,6 +104,8 @@ pub use runtime::{
 };
 #[cfg(not(loom))]
 pub use server_ref::{ServerRef, DEFAULT_CALL_TIMEOUT};
+#[cfg(not(loom))]
+pub use timer::Timer;
 
 /// The pid of the process running on this thread, if any (Elixir's `self()` outside a
 /// callback's context).

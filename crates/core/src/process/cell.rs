@@ -22,6 +22,7 @@ use crate::request::{ErasedCast, ErasedRequest, Handled};
 use crate::runtime::RtShared;
 use crate::scheduler::Runnable;
 use crate::sync::Mutex;
+use crate::timer::TimerCore;
 use crate::{CrashReports, ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -50,6 +51,9 @@ pub(crate) enum Envelope<G: GenServer> {
     Info(G::Info),
     /// For `handle_info`, from a timer: dropped if the timer was cancelled meanwhile.
     Timer(u64, G::Info),
+    /// For `handle_info`, from a [`Timer`](crate::Timer) (one anyone may cancel): dropped
+    /// unless the timer's claim succeeds (see `timer/shared.rs`).
+    Timed(Arc<TimerCore>, G::Info),
     /// For `handle_call` (the slot knows the caller). The key under which the call is
     /// registered with the process ([`NOT_HELD`] until it is): see [`Cell::hold_batch`].
     Call(G::Call, Arc<Slot<G::Reply>>, usize),
@@ -251,6 +255,7 @@ impl<G: GenServer> Cell<G> {
             // Not an arrival: a cancelled timer's message, or an inactivity timeout
             // (handled below, if it is the armed one).
             Err(Envelope::Timer(id, _)) if local.timer_key(*id).is_none() => {}
+            Err(Envelope::Timed(core, _)) if !core.is_live() => {}
             Err(Envelope::Timeout(_)) => {}
             // Not a message either: a debugger's look at the state.
             Err(Envelope::Sys(sys)) if matches!(**sys, SysMsg::GetState(_)) => {}
@@ -259,7 +264,7 @@ impl<G: GenServer> Cell<G> {
         self.header.set_callback(match &env {
             Ok(_) => Callback::Continue,
             Err(Envelope::Info(_)) => Callback::Info,
-            Err(Envelope::Timer(..)) => Callback::Timer,
+            Err(Envelope::Timer(..) | Envelope::Timed(..)) => Callback::Timer,
             Err(Envelope::Call(..)) => Callback::Call,
             Err(Envelope::Request(_)) => Callback::Request,
             Err(Envelope::Cast(_)) => Callback::Cast,
@@ -283,6 +288,14 @@ impl<G: GenServer> Cell<G> {
             }
             Err(Envelope::Timer(id, m)) => {
                 if ctx.local_mut().remove_timer(id).is_none() {
+                    drop_quietly(m, "a cancelled timer's message");
+                    return Outcome::Continue;
+                }
+                what = "handle_info (timer)";
+                catch(|| flow(st.handle_info(m, &mut ctx)))
+            }
+            Err(Envelope::Timed(core, m)) => {
+                if !core.claim() {
                     drop_quietly(m, "a cancelled timer's message");
                     return Outcome::Continue;
                 }
