@@ -24,7 +24,7 @@ pub mod prelude {
     pub use arbor_core::{
         CallError, CallFlow, CallFuture, Context, Down, ExitReason, Flow, GenServer, HandleCast, HandleRequest,
         MonitorRef, Pid, ReplyTo, Request, Runtime, RuntimeHandle, SendError, ServerRef, StartError, StartOpts, Timer,
-        TimerRef,
+        TimerRef, TryHandleCast, TryHandleRequest,
     };
     pub use arbor_registry::{Registry, RegistryOpts};
 }

@@ -96,7 +96,7 @@ pub use process::{HookRef, MonitorRef};
 #[cfg(not(loom))]
 pub use reply::ReplyTo;
 #[cfg(not(loom))]
-pub use request::{HandleCast, HandleRequest, Request};
+pub use request::{HandleCast, HandleRequest, Request, TryHandleCast, TryHandleRequest};
 #[cfg(not(loom))]
 pub use runtime::{
     Builder, CrashReports, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler, StuckProcess,

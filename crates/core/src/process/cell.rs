@@ -284,7 +284,7 @@ impl<G: GenServer> Cell<G> {
             }
             Err(Envelope::Info(m)) => {
                 what = "handle_info";
-                catch(|| flow(st.handle_info(m, &mut ctx)))
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
             }
             Err(Envelope::Timer(id, m)) => {
                 if ctx.local_mut().remove_timer(id).is_none() {
@@ -292,7 +292,7 @@ impl<G: GenServer> Cell<G> {
                     return Outcome::Continue;
                 }
                 what = "handle_info (timer)";
-                catch(|| flow(st.handle_info(m, &mut ctx)))
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
             }
             Err(Envelope::Timed(core, m)) => {
                 if !core.claim() {
@@ -300,7 +300,7 @@ impl<G: GenServer> Cell<G> {
                     return Outcome::Continue;
                 }
                 what = "handle_info (timer)";
-                catch(|| flow(st.handle_info(m, &mut ctx)))
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
             }
             Err(Envelope::Call(req, slot, held)) => {
                 what = "handle_call";
@@ -317,7 +317,10 @@ impl<G: GenServer> Cell<G> {
                 };
                 let reply_to = ReplyTo::new(slot, self.header.clone(), key);
                 let given = reply_to.clone();
-                let result = catch(|| st.handle_call(req, given, &mut ctx));
+                let result = catch(|| {
+                    st.try_handle_call(req, given, &mut ctx)
+                        .unwrap_or_else(CallFlow::StopNoReply)
+                });
                 // The runtime's own copy of the handle outlives the exit, so a caller whose
                 // server stops without replying gets the exit reason, not `NoReply`.
                 return match result {
@@ -586,6 +589,11 @@ impl<G: GenServer> Cell<G> {
         }
         rt.table.remove(self.header.pid());
     }
+}
+
+/// A `try_` callback's result: an error is a stop with that reason.
+fn try_flow(f: Result<Flow, ExitReason>) -> Outcome {
+    flow(f.unwrap_or_else(Flow::Stop))
 }
 
 fn flow(f: Flow) -> Outcome {
