@@ -99,8 +99,8 @@ pub use reply::ReplyTo;
 pub use request::{HandleCast, HandleRequest, Request, TryHandleCast, TryHandleRequest};
 #[cfg(not(loom))]
 pub use runtime::{
-    Builder, CrashReports, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler, StuckProcess,
-    DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_WATCHDOG_THRESHOLD,
+    Builder, CrashReports, EnterGuard, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler,
+    StuckProcess, DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_WATCHDOG_THRESHOLD,
 };
 #[cfg(not(loom))]
 pub use server_ref::{ServerRef, DEFAULT_CALL_TIMEOUT};

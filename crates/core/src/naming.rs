@@ -118,8 +118,11 @@ pub enum NameError {
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NameError::Taken(p) => write!(f, "name taken by {p}"),
-            NameError::Unavailable(why) => write!(f, "name unavailable: {why}"),
+            NameError::Taken(p) => write!(f, "name taken by {p}: use that process, or pick another name"),
+            NameError::Unavailable(why) => write!(
+                f,
+                "name unavailable ({why}): start the naming service (the registry) first"
+            ),
         }
     }
 }

@@ -117,7 +117,10 @@ fn question_mark_in_handle_call_replies_ok_then_stops_the_caller_learning_why() 
         server.call("two".into()),
         Err(CallError::Exited(ExitReason::error(parse_error("two"))))
     );
-    assert_eq!(server.wait_exit(common::DEADLINE), Some(ExitReason::error(parse_error("two"))));
+    assert_eq!(
+        server.wait_exit(common::DEADLINE),
+        Some(ExitReason::error(parse_error("two")))
+    );
     assert_eq!(terminated.load(Ordering::SeqCst), 1);
 }
 
@@ -143,5 +146,8 @@ fn question_mark_in_a_cast_and_a_request() {
 
     let (_rt2, server, _) = start();
     server.cast(Add("five".into())).unwrap();
-    assert_eq!(server.wait_exit(common::DEADLINE), Some(ExitReason::error(parse_error("five"))));
+    assert_eq!(
+        server.wait_exit(common::DEADLINE),
+        Some(ExitReason::error(parse_error("five")))
+    );
 }

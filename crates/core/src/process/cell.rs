@@ -798,7 +798,7 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     let rt = match (&opts.runtime, &caller) {
         (Some(h), _) => Arc::clone(h.shared()),
         (None, Some(c)) => Arc::clone(c.header().rt()),
-        (None, None) => return Err(StartError::NoRuntime),
+        (None, None) => crate::runtime::implicit_runtime().ok_or(StartError::NoRuntime)?,
     };
     if rt.is_shutting_down() {
         return Err(StartError::ShuttingDown);
