@@ -15,22 +15,26 @@ use std::fmt;
 ///
 /// ```
 /// use arbor::prelude::*;
-/// use arbor::supervisor::{DynamicSupervisor, SupervisorOpts};
+/// use arbor::supervisor::{ChildSpec, DynamicOpts, DynamicSupervisor};
 ///
-/// fn run() -> Result<u64, arbor::Error> {
+/// fn run() -> Result<usize, arbor::Error> {
 ///     let rt = Runtime::new()?; // std::io::Error
-///     let _in_rt = rt.enter();
-///     let sup = DynamicSupervisor::start(SupervisorOpts::new())?; // SupervisorStartError
-///     let _child = sup.start_child(arbor::supervisor::ChildSpec::new("none", || {
-///         Err(StartError::Ignore)
-///     }));
-///     let registry = Registry::start(RegistryOpts::new())?; // StartError
-///     registry.register_pid("main", sup.pid())?; // RegisterError
-///     let ask = sup.count_children()?; // CallError
-///     Ok(ask.active as u64)
+///     let rooms = DynamicSupervisor::start(DynamicOpts::new())?; // SupervisorStartError
+///     let names: Registry<String> = Registry::start_link(RegistryOpts::new())?; // StartError
+///     names.register_pid(rooms.pid(), "rooms".to_string(), ())?; // RegisterError
+///     let refused = rooms.start_child(ChildSpec::new("", || Err(StartError::Ignore)));
+///     assert!(matches!(refused, Err(ref e) if e.to_string().contains("give it one")));
+///     let active = rooms.count_children()?.active; // CallError
+///     rt.shutdown();
+///     Ok(active)
 /// }
 ///
 /// assert_eq!(run().unwrap(), 0);
+///
+/// // Each error's text says what to do, and `source` gives the operation's own error.
+/// let e = arbor::Error::from(CallError::Timeout);
+/// assert!(e.to_string().contains("call_timeout"));
+/// assert!(std::error::Error::source(&e).is_some());
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]

@@ -13,6 +13,10 @@
 //! The guides of the repository's `docs/` folder are part of these docs, in [`docs`]; their
 //! Rust examples are compiled and run as doctests.
 
+mod error;
+
+pub use error::Error;
+
 pub use arbor_core as core;
 pub use arbor_registry as registry;
 pub use arbor_supervisor as supervisor;
