@@ -91,11 +91,14 @@ impl Naming for LocalName {
         }
     }
 
+    /// The holder on the runtime this name was claimed on; for a name never claimed
+    /// through this value (or its clones), the holder on the current runtime
+    /// ([`RuntimeHandle::current`]).
     fn whereis(&self) -> Option<Pid> {
-        self.table
-            .get()
-            .and_then(|t| t.upgrade())
-            .and_then(|t| t.whereis(&self.name))
+        match self.table.get() {
+            Some(t) => t.upgrade().and_then(|t| t.whereis(&self.name)),
+            None => RuntimeHandle::current().and_then(|rt| rt.whereis(&self.name)),
+        }
     }
 
     fn describe(&self) -> String {

@@ -141,6 +141,31 @@ impl fmt::Display for StartChildError {
 
 impl std::error::Error for StartChildError {}
 
+impl StartChildError {
+    /// `Ok(pid)` if the child was not started because a process already runs under its
+    /// name or id (`Start(AlreadyStarted(pid))`, or a static supervisor's
+    /// `AlreadyStarted(pid)`), else the error back: "start it unless it runs", as the
+    /// seed's `{:error, {:already_started, pid}} -> {:ok, pid}`, in one line:
+    ///
+    /// ```
+    /// # use arbor_core::{Pid, StartError};
+    /// # use arbor_supervisor::StartChildError;
+    /// # fn start() -> Result<Pid, StartChildError> { Err(StartChildError::MaxChildren) }
+    /// let room = start().or_else(StartChildError::already_started);
+    /// assert_eq!(room, Err(StartChildError::MaxChildren));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every other `StartChildError`, handed back.
+    pub fn already_started(self) -> Result<Pid, StartChildError> {
+        match self {
+            StartChildError::Start(StartError::AlreadyStarted(pid)) | StartChildError::AlreadyStarted(pid) => Ok(pid),
+            e => Err(e),
+        }
+    }
+}
+
 impl From<StartChildError> for StartError {
     /// For code that returns core's error (the seed's `start_recording`): a child's own start
     /// error passes through; the supervisor's reasons become `Failed(Error(..))`.

@@ -116,6 +116,13 @@ macro_rules! limit_setters {
             self
         }
 
+        /// Registers the supervisor under a plain runtime-local name (Elixir's
+        /// `name: Chat.RoomSupervisor`): `.name(LocalName::new(name))`. Reach it across its
+        /// restarts with [`ChildRef::local`](crate::ChildRef::local).
+        pub fn local_name(self, name: &str) -> Self {
+            self.name(arbor_core::LocalName::new(name))
+        }
+
         /// Starts the supervisor on this runtime (needed when starting from outside any
         /// process).
         pub fn runtime(mut self, runtime: &RuntimeHandle) -> Self {

@@ -10,7 +10,7 @@
 //!   before it contacts a process or starts anything (S42, S53).
 
 use crate::error::SpecError;
-use arbor_core::{ExitReason, GenServer, Pid, StartError, StartOpts};
+use arbor_core::{ExitReason, GenServer, Naming, Pid, StartError, StartOpts};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,6 +118,27 @@ impl ChildSpec {
     {
         ChildSpec::new(id, move || {
             G::start_link(args.clone(), StartOpts::new()).map(|s| s.pid())
+        })
+    }
+
+    /// A worker spec for the GenServer `G` registered under `name` (a [`LocalName`]
+    /// or a registry's via-name), started with `G::start_link(args.clone(),
+    /// StartOpts::new().name(name))`: Elixir's `{Mod, arg}` child whose `start_link`
+    /// passes `name:`. Its id is the name's text. A restart registers the same name, so
+    /// callers that go through the name ([`ChildRef`](crate::ChildRef), the registry's
+    /// `call`/`send`) follow it. A start under a name that is taken fails with
+    /// `AlreadyStarted(pid)`; for "start it unless it runs", see
+    /// [`StartChildError::already_started`](crate::StartChildError::already_started).
+    ///
+    /// [`LocalName`]: arbor_core::LocalName
+    pub fn named<G>(name: impl Naming, args: G::Args) -> ChildSpec
+    where
+        G: GenServer,
+        G::Args: Clone + Sync,
+    {
+        let name: Arc<dyn Naming> = Arc::new(name);
+        ChildSpec::new(name.describe(), move || {
+            G::start_link(args.clone(), StartOpts::new().name_arc(Arc::clone(&name))).map(|s| s.pid())
         })
     }
 
