@@ -194,6 +194,23 @@ impl StartOpts {
         self.timeout = Some(timeout);
         self
     }
+
+    /// The name set with [`StartOpts::name`], [`StartOpts::local_name`] or
+    /// [`StartOpts::name_arc`], if any.
+    pub fn get_name(&self) -> Option<&Arc<dyn Naming>> {
+        self.name.as_ref()
+    }
+
+    /// The runtime set with [`StartOpts::runtime`], if any (otherwise the start goes to
+    /// [`RuntimeHandle::current`]).
+    pub fn get_runtime(&self) -> Option<&RuntimeHandle> {
+        self.runtime.as_ref()
+    }
+
+    /// The start timeout set with [`StartOpts::timeout`], if any.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
 }
 
 impl fmt::Debug for StartOpts {

@@ -135,6 +135,37 @@ macro_rules! limit_setters {
             self.limits.start = opts;
             self
         }
+
+        /// The restart limit set with `max_restarts`.
+        pub fn get_max_restarts(&self) -> usize {
+            self.limits.max_restarts
+        }
+
+        /// The intensity window in whole seconds, as `max_seconds` sets it (rounded down
+        /// if `max_period` set a fraction).
+        pub fn get_max_seconds(&self) -> u64 {
+            self.limits.max_seconds.as_secs()
+        }
+
+        /// The intensity window, as `max_period` (or `max_seconds`) set it.
+        pub fn get_max_period(&self) -> Duration {
+            self.limits.max_seconds
+        }
+
+        /// The name set with `name` or `local_name`, if any.
+        pub fn get_name(&self) -> Option<&Arc<dyn Naming>> {
+            self.limits.start.get_name()
+        }
+
+        /// The runtime set with `runtime`, if any.
+        pub fn get_runtime(&self) -> Option<&RuntimeHandle> {
+            self.limits.start.get_runtime()
+        }
+
+        /// The process start options (name, runtime, timeout).
+        pub fn get_start_opts(&self) -> &StartOpts {
+            &self.limits.start
+        }
     };
 }
 
@@ -158,6 +189,11 @@ impl DynamicOpts {
         self.max_children = Some(n);
         self
     }
+
+    /// The limit set with [`DynamicOpts::max_children`], if any.
+    pub fn get_max_children(&self) -> Option<usize> {
+        self.max_children
+    }
 }
 
 /// Options of a static [`Supervisor`](crate::Supervisor) (S52, S62).
@@ -177,4 +213,9 @@ impl SupervisorOpts {
     }
 
     limit_setters!();
+
+    /// The strategy given to [`SupervisorOpts::new`].
+    pub fn get_strategy(&self) -> Strategy {
+        self.strategy
+    }
 }
