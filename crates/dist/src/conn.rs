@@ -12,7 +12,12 @@
 //! - Reader: parses frames out of its buffer; a frame longer than the node's maximum is
 //!   refused from its length alone, before any of it is buffered; a malformed frame or
 //!   term closes the connection with a log entry. It declares the peer dead when nothing,
-//!   not even a tick, has arrived for the net tick time.
+//!   not even a tick, has arrived for the net tick time. It never waits on a server: an
+//!   incoming call is pushed with `ServerRef::call_with` and the reply is posted from its
+//!   callback, so one thread reads the connection, frames are routed in the order they
+//!   arrived, and a call in flight holds no thread. The calls in flight over one
+//!   connection are bounded ([`MAX_CALLS_IN_FLIGHT`]): at the bound the reader waits for
+//!   replies, so a peer that floods calls meets TCP's back-pressure.
 //!
 //! Closing is idempotent: the first `close` shuts the socket, which ends both threads;
 //! the node is told once, by the reader, and then fails everything that went over it.
@@ -24,7 +29,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use std::io::{BufWriter, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A live connection. Shared by the node's tables and by exit observers that report over it.
@@ -44,19 +50,21 @@ pub(crate) struct Conn {
     /// Milliseconds since `epoch` of the last write (for ticks).
     last_write: AtomicU64,
     epoch: Instant,
+    /// Incoming calls pushed to arbor servers and not yet answered.
+    in_flight: AtomicUsize,
+    /// The reader thread, woken when a reply makes room below the bound.
+    reader: OnceLock<std::thread::Thread>,
 }
 
-/// Work to run on a thread that may block (an incoming call waiting on its server).
-pub(crate) type Job = Box<dyn FnOnce() + Send>;
+/// Incoming calls over one connection that may wait for their replies at once; past it
+/// the reader stops reading until replies make room.
+pub(crate) const MAX_CALLS_IN_FLIGHT: usize = 65_536;
 
 /// What the reader hands the node.
 pub(crate) trait Dispatch: Send + Sync + 'static {
-    /// Routes a control message. A blocking job (an incoming call) comes back to the
-    /// reader, which hands its reading to another thread and runs the job itself.
-    fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control) -> Option<Job>;
+    /// Routes a control message; never blocks (but for [`Conn::call_started`]'s bound).
+    fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control);
     fn down(&self, conn: &std::sync::Arc<Conn>, reason: &str);
-    /// Runs `job` on another thread (the node's call pool).
-    fn elsewhere(&self, job: Job);
 }
 
 /// Timing and size limits of a connection.
@@ -95,6 +103,8 @@ impl Conn {
             closed: AtomicBool::new(false),
             last_write: AtomicU64::new(0),
             epoch: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            reader: OnceLock::new(),
         });
         let wc = std::sync::Arc::clone(&conn);
         std::thread::Builder::new()
@@ -180,6 +190,25 @@ impl Conn {
         }
     }
 
+    /// Counts an incoming call about to be pushed to a server. Called by the reader only:
+    /// at [`MAX_CALLS_IN_FLIGHT`] it waits until a reply makes room (or the connection
+    /// closes).
+    pub(crate) fn call_started(&self) {
+        while self.in_flight.load(Ordering::Acquire) >= MAX_CALLS_IN_FLIGHT && !self.is_closed() {
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// An incoming call is settled: wakes the reader if it waits for room.
+    pub(crate) fn call_ended(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == MAX_CALLS_IN_FLIGHT {
+            if let Some(t) = self.reader.get() {
+                t.unpark();
+            }
+        }
+    }
+
     pub(crate) fn has(&self, flag: u64) -> bool {
         self.flags & flag != 0
     }
@@ -193,6 +222,9 @@ impl Conn {
         if !self.closed.swap(true, Ordering::AcqRel) {
             let _ = self.stream.shutdown(Shutdown::Both);
             let _ = self.kick.try_send(());
+            if let Some(t) = self.reader.get() {
+                t.unpark();
+            }
         }
     }
 }
@@ -225,11 +257,8 @@ fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration) {
     }
 }
 
-/// The reading of one connection: its socket, its buffer of received bytes, and when it
-/// last heard from the peer. One thread at a time holds it. When a frame is an incoming
-/// call, the holder passes the reader on to another thread (the node's call pool) and runs
-/// the call itself, so the call reaches its server with no thread hop ("leader/followers");
-/// the next frames are read meanwhile by the new holder.
+/// The reading of one connection, owned by its reader thread: its socket, its buffer of
+/// received bytes, and when it last heard from the peer.
 struct Reader {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -241,28 +270,16 @@ struct Reader {
     dispatch: std::sync::Arc<dyn Dispatch>,
 }
 
-enum Step {
-    Ended(String),
-    HandOff(Job),
-}
-
 impl Reader {
     fn run(mut self) {
-        match self.read() {
-            Step::Ended(reason) => {
-                self.conn.close();
-                self.dispatch.down(&self.conn, &reason);
-            }
-            Step::HandOff(job) => {
-                let dispatch = std::sync::Arc::clone(&self.dispatch);
-                dispatch.elsewhere(Box::new(move || self.run()));
-                job();
-            }
-        }
+        let _ = self.conn.reader.set(std::thread::current());
+        let reason = self.read();
+        self.conn.close();
+        self.dispatch.down(&self.conn, &reason);
     }
 
-    /// Reads and routes frames until the connection ends or a call must be run.
-    fn read(&mut self) -> Step {
+    /// Reads and routes frames until the connection ends; returns why it ended.
+    fn read(&mut self) -> String {
         let limits = self.limits;
         loop {
             // Every complete frame in the buffer.
@@ -279,7 +296,7 @@ impl Reader {
                         "arbor-dist: closing the connection to {}: {why}",
                         self.conn.peer.as_str()
                     );
-                    return Step::Ended(why);
+                    return why;
                 }
                 if end - start < 4 + len {
                     if self.buf.len() - start < 4 + len {
@@ -298,18 +315,14 @@ impl Reader {
                     continue; // a tick
                 }
                 match control::parse(&self.buf[start + 4..start + 4 + len], limits.decode) {
-                    Ok(c) => {
-                        if let Some(job) = self.dispatch.dispatch(&self.conn, c) {
-                            return Step::HandOff(job);
-                        }
-                    }
+                    Ok(c) => self.dispatch.dispatch(&self.conn, c),
                     Err(e) => {
                         let why = format!("malformed frame: {e}");
                         log::warn!(
                             "arbor-dist: closing the connection to {}: {why}",
                             self.conn.peer.as_str()
                         );
-                        return Step::Ended(why);
+                        return why;
                     }
                 }
             }
@@ -326,10 +339,10 @@ impl Reader {
                 self.start = 0;
             }
             if self.conn.is_closed() {
-                return Step::Ended("closed".into());
+                return "closed".into();
             }
             match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Step::Ended("connection closed by peer".into()),
+                Ok(0) => return "connection closed by peer".into(),
                 Ok(n) => {
                     self.end += n;
                     self.last_heard = Instant::now();
@@ -341,11 +354,11 @@ impl Reader {
                             self.conn.peer.as_str(),
                             limits.net_ticktime
                         );
-                        return Step::Ended("net_tick_timeout".into());
+                        return "net_tick_timeout".into();
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Step::Ended(format!("read failed: {e}")),
+                Err(e) => return format!("read failed: {e}"),
             }
         }
     }

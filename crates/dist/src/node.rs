@@ -12,7 +12,6 @@ use crate::control::Control;
 use crate::epmd::{self, Registration};
 use crate::error::DistError;
 use crate::handshake::{self, flags, HandshakeError, Me, Status};
-use crate::pool::CallPool;
 use crate::routing::Tables;
 use crate::term::{Atom, DecodeLimits, ExtPid, ExtRef};
 use arbor_core::RuntimeHandle;
@@ -33,7 +32,6 @@ pub struct Builder {
     hidden: bool,
     net_ticktime: Duration,
     max_frame: usize,
-    max_call_threads: usize,
     connect_timeout: Duration,
     embedded_epmd: bool,
 }
@@ -48,7 +46,6 @@ impl Builder {
             hidden: true,
             net_ticktime: Duration::from_secs(60),
             max_frame: 16 << 20,
-            max_call_threads: 1024,
             connect_timeout: Duration::from_secs(7),
             embedded_epmd: false,
         }
@@ -103,13 +100,6 @@ impl Builder {
     /// connection before any of it is read.
     pub fn max_frame(mut self, bytes: usize) -> Builder {
         self.max_frame = bytes.max(64);
-        self
-    }
-
-    /// The most threads waiting on arbor servers for incoming calls at once (default
-    /// 1,024); further calls queue.
-    pub fn max_call_threads(mut self, n: usize) -> Builder {
-        self.max_call_threads = n;
         self
     }
 
@@ -169,7 +159,6 @@ impl Builder {
             connect_timeout: self.connect_timeout,
             conns: Mutex::new(HashMap::new()),
             tables: Tables::new(weak.clone(), runtime.clone()),
-            pool: CallPool::new(self.max_call_threads, alive.clone()),
             refs: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             listen_addr: SocketAddr::new(
@@ -278,7 +267,6 @@ pub(crate) struct Inner {
     connect_timeout: Duration,
     conns: Mutex<HashMap<Atom, ConnSlot>>,
     pub(crate) tables: Tables,
-    pub(crate) pool: CallPool,
     refs: AtomicU64,
     stopping: AtomicBool,
     listen_addr: SocketAddr,
@@ -570,12 +558,8 @@ impl Inner {
 }
 
 impl Dispatch for Inner {
-    fn dispatch(&self, conn: &Arc<Conn>, control: Control) -> Option<crate::conn::Job> {
+    fn dispatch(&self, conn: &Arc<Conn>, control: Control) {
         self.tables.dispatch(self, conn, control)
-    }
-
-    fn elsewhere(&self, job: crate::conn::Job) {
-        self.pool.run(job);
     }
 
     fn down(&self, conn: &Arc<Conn>, reason: &str) {

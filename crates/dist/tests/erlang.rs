@@ -37,6 +37,10 @@ impl GenServer for Echo {
         if let Some(d) = self.deferred.take() {
             d.reply(Term::tuple([Term::atom("deferred"), req.clone()]));
         }
+        if matches!(&req, Term::Tuple(t) if t.len() == 2 && t[0].is_atom("order")) {
+            // calls of the ordering test are recorded with the messages
+            let _ = self.seen.send(req.clone());
+        }
         CallFlow::Reply(Term::tuple([Term::atom("got"), req]))
     }
 
@@ -519,6 +523,25 @@ fn a_thousand_concurrent_calls_from_erlang() {
          length([ok || true <- Rs])."
     );
     assert_eq!(e.eval_timeout(&expr, Duration::from_secs(60)), "1000");
+}
+
+/// One Erlang process sends calls (without waiting for their replies:
+/// `gen_server:send_request`), plain messages and casts, interleaved: the arbor server
+/// handles them in the order sent, calls included.
+#[test]
+fn calls_keep_their_place_among_a_senders_messages() {
+    let s = setup();
+    let mut e = erl(&s);
+    let n = s.node.name().as_str().to_string();
+    let count = 3000;
+    let expr = format!(
+        "[case I rem 3 of 0 -> gen_server:send_request({{echo, '{n}'}}, {{order, I}});          1 -> {{echo, '{n}'}} ! {{order, I}}; _ -> gen_server:cast({{echo, '{n}'}}, {{order, I}}) end          || I <- lists:seq(1, {count})], ok."
+    );
+    assert_eq!(e.eval(&expr), "ok");
+    for i in 1..=count {
+        let got = recv(&s.seen);
+        assert_eq!(got, Term::tuple([Term::atom("order"), Term::Int(i)]), "the {i}th");
+    }
 }
 
 #[test]
