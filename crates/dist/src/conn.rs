@@ -16,7 +16,7 @@
 //!   incoming call is pushed with `ServerRef::call_with` and the reply is posted from its
 //!   callback, so one thread reads the connection, frames are routed in the order they
 //!   arrived, and a call in flight holds no thread. The calls in flight over one
-//!   connection are bounded ([`MAX_CALLS_IN_FLIGHT`]): at the bound the reader waits for
+//!   connection are bounded (`Builder::max_calls_in_flight`): at the bound the reader waits for
 //!   replies, so a peer that floods calls meets TCP's back-pressure.
 //!
 //! Closing is idempotent: the first `close` shuts the socket, which ends both threads;
@@ -52,13 +52,11 @@ pub(crate) struct Conn {
     epoch: Instant,
     /// Incoming calls pushed to arbor servers and not yet answered.
     in_flight: AtomicUsize,
+    /// The bound on `in_flight` (`Builder::max_calls_in_flight`).
+    max_calls: usize,
     /// The reader thread, woken when a reply makes room below the bound.
     reader: OnceLock<std::thread::Thread>,
 }
-
-/// Incoming calls over one connection that may wait for their replies at once; past it
-/// the reader stops reading until replies make room.
-pub(crate) const MAX_CALLS_IN_FLIGHT: usize = 65_536;
 
 /// What the reader hands the node.
 pub(crate) trait Dispatch: Send + Sync + 'static {
@@ -73,6 +71,8 @@ pub(crate) struct Limits {
     pub(crate) tick: Duration,
     pub(crate) net_ticktime: Duration,
     pub(crate) max_frame: usize,
+    /// Incoming calls that may wait for their replies at once.
+    pub(crate) max_calls: usize,
     pub(crate) decode: DecodeLimits,
 }
 
@@ -104,6 +104,7 @@ impl Conn {
             last_write: AtomicU64::new(0),
             epoch: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            max_calls: limits.max_calls,
             reader: OnceLock::new(),
         });
         let wc = std::sync::Arc::clone(&conn);
@@ -191,10 +192,9 @@ impl Conn {
     }
 
     /// Counts an incoming call about to be pushed to a server. Called by the reader only:
-    /// at [`MAX_CALLS_IN_FLIGHT`] it waits until a reply makes room (or the connection
-    /// closes).
+    /// at the bound it waits until a reply makes room (or the connection closes).
     pub(crate) fn call_started(&self) {
-        while self.in_flight.load(Ordering::Acquire) >= MAX_CALLS_IN_FLIGHT && !self.is_closed() {
+        while self.in_flight.load(Ordering::Acquire) >= self.max_calls && !self.is_closed() {
             std::thread::park_timeout(Duration::from_millis(100));
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -202,7 +202,7 @@ impl Conn {
 
     /// An incoming call is settled: wakes the reader if it waits for room.
     pub(crate) fn call_ended(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == MAX_CALLS_IN_FLIGHT {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == self.max_calls {
             if let Some(t) = self.reader.get() {
                 t.unpark();
             }

@@ -32,6 +32,7 @@ pub struct Builder {
     hidden: bool,
     net_ticktime: Duration,
     max_frame: usize,
+    max_calls_in_flight: usize,
     connect_timeout: Duration,
     embedded_epmd: bool,
 }
@@ -46,6 +47,7 @@ impl Builder {
             hidden: true,
             net_ticktime: Duration::from_secs(60),
             max_frame: 16 << 20,
+            max_calls_in_flight: 65_536,
             connect_timeout: Duration::from_secs(7),
             embedded_epmd: false,
         }
@@ -103,6 +105,14 @@ impl Builder {
         self
     }
 
+    /// The most incoming calls one connection may have waiting for their replies at once
+    /// (default 65,536, at least 1); at the bound the connection's reader stops reading
+    /// until a reply makes room, so a peer that floods calls meets TCP's back-pressure.
+    pub fn max_calls_in_flight(mut self, n: usize) -> Builder {
+        self.max_calls_in_flight = n.max(1);
+        self
+    }
+
     /// Starts the node on `runtime`: listens, registers with epmd, and returns once it can
     /// be reached.
     ///
@@ -141,6 +151,7 @@ impl Builder {
             tick: self.net_ticktime / 4,
             net_ticktime: self.net_ticktime,
             max_frame: self.max_frame,
+            max_calls: self.max_calls_in_flight,
             decode: DecodeLimits::default(),
         };
         let mut our_flags = flags::OURS;

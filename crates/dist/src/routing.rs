@@ -724,14 +724,12 @@ where
                 reply.reject(&node.tables, why);
             }
         },
-        Incoming::Cast(m) | Incoming::Info(m) => {
-            match G::Info::from_term(m) {
-                Ok(info) => {
-                    let _ = server.send(info);
-                }
-                Err(e) => log::warn!("arbor-dist: message to {} dropped: {e}", server.pid()),
+        Incoming::Cast(m) | Incoming::Info(m) => match G::Info::from_term(m) {
+            Ok(info) => {
+                let _ = server.send(info);
             }
-        }
+            Err(e) => log::warn!("arbor-dist: message to {} dropped: {e}", server.pid()),
+        },
     })
 }
 
