@@ -14,6 +14,13 @@
 //!   gen_server), A → B (arbor's client);
 //! - one-way throughput: N casts then one call that is answered after them all: C → A,
 //!   C → B, A → B.
+//! - CPU per message, a second round with fresh BEAM nodes B' and C' started with their
+//!   schedulers' busy-waiting off (`+sbwt none`, so that a BEAM node's CPU time is its
+//!   work, not its spinning): the CPU time (user + system, from `/proc/PID/stat`) each OS
+//!   process spends per cast while C' → A, C' → B' and A → B' casts run, one phase after
+//!   the other (C' waits for arbor's go between phases). It measures each side on its own:
+//!   a throughput between two nodes is bounded by the slower of the two, and on a machine
+//!   of two cores by their sum. Ratios are the BEAM's cost over arbor's, same run.
 
 use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
 use arbor_dist::{Node, Term};
@@ -76,7 +83,12 @@ fn free_port() -> u16 {
 }
 
 fn erl(epmd: u16, name: &str, dir: &str, eval: &str, stdout: Stdio) -> Guard {
+    erl_with(epmd, name, dir, eval, stdout, &[])
+}
+
+fn erl_with(epmd: u16, name: &str, dir: &str, eval: &str, stdout: Stdio, extra: &[&str]) -> Guard {
     let child = Command::new("erl")
+        .args(extra)
         .args(["-name", name, "-setcookie", COOKIE, "-noshell", "-start_epmd", "false"])
         .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
         .args(["-pa", dir, "-eval", eval])
@@ -86,6 +98,16 @@ fn erl(epmd: u16, name: &str, dir: &str, eval: &str, stdout: Stdio) -> Guard {
         .spawn()
         .expect("erl");
     Guard(child)
+}
+
+/// CPU seconds (user + system) an OS process has used, all its threads.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ, 100 on Linux
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
@@ -141,7 +163,7 @@ fn main() {
     let sink = rt.start::<Sink>(()).unwrap();
     node.register("sink", &sink).unwrap();
 
-    let _b = erl(port, &b, &dir, "arbor_bench:start(sink).", Stdio::null());
+    let b_first = erl(port, &b, &dir, "arbor_bench:start(sink).", Stdio::null());
     let deadline = Instant::now() + Duration::from_secs(20);
     while node
         .call(("sink", b.as_str()), &Term::atom("count"), Duration::from_secs(1))
@@ -216,5 +238,102 @@ fn main() {
     println!("{:<34} {:>12.0}", "erl C -> arbor A", t1);
     println!("{:<34} {:>12.0}", "erl C -> erl B", t2);
     println!("{:<34} {:>12.0}", "arbor A -> erl B", t3);
+    drop(c_node);
+    drop(b_first);
+    cpu_round(&node, port, &dir, casts);
     node.stop();
+}
+
+/// The second round: CPU per cast on each side, with BEAM nodes that do not busy-wait.
+fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
+    let id = std::process::id();
+    let (a, b, c) = (
+        node.name().as_str().to_string(),
+        format!("b2{id}@127.0.0.1"),
+        format!("c2{id}@127.0.0.1"),
+    );
+    let quiet = ["+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"];
+    let b_node = erl_with(port, &b, dir, "arbor_bench:start(sink).", Stdio::null(), &quiet);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node
+        .call(("sink", b.as_str()), &Term::atom("count"), Duration::from_secs(1))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "node B' did not start");
+    }
+    let eval = format!(
+        "register(driver, self()), A = {{sink, '{a}'}}, B = {{sink, '{b}'}},          W = fun() -> receive go -> ok end end,          io:format(\"READY~n\"), W(), T1 = arbor_bench:cast_throughput(A, {casts}, bump),          io:format(\"PHASE ~w~n\", [T1]), W(), T2 = arbor_bench:cast_throughput(B, {casts}, bump),          io:format(\"PHASE ~w~n\", [T2]), halt()."
+    );
+    let mut c_node = erl_with(port, &c, dir, &eval, Stdio::piped(), &quiet);
+    let (pb, pc, me) = (b_node.0.id(), c_node.0.id(), std::process::id());
+    let sample = || [cpu_secs(me), cpu_secs(pb), cpu_secs(pc)];
+    let out = c_node.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+    let mut next = |prefix: &str| {
+        lines
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("C' did not say {prefix}"))
+    };
+    let go = || node.send(("driver", c.as_str()), &Term::atom("go")).unwrap();
+    next("READY");
+    let s0 = sample();
+    go();
+    let t1: f64 = next("PHASE").trim_start_matches("PHASE ").trim().parse().unwrap();
+    let s1 = sample();
+    go();
+    let t2: f64 = next("PHASE").trim_start_matches("PHASE ").trim().parse().unwrap();
+    let s2 = sample();
+    let dest = ("sink", b.as_str());
+    let before: i64 = node
+        .call_as(dest, &Term::atom("count"), Duration::from_secs(5))
+        .unwrap();
+    let s3 = sample();
+    let t0 = Instant::now();
+    let bump = Term::atom("bump");
+    for _ in 0..casts {
+        node.cast(dest, &bump).unwrap();
+    }
+    let after: i64 = node
+        .call_as(dest, &Term::atom("count"), Duration::from_secs(60))
+        .unwrap();
+    let t3 = casts as f64 / t0.elapsed().as_secs_f64();
+    let s4 = sample();
+    assert_eq!(after - before, casts as i64, "every cast counted once");
+    // Microseconds of CPU per cast, per process and phase.
+    let per = |x: f64, y: f64| (y - x) * 1e6 / casts as f64;
+    let (a_recv, b_recv) = (per(s0[0], s1[0]), per(s1[1], s2[1]));
+    let (a_send, c_send) = (per(s3[0], s4[0]), per(s1[2], s2[2]));
+    println!(
+        "CPU per cast (us; BEAM nodes without busy-waiting; C' -> A {t1:.0}, C' -> B' {t2:.0}, A -> B' {t3:.0} msgs/s)"
+    );
+    println!("{:<34} {:>9} {:>9} {:>9}", "phase", "A", "B'", "C'");
+    println!(
+        "{:<34} {:>9.2} {:>9.2} {:>9.2}",
+        "C' -> A casts",
+        per(s0[0], s1[0]),
+        per(s0[1], s1[1]),
+        per(s0[2], s1[2])
+    );
+    println!(
+        "{:<34} {:>9.2} {:>9.2} {:>9.2}",
+        "C' -> B' casts",
+        per(s1[0], s2[0]),
+        per(s1[1], s2[1]),
+        per(s1[2], s2[2])
+    );
+    println!(
+        "{:<34} {:>9.2} {:>9.2} {:>9.2}",
+        "A -> B' casts",
+        per(s3[0], s4[0]),
+        per(s3[1], s4[1]),
+        per(s3[2], s4[2])
+    );
+    println!(
+        "receiving: BEAM {b_recv:.2} / arbor {a_recv:.2} us per cast = {:.2}x",
+        b_recv / a_recv
+    );
+    println!(
+        "sending:   BEAM {c_send:.2} / arbor {a_send:.2} us per cast = {:.2}x",
+        c_send / a_send
+    );
 }

@@ -3,9 +3,11 @@
 //!
 //! - Sending: frames go through one queue, and only the holder of the socket's write lock
 //!   pops them, so they leave in queue order. [`Conn::send`] queues its frame and, if the
-//!   lock is free, writes the whole queue itself (one system call for a burst, no thread
-//!   hop on a call's reply); if the lock is taken, its holder writes the frame before it
-//!   lets go (it re-checks the queue after unlocking). [`Conn::post`] only queues and kicks
+//!   lock is free, writes the whole queue itself (no thread hop on a call's request); if
+//!   the lock is taken, its holder writes the frame before it lets go (it re-checks the
+//!   queue after unlocking). A frame sent within 10 µs of the previous one is part of a
+//!   burst and is left to the writer thread, which writes what queued meanwhile in one
+//!   system call. [`Conn::post`] only queues and kicks
 //!   the writer thread: for the reader thread and exit observers, which must never block
 //!   on a peer that does not read. The writer thread also sends a tick (an empty frame)
 //!   whenever nothing was written for a tick interval (a quarter of the net tick time).
@@ -49,6 +51,8 @@ pub(crate) struct Conn {
     closed: AtomicBool,
     /// Milliseconds since `epoch` of the last write (for ticks).
     last_write: AtomicU64,
+    /// Nanoseconds since `epoch` of the last frame a sender sent (to tell bursts).
+    last_send: AtomicU64,
     epoch: Instant,
     /// Incoming calls pushed to arbor servers and not yet answered.
     in_flight: AtomicUsize,
@@ -57,6 +61,11 @@ pub(crate) struct Conn {
     /// The reader thread, woken when a reply makes room below the bound.
     reader: OnceLock<std::thread::Thread>,
 }
+
+/// A frame sent less than this after the previous one is left to the writer thread (see
+/// [`Conn::send_frame`]). Sequential calls are tens of microseconds apart and are
+/// written by their senders; a loop of casts is about a microsecond apart and is batched.
+const BURST_GAP_NS: u64 = 10_000;
 
 /// What the reader hands the node.
 pub(crate) trait Dispatch: Send + Sync + 'static {
@@ -102,6 +111,7 @@ impl Conn {
             stream: stream.try_clone()?,
             closed: AtomicBool::new(false),
             last_write: AtomicU64::new(0),
+            last_send: AtomicU64::new(0),
             epoch: Instant::now(),
             in_flight: AtomicUsize::new(0),
             max_calls: limits.max_calls,
@@ -138,6 +148,16 @@ impl Conn {
 
     pub(crate) fn send_frame(&self, frame: Vec<u8>) -> Result<(), DistError> {
         self.enqueue(frame)?;
+        // A lone frame (a call's request, say) is written now, by this thread: no hop. A
+        // frame that follows the previous one closely is part of a burst (a loop of
+        // casts): it is left to the writer thread, which wakes once for what queued
+        // meanwhile and writes it in one system call, instead of one per frame.
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let last = self.last_send.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(last) < BURST_GAP_NS {
+            let _ = self.kick.try_send(());
+            return Ok(());
+        }
         self.flush_queue();
         Ok(())
     }

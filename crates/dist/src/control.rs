@@ -286,6 +286,51 @@ fn r(reference: &ExtRef) -> Term {
     Term::Ref(Box::new(reference.clone()))
 }
 
+/// Where [`message_frame`] sends.
+pub(crate) enum To<'a> {
+    Pid(&'a ExtPid),
+    Name(&'a Atom),
+}
+
+/// A complete frame for a message from `from` to `to` (`SEND_SENDER` to a pid,
+/// `REG_SEND` to a name), written straight from `msg`, wrapped as `{'$gen_cast', msg}`
+/// if `cast`: what [`frame`] writes for a `Send` or `RegSend`, without building the
+/// control tuple, cloning the message or allocating its atoms.
+pub(crate) fn message_frame(
+    from: &ExtPid,
+    to: To<'_>,
+    cast: bool,
+    msg: &(impl crate::ToTerm + ?Sized),
+) -> Result<Vec<u8>, EncodeError> {
+    use term::decode::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, VERSION};
+    use term::encode::{put_atom, put_pid};
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH, VERSION, SMALL_TUPLE_EXT]);
+    match to {
+        To::Pid(pid) => {
+            out.extend_from_slice(&[3, SMALL_INTEGER_EXT, SEND_SENDER as u8]);
+            put_pid(from, &mut out)?;
+            put_pid(pid, &mut out)?;
+        }
+        To::Name(name) => {
+            out.extend_from_slice(&[4, SMALL_INTEGER_EXT, REG_SEND as u8]);
+            put_pid(from, &mut out)?;
+            // the empty atom: SMALL_ATOM_UTF8_EXT, length 0
+            out.extend_from_slice(&[term::decode::SMALL_ATOM_UTF8_EXT, 0]);
+            put_atom(name, &mut out)?;
+        }
+    }
+    out.push(VERSION);
+    if cast {
+        out.extend_from_slice(&[SMALL_TUPLE_EXT, 2, term::decode::SMALL_ATOM_UTF8_EXT, 9]);
+        out.extend_from_slice(b"$gen_cast");
+    }
+    msg.encode_term(&mut out)?;
+    let len = u32::try_from(out.len() - 4).map_err(|_| EncodeError::TooLong)?;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out)
+}
+
 /// A complete frame (length included) for a control message, with its payload.
 /// `from` is the sending process where the control carries one.
 pub(crate) fn frame(c: &Control, from: Option<&ExtPid>) -> Result<Vec<u8>, EncodeError> {
@@ -413,6 +458,42 @@ mod tests {
         };
         let f = frame(&alias, Some(&pid(1))).unwrap();
         assert_eq!(parse(&f[4..], DecodeLimits::default()).unwrap(), alias);
+    }
+
+    #[test]
+    fn message_frames_are_the_frames_of_send_and_reg_send() {
+        let msg = Term::tuple([Term::atom("bump"), Term::binary("é"), Term::Int(-70000)]);
+        let cast = Term::tuple([Term::atom("$gen_cast"), msg.clone()]);
+        let name = Atom::new("sink");
+        for (wrapped, is_cast) in [(&msg, false), (&cast, true)] {
+            let by_name = Control::RegSend {
+                from: pid(1),
+                to: name.clone(),
+                msg: wrapped.clone(),
+            };
+            assert_eq!(
+                message_frame(&pid(1), To::Name(&name), is_cast, &msg).unwrap(),
+                frame(&by_name, None).unwrap()
+            );
+            let by_pid = Control::Send {
+                to: pid(2),
+                msg: wrapped.clone(),
+            };
+            let f = message_frame(&pid(1), To::Pid(&pid(2)), is_cast, &msg).unwrap();
+            assert_eq!(f, frame(&by_pid, Some(&pid(1))).unwrap());
+            assert_eq!(parse(&f[4..], DecodeLimits::default()).unwrap(), by_pid);
+        }
+        // A value that is not a `Term` goes through its `to_term`.
+        let f = message_frame(&pid(1), To::Name(&name), false, &(1u8, "x".to_string())).unwrap();
+        let c = parse(&f[4..], DecodeLimits::default()).unwrap();
+        assert_eq!(
+            c,
+            Control::RegSend {
+                from: pid(1),
+                to: name,
+                msg: Term::tuple([Term::Int(1), Term::binary("x")]),
+            }
+        );
     }
 
     #[test]
