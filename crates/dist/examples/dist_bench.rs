@@ -100,14 +100,43 @@ fn erl_with(epmd: u16, name: &str, dir: &str, eval: &str, stdout: Stdio, extra: 
     Guard(child)
 }
 
-/// CPU seconds (user + system) an OS process has used, all its threads.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0 // USER_HZ, 100 on Linux
+/// Run time (ns) of each thread of an OS process, by thread id, from
+/// `/proc/PID/task/TID/schedstat` (exact, where `/proc/PID/stat` counts 10 ms ticks).
+fn thread_times(pid: u32) -> std::collections::HashMap<u32, (String, u64)> {
+    let mut out = std::collections::HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        // A thread may have ended since the listing.
+        let Some(ns) = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        else {
+            continue;
+        };
+        out.insert(tid, (comm.trim().to_string(), ns));
+    }
+    out
+}
+
+/// CPU seconds a process's threads ran between two samples (a thread that ended between
+/// them is left out: the bench's phases start after every such thread has ended).
+fn cpu_between(
+    before: &std::collections::HashMap<u32, (String, u64)>,
+    after: &std::collections::HashMap<u32, (String, u64)>,
+) -> f64 {
+    let ns: u64 = after
+        .iter()
+        .map(|(tid, (_, a))| a.saturating_sub(before.get(tid).map_or(0, |b| b.1)))
+        .sum();
+    ns as f64 / 1e9
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
@@ -244,8 +273,11 @@ fn main() {
     node.stop();
 }
 
-/// The second round: CPU per cast on each side, with BEAM nodes that do not busy-wait.
+/// The second round: CPU per cast on each side, with BEAM nodes that do not busy-wait;
+/// `ROUNDS` rounds of the three phases, one after the other, so that a change in the
+/// machine's load hits both sides alike; medians over the rounds.
 fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
+    const ROUNDS: usize = 5;
     let id = std::process::id();
     let (a, b, c) = (
         node.name().as_str().to_string(),
@@ -262,11 +294,17 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
         assert!(Instant::now() < deadline, "node B' did not start");
     }
     let eval = format!(
-        "register(driver, self()), A = {{sink, '{a}'}}, B = {{sink, '{b}'}},          W = fun() -> receive go -> ok end end,          io:format(\"READY~n\"), W(), T1 = arbor_bench:cast_throughput(A, {casts}, bump),          io:format(\"PHASE ~w~n\", [T1]), W(), T2 = arbor_bench:cast_throughput(B, {casts}, bump),          io:format(\"PHASE ~w~n\", [T2]), halt()."
+        "register(driver, self()), A = {{sink, '{a}'}}, B = {{sink, '{b}'}}, \
+         W = fun() -> receive go -> ok end end, \
+         L = fun Loop(0) -> ok; Loop(K) -> \
+               W(), T1 = arbor_bench:cast_throughput(A, {casts}, bump), io:format(\"PHASE ~w~n\", [T1]), \
+               W(), T2 = arbor_bench:cast_throughput(B, {casts}, bump), io:format(\"PHASE ~w~n\", [T2]), \
+               Loop(K - 1) end, \
+         io:format(\"READY~n\"), L({ROUNDS}), halt()."
     );
     let mut c_node = erl_with(port, &c, dir, &eval, Stdio::piped(), &quiet);
     let (pb, pc, me) = (b_node.0.id(), c_node.0.id(), std::process::id());
-    let sample = || [cpu_secs(me), cpu_secs(pb), cpu_secs(pc)];
+    let sample = || [thread_times(me), thread_times(pb), thread_times(pc)];
     let out = c_node.0.stdout.take().unwrap();
     let mut lines = BufReader::new(out).lines().map_while(Result::ok);
     let mut next = |prefix: &str| {
@@ -275,65 +313,75 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
             .unwrap_or_else(|| panic!("C' did not say {prefix}"))
     };
     let go = || node.send(("driver", c.as_str()), &Term::atom("go")).unwrap();
+    let rate = |l: String| -> f64 { l.trim_start_matches("PHASE ").trim().parse().unwrap() };
+    let threads = std::env::var_os("ARBOR_BENCH_THREADS").is_some();
     next("READY");
-    let s0 = sample();
-    go();
-    let t1: f64 = next("PHASE").trim_start_matches("PHASE ").trim().parse().unwrap();
-    let s1 = sample();
-    go();
-    let t2: f64 = next("PHASE").trim_start_matches("PHASE ").trim().parse().unwrap();
-    let s2 = sample();
     let dest = ("sink", b.as_str());
-    let before: i64 = node
-        .call_as(dest, &Term::atom("count"), Duration::from_secs(5))
-        .unwrap();
-    let s3 = sample();
-    let t0 = Instant::now();
     let bump = Term::atom("bump");
-    for _ in 0..casts {
-        node.cast(dest, &bump).unwrap();
+    // Microseconds of CPU per cast, per round: [A, B', C'] in each phase.
+    let mut recv = Vec::new(); // C' -> A
+    let mut beam = Vec::new(); // C' -> B'
+    let mut send = Vec::new(); // A -> B'
+    let mut rates = Vec::new();
+    let per = |x: &[std::collections::HashMap<u32, (String, u64)>; 3],
+               y: &[std::collections::HashMap<u32, (String, u64)>; 3]| {
+        [0, 1, 2].map(|i| cpu_between(&x[i], &y[i]) * 1e6 / casts as f64)
+    };
+    for _ in 0..ROUNDS {
+        let s0 = sample();
+        go();
+        let t1 = rate(next("PHASE"));
+        let s1 = sample();
+        if threads {
+            for (tid, (name, ns)) in &s1[0] {
+                let d = ns.saturating_sub(s0[0].get(tid).map_or(0, |b| b.1));
+                if d > 0 {
+                    println!("  C' -> A, thread {name}: {:.3} us per cast", d as f64 / 1e3 / casts as f64);
+                }
+            }
+        }
+        go();
+        let t2 = rate(next("PHASE"));
+        let s2 = sample();
+        let before: i64 = node
+            .call_as(dest, &Term::atom("count"), Duration::from_secs(5))
+            .unwrap();
+        let s3 = sample();
+        let t0 = Instant::now();
+        for _ in 0..casts {
+            node.cast(dest, &bump).unwrap();
+        }
+        let after: i64 = node
+            .call_as(dest, &Term::atom("count"), Duration::from_secs(60))
+            .unwrap();
+        let t3 = casts as f64 / t0.elapsed().as_secs_f64();
+        let s4 = sample();
+        assert_eq!(after - before, casts as i64, "every cast counted once");
+        recv.push(per(&s0, &s1));
+        beam.push(per(&s1, &s2));
+        send.push(per(&s3, &s4));
+        rates.push([t1, t2, t3]);
     }
-    let after: i64 = node
-        .call_as(dest, &Term::atom("count"), Duration::from_secs(60))
-        .unwrap();
-    let t3 = casts as f64 / t0.elapsed().as_secs_f64();
-    let s4 = sample();
-    assert_eq!(after - before, casts as i64, "every cast counted once");
-    // Microseconds of CPU per cast, per process and phase.
-    let per = |x: f64, y: f64| (y - x) * 1e6 / casts as f64;
-    let (a_recv, b_recv) = (per(s0[0], s1[0]), per(s1[1], s2[1]));
-    let (a_send, c_send) = (per(s3[0], s4[0]), per(s1[2], s2[2]));
+    let med = |rows: &[[f64; 3]], i: usize| median(&mut rows.iter().map(|r| r[i]).collect::<Vec<_>>());
     println!(
-        "CPU per cast (us; BEAM nodes without busy-waiting; C' -> A {t1:.0}, C' -> B' {t2:.0}, A -> B' {t3:.0} msgs/s)"
+        "CPU per cast (us, medians of {ROUNDS} rounds of {casts}; BEAM nodes without busy-waiting; \
+         C' -> A {:.0}, C' -> B' {:.0}, A -> B' {:.0} msgs/s)",
+        med(&rates, 0),
+        med(&rates, 1),
+        med(&rates, 2)
     );
     println!("{:<34} {:>9} {:>9} {:>9}", "phase", "A", "B'", "C'");
-    println!(
-        "{:<34} {:>9.2} {:>9.2} {:>9.2}",
-        "C' -> A casts",
-        per(s0[0], s1[0]),
-        per(s0[1], s1[1]),
-        per(s0[2], s1[2])
-    );
-    println!(
-        "{:<34} {:>9.2} {:>9.2} {:>9.2}",
-        "C' -> B' casts",
-        per(s1[0], s2[0]),
-        per(s1[1], s2[1]),
-        per(s1[2], s2[2])
-    );
-    println!(
-        "{:<34} {:>9.2} {:>9.2} {:>9.2}",
-        "A -> B' casts",
-        per(s3[0], s4[0]),
-        per(s3[1], s4[1]),
-        per(s3[2], s4[2])
-    );
-    println!(
-        "receiving: BEAM {b_recv:.2} / arbor {a_recv:.2} us per cast = {:.2}x",
-        b_recv / a_recv
-    );
-    println!(
-        "sending:   BEAM {c_send:.2} / arbor {a_send:.2} us per cast = {:.2}x",
-        c_send / a_send
-    );
+    for (label, rows) in [("C' -> A casts", &recv), ("C' -> B' casts", &beam), ("A -> B' casts", &send)] {
+        println!(
+            "{:<34} {:>9.2} {:>9.2} {:>9.2}",
+            label,
+            med(rows, 0),
+            med(rows, 1),
+            med(rows, 2)
+        );
+    }
+    let (a_recv, b_recv) = (med(&recv, 0), med(&beam, 1));
+    let (a_send, c_send) = (med(&send, 0), med(&beam, 2));
+    println!("receiving: BEAM {b_recv:.2} / arbor {a_recv:.2} us per cast = {:.2}x", b_recv / a_recv);
+    println!("sending:   BEAM {c_send:.2} / arbor {a_send:.2} us per cast = {:.2}x", c_send / a_send);
 }

@@ -113,11 +113,36 @@ struct Local {
     deliver: Option<Deliver>,
 }
 
+/// FNV-1a: the hasher of the tables looked up for every incoming message (ids and short
+/// names). Only local code inserts into them, so a peer cannot aim collisions at them.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 #[derive(Default)]
 struct Locals {
-    by_id: HashMap<u32, Local>,
-    by_pid: HashMap<Pid, u32>,
-    names: HashMap<Atom, u32>,
+    by_id: FnvMap<u32, Local>,
+    by_pid: FnvMap<Pid, u32>,
+    names: FnvMap<Atom, u32>,
     next: u32,
 }
 
