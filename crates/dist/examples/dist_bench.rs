@@ -104,7 +104,11 @@ fn erl_with(epmd: u16, name: &str, dir: &str, eval: &str, stdout: Stdio, extra: 
 /// `/proc/PID/task/TID/schedstat` (exact, where `/proc/PID/stat` counts 10 ms ticks).
 fn thread_times(pid: u32) -> std::collections::HashMap<u32, (String, u64)> {
     let mut out = std::collections::HashMap::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
             continue;
         };
@@ -336,7 +340,10 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
             for (tid, (name, ns)) in &s1[0] {
                 let d = ns.saturating_sub(s0[0].get(tid).map_or(0, |b| b.1));
                 if d > 0 {
-                    println!("  C' -> A, thread {name}: {:.3} us per cast", d as f64 / 1e3 / casts as f64);
+                    println!(
+                        "  C' -> A, thread {name}: {:.3} us per cast",
+                        d as f64 / 1e3 / casts as f64
+                    );
                 }
             }
         }
@@ -371,7 +378,11 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
         med(&rates, 2)
     );
     println!("{:<34} {:>9} {:>9} {:>9}", "phase", "A", "B'", "C'");
-    for (label, rows) in [("C' -> A casts", &recv), ("C' -> B' casts", &beam), ("A -> B' casts", &send)] {
+    for (label, rows) in [
+        ("C' -> A casts", &recv),
+        ("C' -> B' casts", &beam),
+        ("A -> B' casts", &send),
+    ] {
         println!(
             "{:<34} {:>9.2} {:>9.2} {:>9.2}",
             label,
@@ -382,6 +393,12 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
     }
     let (a_recv, b_recv) = (med(&recv, 0), med(&beam, 1));
     let (a_send, c_send) = (med(&send, 0), med(&beam, 2));
-    println!("receiving: BEAM {b_recv:.2} / arbor {a_recv:.2} us per cast = {:.2}x", b_recv / a_recv);
-    println!("sending:   BEAM {c_send:.2} / arbor {a_send:.2} us per cast = {:.2}x", c_send / a_send);
+    println!(
+        "receiving: BEAM {b_recv:.2} / arbor {a_recv:.2} us per cast = {:.2}x",
+        b_recv / a_recv
+    );
+    println!(
+        "sending:   BEAM {c_send:.2} / arbor {a_send:.2} us per cast = {:.2}x",
+        c_send / a_send
+    );
 }

@@ -29,7 +29,7 @@ use crate::error::DistError;
 use crate::term::{Atom, DecodeLimits, ExtPid};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -45,7 +45,11 @@ pub(crate) struct Conn {
     pub(crate) flags: u64,
     queue: Sender<Vec<u8>>,
     pending: Receiver<Vec<u8>>,
-    out: Mutex<BufWriter<TcpStream>>,
+    out: Mutex<Outbox>,
+    /// Set while a write timed out with bytes left: replies then leave the writing to
+    /// the writer thread instead of trying it themselves.
+    congested: AtomicBool,
+    net_ticktime: Duration,
     kick: Sender<()>,
     stream: TcpStream,
     closed: AtomicBool,
@@ -66,6 +70,34 @@ pub(crate) struct Conn {
 /// [`Conn::send_frame`]). Sequential calls are tens of microseconds apart and are
 /// written by their senders; a loop of casts is about a microsecond apart and is batched.
 const BURST_GAP_NS: u64 = 10_000;
+
+/// The longest one write to the socket may block (its `SO_SNDTIMEO`): a write that could
+/// not finish in it leaves the rest to the writer thread, which tries again.
+const WRITE_SLICE: Duration = Duration::from_millis(2);
+
+/// Frames queued for a peer past which a sending thread (not a reply, not the reader)
+/// waits for the queue to drain: back-pressure, so that a loop of casts to a peer that
+/// reads slowly does not grow memory without bound.
+const MAX_QUEUED: usize = 65_536;
+
+/// The socket's sending half and the bytes not yet written.
+struct Outbox {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// How much of `buf` is written.
+    sent: usize,
+}
+
+/// What a drain did.
+#[derive(PartialEq)]
+enum Drained {
+    /// Everything queued is written.
+    All,
+    /// A write timed out with bytes left (kept in the outbox).
+    Congested,
+    /// The connection failed and is closed.
+    Failed,
+}
 
 /// What the reader hands the node.
 pub(crate) trait Dispatch: Send + Sync + 'static {
@@ -95,7 +127,9 @@ impl Conn {
         dispatch: std::sync::Arc<dyn Dispatch>,
     ) -> std::io::Result<std::sync::Arc<Conn>> {
         stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(limits.net_ticktime))?;
+        // Every write returns within a slice: a thread that writes for others (a reply on
+        // an arbor worker) never waits long on a peer that does not read.
+        stream.set_write_timeout(Some(WRITE_SLICE))?;
         stream.set_read_timeout(Some(limits.tick))?;
         let (queue, pending) = crossbeam_channel::unbounded();
         let (kick, kicked) = crossbeam_channel::bounded(1);
@@ -106,7 +140,13 @@ impl Conn {
             flags,
             queue,
             pending,
-            out: Mutex::new(BufWriter::with_capacity(64 * 1024, stream.try_clone()?)),
+            out: Mutex::new(Outbox {
+                stream: stream.try_clone()?,
+                buf: Vec::with_capacity(64 * 1024),
+                sent: 0,
+            }),
+            congested: AtomicBool::new(false),
+            net_ticktime: limits.net_ticktime,
             kick,
             stream: stream.try_clone()?,
             closed: AtomicBool::new(false),
@@ -146,15 +186,41 @@ impl Conn {
         self.send_frame(frame)
     }
 
+    /// Sends a frame from a thread that may wait (a user's send, cast or call): past
+    /// [`MAX_QUEUED`] frames queued it waits for the queue to drain (at most the net tick
+    /// time), so a flood meets back-pressure.
     pub(crate) fn send_frame(&self, frame: Vec<u8>) -> Result<(), DistError> {
+        if self.pending.len() >= MAX_QUEUED {
+            let deadline = Instant::now() + self.net_ticktime;
+            while self.pending.len() >= MAX_QUEUED && !self.is_closed() {
+                if Instant::now() >= deadline {
+                    return Err(DistError::NodeDown(format!("{} does not read", self.peer.as_str())));
+                }
+                let _ = self.kick.try_send(());
+                std::thread::park_timeout(Duration::from_micros(500));
+            }
+        }
+        self.submit(frame)
+    }
+
+    /// Sends a reply from a `call_with` callback (an arbor worker): as `send_frame`, but
+    /// never waits for the queue, and writes only if no write is stuck.
+    pub(crate) fn send_reply(&self, c: &Control, from: Option<&ExtPid>) -> Result<(), DistError> {
+        let frame = control::frame(c, from)?;
+        self.submit(frame)
+    }
+
+    /// Queues `frame`, then writes the queue on this thread, unless the frame is part of a
+    /// burst or the peer is congested: then the writer thread does it.
+    fn submit(&self, frame: Vec<u8>) -> Result<(), DistError> {
         self.enqueue(frame)?;
-        // A lone frame (a call's request, say) is written now, by this thread: no hop. A
-        // frame that follows the previous one closely is part of a burst (a loop of
+        // A lone frame (a call's request or reply) is written now, by this thread: no hop.
+        // A frame that follows the previous one closely is part of a burst (a loop of
         // casts): it is left to the writer thread, which wakes once for what queued
         // meanwhile and writes it in one system call, instead of one per frame.
         let now = self.epoch.elapsed().as_nanos() as u64;
         let last = self.last_send.swap(now, Ordering::Relaxed);
-        if now.saturating_sub(last) < BURST_GAP_NS {
+        if now.saturating_sub(last) < BURST_GAP_NS || self.congested.load(Ordering::Relaxed) {
             let _ = self.kick.try_send(());
             return Ok(());
         }
@@ -180,35 +246,70 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes the queue if the write lock is free; whoever holds it re-checks the queue
-    /// after unlocking, so no frame is left behind.
+    /// Writes the queue if the write lock is free (whoever holds it re-checks the queue
+    /// after unlocking, so no frame is left behind); a write that cannot finish within
+    /// [`WRITE_SLICE`] is left to the writer thread.
     fn flush_queue(&self) {
         while !self.pending.is_empty() {
             let Some(mut out) = self.out.try_lock() else { return };
-            self.drain(&mut out);
+            if self.drain(&mut out, false) != Drained::All {
+                drop(out);
+                let _ = self.kick.try_send(());
+                return;
+            }
         }
     }
 
-    /// Writes every queued frame, then flushes. Called with the write lock held.
-    fn drain(&self, out: &mut BufWriter<TcpStream>) {
+    /// Moves every queued frame into the outbox and writes it. Called with the write lock
+    /// held; each write blocks at most [`WRITE_SLICE`]. Only the writer thread is
+    /// `patient`: any other stops at the first write the socket does not take whole.
+    fn drain(&self, out: &mut Outbox, patient: bool) -> Drained {
+        while let Ok(frame) = self.pending.try_recv() {
+            out.buf.extend_from_slice(&frame);
+        }
         let mut wrote = false;
-        let result = (|| {
-            while let Ok(frame) = self.pending.try_recv() {
-                out.write_all(&frame)?;
-                wrote = true;
+        let result = loop {
+            if out.sent == out.buf.len() {
+                break Drained::All;
             }
-            out.flush()
-        })();
+            match out.stream.write(&out.buf[out.sent..]) {
+                Ok(0) => break self.failed("the socket took no bytes"),
+                Ok(n) => {
+                    let whole = out.sent + n == out.buf.len();
+                    out.sent += n;
+                    wrote = true;
+                    if !whole && !patient {
+                        break Drained::Congested;
+                    }
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    break Drained::Congested;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break self.failed(&e.to_string()),
+            }
+        };
         if wrote {
             self.last_write
                 .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
-        if let Err(e) = result {
-            if !self.is_closed() {
-                log::warn!("arbor-dist: writing to {} failed: {e}", self.peer.as_str());
+        if result == Drained::All {
+            out.buf.clear();
+            out.sent = 0;
+            if out.buf.capacity() > 1 << 20 {
+                out.buf.shrink_to(64 * 1024);
             }
-            self.close();
         }
+        self.congested.store(result == Drained::Congested, Ordering::Relaxed);
+        result
+    }
+
+    fn failed(&self, why: &str) -> Drained {
+        if !self.is_closed() {
+            log::warn!("arbor-dist: writing to {} failed: {why}", self.peer.as_str());
+        }
+        self.close();
+        Drained::Failed
     }
 
     /// Counts an incoming call about to be pushed to a server. Called by the reader only:
@@ -249,31 +350,51 @@ impl Conn {
     }
 }
 
-/// The writer thread: flushes what `post` queued, and ticks when nothing was written for
-/// a tick interval.
+/// The writer thread: writes what others left it (`post`, bursts, congested writes),
+/// and ticks when nothing was written for a tick interval. While the peer does not take
+/// bytes it keeps trying, slice by slice; no byte taken for the net tick time closes the
+/// connection.
 fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration) {
+    let mut stuck_since: Option<Instant> = None;
     loop {
-        let timed_out = matches!(kicked.recv_timeout(tick), Err(RecvTimeoutError::Timeout));
+        let wait = if stuck_since.is_some() { WRITE_SLICE } else { tick };
+        let timed_out = matches!(kicked.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
         if conn.is_closed() {
             return;
         }
         let mut out = conn.out.lock();
-        conn.drain(&mut out);
+        let before = out.sent;
+        let mut drained = conn.drain(&mut out, true);
         let idle = (conn.epoch.elapsed().as_millis() as u64).saturating_sub(conn.last_write.load(Ordering::Relaxed));
-        if timed_out && idle >= tick.as_millis() as u64 {
-            if let Err(e) = out.write_all(&[0, 0, 0, 0]).and_then(|_| out.flush()) {
-                if !conn.is_closed() {
-                    log::warn!("arbor-dist: ticking {} failed: {e}", conn.peer.as_str());
+        if drained == Drained::All && timed_out && idle >= tick.as_millis() as u64 {
+            out.buf.extend_from_slice(&[0, 0, 0, 0]);
+            drained = conn.drain(&mut out, true);
+        }
+        match drained {
+            Drained::Failed => return,
+            Drained::All => stuck_since = None,
+            Drained::Congested => {
+                let progressed = out.sent > before;
+                let since = *stuck_since.get_or_insert_with(Instant::now);
+                if progressed {
+                    stuck_since = Some(Instant::now());
+                } else if since.elapsed() >= conn.net_ticktime {
+                    drop(out);
+                    log::warn!(
+                        "arbor-dist: {} took no bytes for {:?}: closing",
+                        conn.peer.as_str(),
+                        conn.net_ticktime
+                    );
+                    conn.close();
+                    return;
                 }
-                conn.close();
-                return;
             }
-            conn.last_write
-                .store(conn.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
         drop(out);
         // frames queued while we held the lock, by senders that found it taken
-        conn.flush_queue();
+        if stuck_since.is_none() {
+            conn.flush_queue();
+        }
     }
 }
 

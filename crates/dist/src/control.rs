@@ -188,7 +188,11 @@ fn parse_message(rest: &[u8], limits: DecodeLimits) -> Option<Result<Control, Fr
             Some(decoded.map_err(FrameError::Term).and_then(|(t, used)| {
                 let p = payload(used)?;
                 match t {
-                    [_, Term::Pid(from), _, Term::Atom(to)] => Ok(Control::RegSend { from, to, msg: need(p)? }),
+                    [_, Term::Pid(from), _, Term::Atom(to)] => Ok(Control::RegSend {
+                        from,
+                        to,
+                        msg: need(p)?,
+                    }),
                     t => Err(bad("reg_send", &t)),
                 }
             }))
@@ -567,7 +571,14 @@ mod tests {
                 None,
             )
             .unwrap(),
-            frame(&Control::Send { to: pid(2), msg: msg.clone() }, Some(&pid(1))).unwrap(),
+            frame(
+                &Control::Send {
+                    to: pid(2),
+                    msg: msg.clone(),
+                },
+                Some(&pid(1)),
+            )
+            .unwrap(),
             frame(&Control::Send { to: pid(2), msg }, None).unwrap(),
         ];
         let limits = DecodeLimits::default();

@@ -44,8 +44,9 @@ pub(crate) struct ReplyPath {
 }
 
 impl ReplyPath {
-    /// Sends the reply: queued for the connection's writer, never blocking (it runs in a
-    /// `call_with` callback, on the replying server's worker thread).
+    /// Sends the reply (it runs in a `call_with` callback, on the replying server's worker
+    /// thread): written at once if no write is under way, a write blocking at most a
+    /// couple of milliseconds; else left to the connection's writer thread.
     pub(crate) fn post(&self, reply: Term) {
         let alias = match &self.tag {
             Term::ImproperList(b) if b.0.len() == 1 && b.0[0].is_atom("alias") => match &b.1 {
@@ -62,7 +63,7 @@ impl ReplyPath {
                 msg,
             },
         };
-        if let Err(e) = self.conn.post(&c, Some(&self.me)) {
+        if let Err(e) = self.conn.send_reply(&c, Some(&self.me)) {
             log::debug!("arbor-dist: reply to {} not sent: {e}", self.to);
         }
     }
