@@ -10,7 +10,7 @@ use crate::runtime::RtShared;
 use crate::{signal, ExitObserver, ExitReason, MonitorRef, Naming, NoProc, Pid, RuntimeHandle};
 use std::fmt;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The default call timeout: 5 seconds, as in Elixir (S10).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,7 +147,7 @@ impl<G: GenServer> ServerRef<G> {
         if self.cell.push(Envelope::Call(req, slot.clone(), NOT_HELD)).is_err() {
             return Err(CallError::NoProc);
         }
-        slot.wait(Instant::now().checked_add(timeout))
+        self.cell.header().rt().wait(&slot, timeout)
     }
 
     /// Sends a typed request (see [`HandleRequest`]) and waits up to 5 s for its reply,
@@ -196,7 +196,7 @@ impl<G: GenServer> ServerRef<G> {
         if self.cell.push(Envelope::Request(cell.clone())).is_err() {
             return Err(CallError::NoProc);
         }
-        cell.slot().wait(Instant::now().checked_add(timeout))
+        self.cell.header().rt().wait(cell.slot(), timeout)
     }
 
     /// [`ServerRef::request`] from async code, as [`ServerRef::call_async`].
@@ -235,7 +235,7 @@ impl<G: GenServer> ServerRef<G> {
         CallFuture::waiting(
             cell,
             Arc::clone(self.cell.header().rt()),
-            Instant::now().checked_add(timeout),
+            self.cell.header().rt().clock.deadline(timeout),
         )
     }
 
@@ -369,7 +369,7 @@ impl<G: GenServer> ServerRef<G> {
             return Err(());
         }
         // The runtime, to cancel the timeout's timer, only if one may be armed.
-        let rt: Option<Weak<RtShared>> = timed(timeout).then(|| Arc::downgrade(self.cell.header().rt()));
+        let rt: Option<Weak<RtShared>> = timed(self.cell.header().rt(), timeout).then(|| Arc::downgrade(self.cell.header().rt()));
         let on_resolve: OnResolve<R> = Box::new(move |outcome, timer| {
             if let (Some(key), Some(rt)) = (timer, &rt) {
                 // Settled by anything but its own timer: the timer goes at once. (A
@@ -390,7 +390,7 @@ impl<G: GenServer> ServerRef<G> {
     /// resolution cancels it; if the call was settled before the key could be handed
     /// over, the timer is cancelled here.
     fn arm_callback_timeout<R: Send + 'static>(&self, holder: Arc<impl ReplySlot<R>>, timeout: Duration) {
-        if !timed(timeout) {
+        if !timed(self.cell.header().rt(), timeout) {
             return;
         }
         if timeout.is_zero() {
@@ -514,7 +514,7 @@ impl<G: GenServer> ServerRef<G> {
         CallFuture::waiting(
             slot,
             Arc::clone(self.cell.header().rt()),
-            Instant::now().checked_add(timeout),
+            self.cell.header().rt().clock.deadline(timeout),
         )
     }
 
@@ -555,7 +555,7 @@ impl<G: GenServer> ServerRef<G> {
         CallFuture::waiting(
             slot,
             Arc::clone(self.cell.header().rt()),
-            Instant::now().checked_add(timeout),
+            self.cell.header().rt().clock.deadline(timeout),
         )
     }
 
@@ -593,7 +593,7 @@ impl<G: GenServer> ServerRef<G> {
         {
             return Err(CallError::NoProc);
         }
-        slot.wait(Instant::now().checked_add(timeout))
+        self.cell.header().rt().wait(&slot, timeout)
     }
 
     /// Sends the server an exit signal (from the calling process, or from outside).
@@ -642,8 +642,8 @@ impl<G: GenServer> ServerRef<G> {
 
 /// True if a call waiting `timeout` has a deadline (`Duration::MAX`, or one too far to
 /// express, waits forever).
-fn timed(timeout: Duration) -> bool {
-    timeout != Duration::MAX && Instant::now().checked_add(timeout).is_some()
+fn timed(rt: &RtShared, timeout: Duration) -> bool {
+    timeout != Duration::MAX && rt.clock.deadline(timeout).is_some()
 }
 
 /// Runs a call's callback; a panic in it is caught and logged.

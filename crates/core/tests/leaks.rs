@@ -362,3 +362,34 @@ fn leak_plain_names_of_servers_started_and_killed() {
     assert_eq!(rt.name_count(), 0);
     assert!(wait_until(|| rt.process_count() == 0));
 }
+
+#[test]
+fn leak_deterministic_runtime_numbers_ready_set_and_timers() {
+    // A deterministic runtime keeps a number per live process (for its trace), a ready set
+    // and a timer wheel: a million starts, calls, timers armed and cancelled, and exits
+    // leave each back at its baseline. The trace is kept as a digest only.
+    let sim = arbor_core::sim::SimConfig::new(1).keep_trace(false).build();
+    let base = sim.numbered_processes();
+    for i in 0..ops() {
+        let w = sim.start::<Jobs>(()).unwrap();
+        w.call(job(move |_, _, ctx| {
+            let t = ctx.send_after(Duration::from_secs(60), ());
+            if i % 2 == 0 {
+                ctx.cancel_timer(t);
+            }
+            Some(String::new())
+        }))
+        .unwrap();
+        if i % 3 == 0 {
+            w.kill();
+        } else {
+            w.stop(ExitReason::Normal, Duration::from_secs(1)).unwrap();
+        }
+    }
+    sim.run_until_idle();
+    assert_eq!(sim.process_count(), 0);
+    assert_eq!(sim.numbered_processes(), base);
+    assert_eq!(sim.timer_count(), 0, "a dead process's timers are cancelled");
+    assert_eq!(sim.stats().run_queue, 0);
+    assert!(sim.trace().is_empty());
+}
