@@ -22,6 +22,7 @@ use crate::request::{ErasedCast, ErasedRequest, Handled};
 use crate::runtime::RtShared;
 use crate::scheduler::Runnable;
 use crate::sync::Mutex;
+use crate::timer::TimerCore;
 use crate::{CrashReports, ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -50,6 +51,9 @@ pub(crate) enum Envelope<G: GenServer> {
     Info(G::Info),
     /// For `handle_info`, from a timer: dropped if the timer was cancelled meanwhile.
     Timer(u64, G::Info),
+    /// For `handle_info`, from a [`Timer`](crate::Timer) (one anyone may cancel): dropped
+    /// unless the timer's claim succeeds (see `timer/shared.rs`).
+    Timed(Arc<TimerCore>, G::Info),
     /// For `handle_call` (the slot knows the caller). The key under which the call is
     /// registered with the process ([`NOT_HELD`] until it is): see [`Cell::hold_batch`].
     Call(G::Call, Arc<Slot<G::Reply>>, usize),
@@ -272,6 +276,7 @@ impl<G: GenServer> Cell<G> {
             // Not an arrival: a cancelled timer's message, or an inactivity timeout
             // (handled below, if it is the armed one).
             Err(Envelope::Timer(id, _)) if local.timer_key(*id).is_none() => {}
+            Err(Envelope::Timed(core, _)) if !core.is_live() => {}
             Err(Envelope::Timeout(_)) => {}
             // Not a message either: a debugger's look at the state.
             Err(Envelope::Sys(sys)) if matches!(**sys, SysMsg::GetState(_)) => {}
@@ -280,7 +285,7 @@ impl<G: GenServer> Cell<G> {
         self.header.set_callback(match &env {
             Ok(_) => Callback::Continue,
             Err(Envelope::Info(_)) => Callback::Info,
-            Err(Envelope::Timer(..)) => Callback::Timer,
+            Err(Envelope::Timer(..) | Envelope::Timed(..)) => Callback::Timer,
             Err(Envelope::Call(..)) => Callback::Call,
             Err(Envelope::Request(_)) => Callback::Request,
             Err(Envelope::Cast(_)) => Callback::Cast,
@@ -300,7 +305,7 @@ impl<G: GenServer> Cell<G> {
             }
             Err(Envelope::Info(m)) => {
                 what = "handle_info";
-                catch(|| flow(st.handle_info(m, &mut ctx)))
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
             }
             Err(Envelope::Timer(id, m)) => {
                 if ctx.local_mut().remove_timer(id).is_none() {
@@ -308,7 +313,15 @@ impl<G: GenServer> Cell<G> {
                     return Outcome::Continue;
                 }
                 what = "handle_info (timer)";
-                catch(|| flow(st.handle_info(m, &mut ctx)))
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
+            }
+            Err(Envelope::Timed(core, m)) => {
+                if !core.claim() {
+                    drop_quietly(m, "a cancelled timer's message");
+                    return Outcome::Continue;
+                }
+                what = "handle_info (timer)";
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
             }
             Err(Envelope::Call(req, slot, held)) => {
                 what = "handle_call";
@@ -325,7 +338,10 @@ impl<G: GenServer> Cell<G> {
                 };
                 let reply_to = ReplyTo::new(slot, self.header.clone(), key);
                 let given = reply_to.clone();
-                let result = catch(|| st.handle_call(req, given, &mut ctx));
+                let result = catch(|| {
+                    st.try_handle_call(req, given, &mut ctx)
+                        .unwrap_or_else(CallFlow::StopNoReply)
+                });
                 // The runtime's own copy of the handle outlives the exit, so a caller whose
                 // server stops without replying gets the exit reason, not `NoReply`.
                 return match result {
@@ -602,7 +618,7 @@ fn kind_of<G: GenServer>(env: &Envelope<G>) -> crate::sim::MessageKind {
     use crate::sim::MessageKind as K;
     match env {
         Envelope::Info(_) => K::Info,
-        Envelope::Timer(..) => K::Timer,
+        Envelope::Timer(..) | Envelope::Timed(..) => K::Timer,
         Envelope::Call(..) => K::Call,
         Envelope::Stop(_) => K::Stop,
         Envelope::Sys(sys) => match &**sys {
@@ -614,6 +630,11 @@ fn kind_of<G: GenServer>(env: &Envelope<G>) -> crate::sim::MessageKind {
         Envelope::Request(_) => K::Request,
         Envelope::Cast(_) => K::Cast,
     }
+}
+
+/// A `try_` callback's result: an error is a stop with that reason.
+fn try_flow(f: Result<Flow, ExitReason>) -> Outcome {
+    flow(f.unwrap_or_else(Flow::Stop))
 }
 
 fn flow(f: Flow) -> Outcome {
@@ -729,27 +750,37 @@ impl<G: GenServer> Runnable for Cell<G> {
     }
 
     fn run(self: Arc<Self>) {
-        // Every callback is caught where it runs; this catches what is left (a panic in
-        // a message's `Drop`, say) so that it cannot leave a zombie: a process that
-        // looks alive but that no worker will ever run or finalize again.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_slice())) {
-            Ok(true) => {
-                let rt = Arc::clone(self.header.rt());
-                rt.pool.requeue(self);
-            }
-            Ok(false) => {}
-            Err(payload) => {
-                let reason = ExitReason::panic(crate::panic::message(&*payload));
-                log::error!(
-                    "arbor: a panic escaped the runner of {} ({}); the process exits: {reason}",
-                    self.header.pid(),
-                    self.header.type_name()
-                );
-                Arc::clone(&self).die(reason);
-                let mut runner = self.runner.lock();
-                self.finalize(&mut runner);
+        // Every callback is caught where it runs. What is left (a panic in a message's
+        // `Drop`, say) must not leave a zombie: a process that looks alive but that no
+        // worker will ever run or finalize again. A guard notes this process while such a
+        // panic unwinds; the worker catches it and calls `recover`, which ends the process.
+        // A guard, not a `catch_unwind` here: that cost ping-pong about 7% of its
+        // instructions (docs/performance.md).
+        struct Escape<'a, G: GenServer>(&'a Arc<Cell<G>>);
+        impl<G: GenServer> Drop for Escape<'_, G> {
+            fn drop(&mut self) {
+                crate::scheduler::note_escape(Arc::clone(self.0) as crate::scheduler::Task);
             }
         }
+        let escape = Escape(&self);
+        let more = self.run_slice();
+        std::mem::forget(escape);
+        if more {
+            let rt = Arc::clone(self.header.rt());
+            rt.pool.requeue(self);
+        }
+    }
+
+    fn recover(self: Arc<Self>, payload: Box<dyn std::any::Any + Send>) {
+        let reason = ExitReason::panic(crate::panic::message(&*payload));
+        log::error!(
+            "arbor: a panic escaped the runner of {} ({}); the process exits: {reason}",
+            self.header.pid(),
+            self.header.type_name()
+        );
+        Arc::clone(&self).die(reason);
+        let mut runner = self.runner.lock();
+        self.finalize(&mut runner);
     }
 }
 
@@ -757,7 +788,7 @@ impl<G: GenServer> Cell<G> {
     /// Runs up to [`BUDGET`] messages; true if the process must be re-queued.
     fn run_slice(self: &Arc<Self>) -> bool {
         let mut runner = self.runner.lock();
-        let guard = CurrentGuard::enter(self.clone());
+        let guard = CurrentGuard::enter(self);
         // Read once: the cell's first cache line is shared with the mailbox's inbox lock,
         // which senders keep taking while this runs.
         let (header, mailbox) = (&*self.header, &self.mailbox);
@@ -821,7 +852,7 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     let rt = match (&opts.runtime, &caller) {
         (Some(h), _) => Arc::clone(h.shared()),
         (None, Some(c)) => Arc::clone(c.header().rt()),
-        (None, None) => return Err(StartError::NoRuntime),
+        (None, None) => crate::runtime::implicit_runtime().ok_or(StartError::NoRuntime)?,
     };
     if rt.is_shutting_down() {
         return Err(StartError::ShuttingDown);
@@ -920,7 +951,7 @@ fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::
         drop_quietly(args, "a start's arguments");
         return Err(reason);
     }
-    let _current = CurrentGuard::enter(cell.clone());
+    let _current = CurrentGuard::enter(cell);
     struct Depth;
     impl Drop for Depth {
         fn drop(&mut self) {
@@ -1030,17 +1061,35 @@ impl<G: GenServer> Runnable for InitTask<G> {
     }
 
     fn run(self: Arc<Self>) {
-        let Some(args) = self.args.lock().take() else { return };
-        let runner = self.cell.runner.lock();
-        let mut runner = runner;
-        let result = run_init(&self.cell, &mut runner, args);
-        let started = finish_start(&self.cell, runner, result, self.linked_caller.as_deref());
-        let server = started.as_ref().ok().cloned();
-        if !self.slot.resolve(Ok(started)) {
-            // The starter gave up at its deadline (and killed the process): make sure.
-            if let Some(server) = server {
-                server.kill();
+        // `init` is caught where it runs; this catches the rest (a panic in the
+        // arguments' or the state's `Drop`), which the worker does not.
+        let this = Arc::clone(&self);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let Some(args) = this.args.lock().take() else { return };
+            let runner = this.cell.runner.lock();
+            let mut runner = runner;
+            let result = run_init(&this.cell, &mut runner, args);
+            let started = finish_start(&this.cell, runner, result, this.linked_caller.as_deref());
+            let server = started.as_ref().ok().cloned();
+            if !this.slot.resolve(Ok(started)) {
+                // The starter gave up at its deadline (and killed the process): make sure.
+                if let Some(server) = server {
+                    server.kill();
+                }
             }
+        }));
+        if let Err(payload) = outcome {
+            let reason = ExitReason::panic(crate::panic::message(&*payload));
+            log::error!(
+                "arbor: a panic escaped the start of {} ({}); the process exits: {reason}",
+                self.cell.header.pid(),
+                self.cell.header.type_name()
+            );
+            Arc::clone(&self.cell).die(reason.clone());
+            let mut runner = self.cell.runner.lock();
+            self.cell.finalize(&mut runner);
+            drop(runner);
+            let _ = self.slot.resolve(Ok(Err(StartError::Init(reason))));
         }
     }
 }

@@ -20,7 +20,9 @@ mod sleep;
 #[cfg(loom)]
 pub use lifo::LifoSlot;
 #[cfg(not(loom))]
-pub(crate) use pool::{block_in_place, Pool, PoolConfig, PoolStats, Runnable, Stall, StallHook, Task};
+pub(crate) use pool::{
+    block_in_place, note_escape, recover_escaped, Pool, PoolConfig, PoolStats, Runnable, Stall, StallHook, Task,
+};
 
 #[cfg(not(loom))]
 pub(crate) use select::Scheduler;

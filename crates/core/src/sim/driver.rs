@@ -288,10 +288,11 @@ impl Driver {
             );
             task
         };
-        // Tasks catch their own panics; this keeps the driver's thread going whatever a
-        // task does, as the pool's workers do.
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run())).is_err() {
-            log::error!("arbor: a task panicked outside its callbacks; the simulation carries on");
+        // As the pool's workers do: a task's callbacks are caught where they run, and a
+        // panic that escapes a task is caught here, then the task that noted itself cleans
+        // up (`Runnable::recover`); the driver's thread goes on whatever a task does.
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run())) {
+            crate::scheduler::recover_escaped(payload);
         }
         self.state.lock().running -= 1;
         true
