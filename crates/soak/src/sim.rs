@@ -14,10 +14,12 @@
 //! - a call gets its own reply or a typed error;
 //! - an accepted message is handled once, or dropped only with its dead process; after
 //!   shutdown, every message has ended one way or the other;
-//! - per-sender FIFO; no cancelled timer's message handled;
+//! - per-sender FIFO; no cancelled timer's message handled; no `Down` after `demonitor`
+//!   (workers monitor each other and drop monitors);
 //! - a name never points at a dead process (checked after every operation: names are
 //!   released before anyone learns of an exit, so no bound is needed);
-//! - the tree converges to its specs; the permanent workers are back; no orphan; processes
+//! - the tree converges to its specs; the permanent workers are back; no orphan (on-demand
+//!   workers start helpers with `start_link`, which must go with them); processes
 //!   and pending timers back to the baseline; shutdown kills nothing;
 //! - the same seed gives the same trace (the first seeds run twice; digests compared).
 //!
@@ -59,6 +61,27 @@ struct SimWorker {
     shared: Shared,
     last_seq: HashMap<u64, u64>,
     deferred: Vec<(ReplyTo<u64>, u64)>,
+    /// Monitors it holds, and those it dropped (a `Down` of one is a violation).
+    monitors: Vec<(Pid, MonitorRef)>,
+    dropped: Vec<MonitorRef>,
+}
+
+/// A helper a worker starts with `start_link`: it monitors its parent and stops when the
+/// parent exits, so one alive after its parent is an orphan.
+struct SimHelper;
+
+impl GenServer for SimHelper {
+    type Args = Pid;
+    type Info = ();
+    type Call = ();
+    type Reply = ();
+    fn init(parent: Pid, ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        ctx.monitor(parent);
+        Ok(SimHelper)
+    }
+    fn handle_down(&mut self, _down: Down, _ctx: &mut Context<'_, Self>) -> Flow {
+        Flow::Stop(ExitReason::Normal)
+    }
 }
 
 enum Msg {
@@ -72,6 +95,9 @@ enum Req {
     Defer(u64),
     Forward(Pid, u64, Duration),
     Arm { delay: Duration, cancel: bool },
+    Monitor(Pid),
+    Demonitor,
+    Helper,
     Panic,
 }
 
@@ -87,6 +113,8 @@ impl GenServer for SimWorker {
             shared,
             last_seq: HashMap::new(),
             deferred: Vec::new(),
+            monitors: Vec::new(),
+            dropped: Vec::new(),
         })
     }
 
@@ -139,8 +167,35 @@ impl GenServer for SimWorker {
                 }
                 CallFlow::Reply(0)
             }
+            Req::Monitor(pid) => {
+                let m = ctx.monitor(pid);
+                self.monitors.push((pid, m));
+                CallFlow::Reply(0)
+            }
+            Req::Demonitor => {
+                if let Some((pid, m)) = self.monitors.pop() {
+                    ctx.demonitor(pid, m);
+                    self.dropped.push(m);
+                }
+                CallFlow::Reply(0)
+            }
+            Req::Helper => {
+                let _ = SimHelper::start_link(ctx.pid(), StartOpts::new());
+                CallFlow::Reply(0)
+            }
             Req::Panic => panic!("arbor-soak: a handler that panics on purpose"),
         }
+    }
+
+    fn handle_down(&mut self, down: Down, ctx: &mut Context<'_, Self>) -> Flow {
+        if self.dropped.contains(&down.monitor) {
+            let (me, seed) = (ctx.pid(), self.shared.seed);
+            self.shared.ledger.violation(Kind::DownAfterDemonitor, || {
+                format!("seed {seed}: {me} got a Down of {} after demonitor", down.pid)
+            });
+        }
+        self.monitors.retain(|(_, m)| *m != down.monitor);
+        Flow::Continue
     }
 }
 
@@ -313,6 +368,15 @@ pub(crate) fn run_seed(ledger: &Arc<Ledger>, seed: u64) -> SeedRun {
                         delay,
                         cancel: rng.chance(50),
                     });
+                    // Monitors made and dropped between workers; helpers of on-demand ones.
+                    let other = worker(&shared, rng.pick(&all).as_str());
+                    let req = match (rng.below(3), other) {
+                        (0, Some(o)) => Req::Monitor(o.pid()),
+                        (1, _) => Req::Demonitor,
+                        _ if key.starts_with('w') => Req::Helper,
+                        _ => Req::Demonitor,
+                    };
+                    let _ = t.call(req);
                 }
             }
             8 => {
@@ -532,12 +596,13 @@ pub(crate) fn main(first: u64, seeds: u64) -> bool {
 }
 
 /// The invariants the simulated soak checks.
-const SIM_KINDS: [Kind; 14] = [
+const SIM_KINDS: [Kind; 15] = [
     Kind::LateCall,
     Kind::WrongReply,
     Kind::LostMessage,
     Kind::FifoBroken,
     Kind::CancelledTimerHandled,
+    Kind::DownAfterDemonitor,
     Kind::StaleName,
     Kind::PermanentNotBack,
     Kind::NotConverged,
