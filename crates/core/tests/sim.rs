@@ -264,7 +264,9 @@ impl GenServer for Ticker {
         })
     }
     fn handle_info(&mut self, (): (), ctx: &mut Context<'_, Self>) -> Flow {
-        self.log.push(format!("{:?}", ctx.now().duration_since(self.start)));
+        // `arbor_core::now()` in a process reads its runtime's clock, as `ctx.now()` does.
+        self.log
+            .push(format!("{:?}", arbor_core::now().duration_since(self.start)));
         self.left -= 1;
         if self.left == 0 {
             return Flow::Stop(ExitReason::Normal);
@@ -612,18 +614,48 @@ fn seeded_faults_kill_and_exit_processes_and_replay_exactly() {
 
 #[test]
 fn the_seed_is_printed_when_a_test_fails_with_the_runtime_alive() {
-    // The message goes to standard error from `Drop`; here we only check that a panic
-    // with a live runtime unwinds cleanly through its shutdown.
-    let r = std::panic::catch_unwind(|| {
-        let sim = SimRuntime::new(123);
+    // The failing test runs in a child process (this test binary, re-run) so that its
+    // standard error can be read.
+    if std::env::var_os("ARBOR_SIM_FAILING_CHILD").is_some() {
+        let sim = SimRuntime::new(8_017_723_391);
         sim.start::<Deferred>(()).unwrap();
+        sim.advance(Duration::from_secs(1));
         panic!("a failing assertion");
-    });
-    assert!(r.is_err());
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_seed_is_printed_when_a_test_fails_with_the_runtime_alive",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ARBOR_SIM_FAILING_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the child's test fails");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("with seed 8017723391; replay it with SimConfig::new(8017723391) or ARBOR_SIM_SEED=8017723391"),
+        "{stderr}"
+    );
 }
 
 #[test]
-fn runtime_now_and_arbor_now_follow_the_virtual_clock() {
+fn from_env_takes_the_seed_to_replay() {
+    // The variable is read when set (the replay), and a fresh seed is drawn when not.
+    // (Set here only through the config's parser, not the process environment, which
+    // other tests share.)
+    let a = SimConfig::from_env().seed();
+    let b = SimConfig::from_env().seed();
+    if std::env::var_os(arbor_core::sim::SEED_ENV).is_none() {
+        assert_ne!(a, b, "a fresh seed each time");
+    } else {
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn runtime_now_follows_the_virtual_clock() {
     let sim = SimRuntime::new(15);
     let t0 = sim.now();
     assert_eq!(RuntimeHandle::now(&sim), t0);
@@ -631,6 +663,18 @@ fn runtime_now_and_arbor_now_follow_the_virtual_clock() {
     assert_eq!(sim.now() - t0, Duration::from_secs(3));
     assert!(sim.is_simulated());
     assert!(!Runtime::new().unwrap().is_simulated());
+    // Inside a process, `arbor_core::now()` is its runtime's clock (what supervisors'
+    // intensity windows read).
+    let log = Log::default();
+    let l = log.clone();
+    let t = sim.start::<Ticker>((Duration::from_secs(2), 1, l)).unwrap();
+    assert_eq!(t.wait_exit(Duration::from_secs(5)), Some(ExitReason::Normal));
+    assert_eq!(log.get(), vec![format!("{:?}", Duration::from_secs(2))]);
+    sim.advance(Duration::from_secs(3600));
+    assert!(
+        arbor_core::now() < sim.now(),
+        "outside any process it is the real clock"
+    );
 }
 
 /// Calls `target` (a `Deferred`) from its handler when told, logging the outcome and time.
