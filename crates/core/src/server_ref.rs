@@ -303,7 +303,7 @@ impl<G: GenServer> ServerRef<G> {
     ///     doubler.call_with(n, Duration::from_secs(5), move |r| tx.send((n, r)).unwrap());
     /// }
     /// let mut got: Vec<_> = (0..3).map(|_| rx.recv().unwrap()).collect();
-    /// got.sort();
+    /// got.sort_by_key(|(n, _)| *n);
     /// assert_eq!(got, vec![(0, Ok(0)), (1, Ok(2)), (2, Ok(4))]);
     /// ```
     pub fn call_with(
