@@ -369,7 +369,8 @@ impl<G: GenServer> ServerRef<G> {
             return Err(());
         }
         // The runtime, to cancel the timeout's timer, only if one may be armed.
-        let rt: Option<Weak<RtShared>> = timed(self.cell.header().rt(), timeout).then(|| Arc::downgrade(self.cell.header().rt()));
+        let rt: Option<Weak<RtShared>> =
+            timed(self.cell.header().rt(), timeout).then(|| Arc::downgrade(self.cell.header().rt()));
         let on_resolve: OnResolve<R> = Box::new(move |outcome, timer| {
             if let (Some(key), Some(rt)) = (timer, &rt) {
                 // Settled by anything but its own timer: the timer goes at once. (A
