@@ -103,14 +103,16 @@ pub use process::{HookRef, MonitorRef};
 #[cfg(not(loom))]
 pub use reply::ReplyTo;
 #[cfg(not(loom))]
-pub use request::{HandleCast, HandleRequest, Request};
+pub use request::{HandleCast, HandleRequest, Request, TryHandleCast, TryHandleRequest};
 #[cfg(not(loom))]
 pub use runtime::{
-    Builder, CrashReports, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler, StuckProcess,
-    DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_WATCHDOG_THRESHOLD,
+    Builder, CrashReports, EnterGuard, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler,
+    StuckProcess, DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_WATCHDOG_THRESHOLD,
 };
 #[cfg(not(loom))]
 pub use server_ref::{ServerRef, DEFAULT_CALL_TIMEOUT};
+#[cfg(not(loom))]
+pub use timer::Timer;
 
 /// The pid of the process running on this thread, if any (Elixir's `self()` outside a
 /// callback's context).

@@ -112,7 +112,7 @@ impl<M> Mailbox<M> {
     /// process is dead and the message is handed back. On a traced mailbox, `observe` sees
     /// the message as queued and its answer is returned (it runs under the lock: it must be
     /// quick and run no user code).
-    #[inline]
+    #[inline(always)]
     pub fn push_observed<T>(&self, msg: M, observe: impl FnOnce(&M) -> T) -> Result<(bool, Option<T>), M> {
         let mut inbox = self.inbox.lock();
         if inbox.closed {

@@ -23,6 +23,70 @@ use std::time::{Duration, Instant};
 /// Every live runtime, by id: how an untyped [`Pid`] finds its runtime.
 static RUNTIMES: Mutex<Slab<Weak<RtShared>>> = Mutex::new(Slab::new());
 
+thread_local! {
+    /// The runtimes this thread created or entered, newest last, each with the token of
+    /// the [`EnterGuard`] that entered it (0: made current by its creation). Weak: a
+    /// runtime dropped (or shut down) stops being current by itself.
+    static ENTERED: std::cell::RefCell<Vec<(u64, Weak<RtShared>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Tokens of [`EnterGuard`]s.
+static NEXT_ENTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Makes `shared` current on this thread under `token`; forgets dead entries.
+fn push_entered(token: u64, shared: &Arc<RtShared>) {
+    ENTERED.with(|e| {
+        let mut e = e.borrow_mut();
+        e.retain(|(_, w)| w.strong_count() > 0);
+        e.push((token, Arc::downgrade(shared)));
+    });
+}
+
+/// This thread's current runtime: the newest it created or entered that is still
+/// running.
+fn thread_current() -> Option<Arc<RtShared>> {
+    ENTERED.with(|e| {
+        let mut e = e.borrow_mut();
+        // A runtime made current by its creation is forgotten once it is gone; a guard's
+        // entry stays until its guard is dropped.
+        e.retain(|(token, w)| *token != 0 || w.strong_count() > 0);
+        e.iter()
+            .rev()
+            .filter_map(|(_, w)| w.upgrade())
+            .find(|rt| !rt.is_shutting_down())
+    })
+}
+
+/// The runtime a start with no runtime in its options goes to: the calling process's,
+/// else this thread's current runtime (see [`RuntimeHandle::enter`]).
+pub(crate) fn implicit_runtime() -> Option<Arc<RtShared>> {
+    match crate::process::current() {
+        Some(p) => Some(Arc::clone(p.header().rt())),
+        None => thread_current(),
+    }
+}
+
+/// Keeps a runtime current on this thread until dropped (see [`RuntimeHandle::enter`]).
+/// Not `Send`: it belongs to the thread that entered.
+#[must_use = "the runtime stops being current when the guard is dropped"]
+pub struct EnterGuard {
+    token: u64,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let token = self.token;
+        let _ = ENTERED.try_with(|e| e.borrow_mut().retain(|(t, _)| *t != token));
+    }
+}
+
+impl fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnterGuard").finish_non_exhaustive()
+    }
+}
+
 /// The runtime's plain names ([`LocalName`](crate::LocalName)).
 #[derive(Default)]
 pub(crate) struct NameTable {
@@ -312,6 +376,8 @@ impl Builder {
                     }
                 }
             }));
+        // The creating thread's current runtime from now on (see `RuntimeHandle::enter`).
+        push_entered(0, &shared);
         Ok(Runtime {
             handle: RuntimeHandle { shared },
         })
@@ -504,9 +570,60 @@ impl RuntimeHandle {
         &self.shared
     }
 
-    /// The runtime of the process running on this thread, if any.
+    /// The runtime a start with no runtime in its options goes to: inside a process, its
+    /// runtime; elsewhere, this thread's current runtime (the newest running one it
+    /// created, or entered with [`RuntimeHandle::enter`]); else `None`.
     pub fn current() -> Option<RuntimeHandle> {
-        crate::process::current().map(|p| RuntimeHandle::from_shared(Arc::clone(p.header().rt())))
+        implicit_runtime().map(RuntimeHandle::from_shared)
+    }
+
+    /// Makes this runtime the current one of this thread until the guard is dropped: what
+    /// `G::start(args, StartOpts::new())`, `DynamicSupervisor::start(..)`,
+    /// `Registry::start_link(..)` and every other start without a runtime in its options
+    /// use outside a process. Inside a process, its own runtime always wins.
+    ///
+    /// The thread that builds a runtime has it current already, until it is dropped or
+    /// shut down: `main` needs no guard. Enter it on other threads (a thread per
+    /// connection, say), or to pick one of several runtimes. Guards nest; dropping one
+    /// restores the previous current runtime.
+    ///
+    /// ```
+    /// use arbor_core::{Context, ExitReason, GenServer, Runtime, StartOpts};
+    ///
+    /// struct Idle;
+    ///
+    /// impl GenServer for Idle {
+    ///     type Args = ();
+    ///     type Info = ();
+    ///     type Call = ();
+    ///     type Reply = ();
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Idle)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// // This thread built `rt`: it is current here.
+    /// let a = Idle::start((), StartOpts::new()).unwrap();
+    /// assert_eq!(a.runtime().name(), rt.name());
+    ///
+    /// let handle = rt.handle().clone();
+    /// std::thread::spawn(move || {
+    ///     assert!(Idle::start((), StartOpts::new()).is_err(), "no current runtime here");
+    ///     let _in_rt = handle.enter();
+    ///     Idle::start((), StartOpts::new()).unwrap();
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// assert_eq!(rt.process_count(), 2);
+    /// ```
+    pub fn enter(&self) -> EnterGuard {
+        let token = NEXT_ENTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        push_entered(token, &self.shared);
+        EnterGuard {
+            token,
+            _not_send: std::marker::PhantomData,
+        }
     }
 
     /// The runtime `pid` belongs to, if it is still running.

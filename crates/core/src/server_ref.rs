@@ -70,6 +70,72 @@ impl<G: GenServer> ServerRef<G> {
         })
     }
 
+    /// Delivers `msg` to the server's `handle_info` after `delay` (Elixir's
+    /// `Process.send_after(pid, msg, ms)`), from any thread, inside a process or not.
+    /// Returns a [`Timer`](crate::Timer) that whoever holds it may cancel or read. A timer
+    /// aimed at a server that has exited by its deadline delivers nothing.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
+    /// use std::time::Duration;
+    ///
+    /// /// Counts the pings it gets.
+    /// struct Pings(u32);
+    ///
+    /// impl GenServer for Pings {
+    ///     type Args = ();
+    ///     type Info = &'static str;
+    ///     type Call = ();
+    ///     type Reply = u32;
+    ///
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Pings(0))
+    ///     }
+    ///
+    ///     fn handle_info(&mut self, _ping: &'static str, _ctx: &mut Context<'_, Self>) -> Flow {
+    ///         self.0 += 1;
+    ///         Flow::Continue
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, (): (), _: ReplyTo<u32>, _: &mut Context<'_, Self>) -> CallFlow<u32> {
+    ///         CallFlow::Reply(self.0)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let pings = rt.start::<Pings>(()).unwrap();
+    /// let soon = pings.send_after(Duration::from_millis(10), "soon");
+    /// let later = pings.send_after(Duration::from_secs(3600), "later");
+    /// // Cancelled from this thread, with the time it had left: it is never handled.
+    /// assert!(later.cancel().unwrap() > Duration::from_secs(3000));
+    /// while soon.is_active() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(soon.cancel(), None, "already handled");
+    /// assert_eq!(pings.call(()), Ok(1));
+    /// ```
+    pub fn send_after(&self, delay: Duration, msg: G::Info) -> crate::Timer {
+        crate::timer::send_after(&self.cell, delay, msg)
+    }
+
+    /// Delivers a clone of `msg` to the server's `handle_info` every `period` (Erlang's
+    /// `timer:send_interval`), from any thread, until the returned
+    /// [`Timer`](crate::Timer) is cancelled or the server exits.
+    ///
+    /// Drift-free: the n-th tick is due at `start + n × period` on the runtime's timer
+    /// clock, whatever the lateness of earlier ticks. Never a backlog: a deadline that
+    /// passes while the previous tick still waits unhandled in the mailbox is counted in
+    /// [`Timer::missed`](crate::Timer::missed) instead of queued. A period under the timer
+    /// wheel's resolution (100 µs) is taken as 100 µs.
+    pub fn send_interval(&self, period: Duration, msg: G::Info) -> crate::Timer
+    where
+        G::Info: Clone,
+    {
+        crate::timer::send_interval(&self.cell, period, msg)
+    }
+
     /// Calls the server and waits up to 5 s for the reply (S10).
     ///
     /// # Errors

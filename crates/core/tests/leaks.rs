@@ -303,6 +303,59 @@ fn leak_timers_armed_and_cancelled() {
 }
 
 #[test]
+fn leak_shared_timers_armed_and_cancelled_from_outside() {
+    let rt = rt(2);
+    let s = rt.start::<Jobs>(()).unwrap();
+    for _ in 0..ops() {
+        let t = s.send_after(Duration::from_secs(3600), ());
+        assert!(t.cancel().is_some());
+    }
+    assert_eq!(rt.timer_count(), 0);
+    assert_eq!(s.mailbox_len(), 0);
+}
+
+#[test]
+fn leak_shared_timers_fired_and_handled() {
+    let rt = rt(2);
+    let s = rt.start::<Jobs>(()).unwrap();
+    let n = ops();
+    let batch = 10_000.min(n);
+    for _ in 0..n / batch {
+        let timers: Vec<Timer> = (0..batch).map(|_| s.send_after(Duration::ZERO, ())).collect();
+        assert!(wait_until(|| timers.iter().all(|t| !t.is_active())));
+    }
+    assert_eq!(rt.timer_count(), 0);
+    let handled = n / batch * batch;
+    assert!(wait_until(|| info(&rt, s.pid()).messages_handled as usize == handled));
+    assert_eq!(s.mailbox_len(), 0);
+}
+
+#[test]
+fn leak_intervals_ticking_then_cancelled() {
+    let rt = rt(2);
+    let s = rt.start::<Jobs>(()).unwrap();
+    let n = ops();
+    let batch = 1000.min(n);
+    for _ in 0..n / batch {
+        let timers: Vec<Timer> = (0..batch)
+            .map(|_| s.send_interval(Duration::from_micros(100), ()))
+            .collect();
+        assert!(wait_until(|| timers.iter().all(|t| t.deadlines() >= 1)));
+        for t in &timers {
+            assert!(t.cancel().is_some());
+        }
+    }
+    // A tick firing while its timer is cancelled may re-arm after `cancel` returned; it
+    // then sees the cancel and removes that arming itself.
+    assert!(
+        wait_until(|| rt.timer_count() == 0),
+        "a cancelled interval leaves nothing on the wheel: {} left",
+        rt.timer_count()
+    );
+    assert!(wait_until(|| s.mailbox_len() == 0));
+}
+
+#[test]
 fn leak_os_threads_after_blocked_calls() {
     let rt = Runtime::builder().worker_threads(1).build().unwrap();
     let server = rt.start::<Jobs>(()).unwrap();

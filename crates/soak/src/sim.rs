@@ -426,7 +426,7 @@ fn check_converged(sim: &SimRuntime, shared: &Shared, root: &Supervisor, base_pr
     }
     for i in 0..STATIC_WORKERS {
         let key = format!("s{i}");
-        if worker(shared, &key).is_none_or(|w| !w.is_alive()) {
+        if !worker(shared, &key).is_some_and(|w| w.is_alive()) {
             ledger.violation(Kind::PermanentNotBack, || {
                 format!("seed {seed}: {key} is not named to a live worker")
             });

@@ -476,18 +476,18 @@ fn s61_calls_during_a_restart_wait_for_it() {
 #[test]
 fn s62_spec_defaults() {
     let w = ChildSpec::new("w", || Err(StartError::NoRuntime));
-    assert_eq!(w.restart_type(), Restart::Permanent);
-    assert_eq!(w.shutdown_policy(), Shutdown::Timeout(Duration::from_secs(5)));
-    assert_eq!(w.kind(), ChildType::Worker);
+    assert_eq!(w.get_restart(), Restart::Permanent);
+    assert_eq!(w.get_shutdown(), Shutdown::Timeout(Duration::from_secs(5)));
+    assert_eq!(w.get_child_type(), ChildType::Worker);
     let s = ChildSpec::supervisor("s", || Err(StartError::NoRuntime));
-    assert_eq!(s.shutdown_policy(), Shutdown::Infinity);
-    assert_eq!(s.kind(), ChildType::Supervisor);
+    assert_eq!(s.get_shutdown(), Shutdown::Infinity);
+    assert_eq!(s.get_child_type(), ChildType::Supervisor);
     let explicit = ChildSpec::new("e", || Err(StartError::NoRuntime))
         .shutdown(Shutdown::BrutalKill)
         .child_type(ChildType::Supervisor);
-    assert_eq!(explicit.shutdown_policy(), Shutdown::BrutalKill);
+    assert_eq!(explicit.get_shutdown(), Shutdown::BrutalKill);
     assert_eq!(
-        DynamicSupervisor::child_spec("d", DynamicOpts::new()).shutdown_policy(),
+        DynamicSupervisor::child_spec("d", DynamicOpts::new()).get_shutdown(),
         Shutdown::Infinity
     );
 }

@@ -22,6 +22,7 @@ use crate::request::{ErasedCast, ErasedRequest, Handled};
 use crate::runtime::RtShared;
 use crate::scheduler::Runnable;
 use crate::sync::Mutex;
+use crate::timer::TimerCore;
 use crate::{CrashReports, ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -50,6 +51,9 @@ pub(crate) enum Envelope<G: GenServer> {
     Info(G::Info),
     /// For `handle_info`, from a timer: dropped if the timer was cancelled meanwhile.
     Timer(u64, G::Info),
+    /// For `handle_info`, from a [`Timer`](crate::Timer) (one anyone may cancel): dropped
+    /// unless the timer's claim succeeds (see `timer/shared.rs`).
+    Timed(Arc<TimerCore>, G::Info),
     /// For `handle_call` (the slot knows the caller). The key under which the call is
     /// registered with the process ([`NOT_HELD`] until it is): see [`Cell::hold_batch`].
     Call(G::Call, Arc<Slot<G::Reply>>, usize),
@@ -272,6 +276,7 @@ impl<G: GenServer> Cell<G> {
             // Not an arrival: a cancelled timer's message, or an inactivity timeout
             // (handled below, if it is the armed one).
             Err(Envelope::Timer(id, _)) if local.timer_key(*id).is_none() => {}
+            Err(Envelope::Timed(core, _)) if !core.is_live() => {}
             Err(Envelope::Timeout(_)) => {}
             // Not a message either: a debugger's look at the state.
             Err(Envelope::Sys(sys)) if matches!(**sys, SysMsg::GetState(_)) => {}
@@ -280,7 +285,7 @@ impl<G: GenServer> Cell<G> {
         self.header.set_callback(match &env {
             Ok(_) => Callback::Continue,
             Err(Envelope::Info(_)) => Callback::Info,
-            Err(Envelope::Timer(..)) => Callback::Timer,
+            Err(Envelope::Timer(..) | Envelope::Timed(..)) => Callback::Timer,
             Err(Envelope::Call(..)) => Callback::Call,
             Err(Envelope::Request(_)) => Callback::Request,
             Err(Envelope::Cast(_)) => Callback::Cast,
@@ -300,7 +305,7 @@ impl<G: GenServer> Cell<G> {
             }
             Err(Envelope::Info(m)) => {
                 what = "handle_info";
-                catch(|| flow(st.handle_info(m, &mut ctx)))
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
             }
             Err(Envelope::Timer(id, m)) => {
                 if ctx.local_mut().remove_timer(id).is_none() {
@@ -308,7 +313,15 @@ impl<G: GenServer> Cell<G> {
                     return Outcome::Continue;
                 }
                 what = "handle_info (timer)";
-                catch(|| flow(st.handle_info(m, &mut ctx)))
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
+            }
+            Err(Envelope::Timed(core, m)) => {
+                if !core.claim() {
+                    drop_quietly(m, "a cancelled timer's message");
+                    return Outcome::Continue;
+                }
+                what = "handle_info (timer)";
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
             }
             Err(Envelope::Call(req, slot, held)) => {
                 what = "handle_call";
@@ -325,7 +338,10 @@ impl<G: GenServer> Cell<G> {
                 };
                 let reply_to = ReplyTo::new(slot, self.header.clone(), key);
                 let given = reply_to.clone();
-                let result = catch(|| st.handle_call(req, given, &mut ctx));
+                let result = catch(|| {
+                    st.try_handle_call(req, given, &mut ctx)
+                        .unwrap_or_else(CallFlow::StopNoReply)
+                });
                 // The runtime's own copy of the handle outlives the exit, so a caller whose
                 // server stops without replying gets the exit reason, not `NoReply`.
                 return match result {
@@ -602,7 +618,7 @@ fn kind_of<G: GenServer>(env: &Envelope<G>) -> crate::sim::MessageKind {
     use crate::sim::MessageKind as K;
     match env {
         Envelope::Info(_) => K::Info,
-        Envelope::Timer(..) => K::Timer,
+        Envelope::Timer(..) | Envelope::Timed(..) => K::Timer,
         Envelope::Call(..) => K::Call,
         Envelope::Stop(_) => K::Stop,
         Envelope::Sys(sys) => match &**sys {
@@ -614,6 +630,11 @@ fn kind_of<G: GenServer>(env: &Envelope<G>) -> crate::sim::MessageKind {
         Envelope::Request(_) => K::Request,
         Envelope::Cast(_) => K::Cast,
     }
+}
+
+/// A `try_` callback's result: an error is a stop with that reason.
+fn try_flow(f: Result<Flow, ExitReason>) -> Outcome {
+    flow(f.unwrap_or_else(Flow::Stop))
 }
 
 fn flow(f: Flow) -> Outcome {
@@ -831,7 +852,7 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     let rt = match (&opts.runtime, &caller) {
         (Some(h), _) => Arc::clone(h.shared()),
         (None, Some(c)) => Arc::clone(c.header().rt()),
-        (None, None) => return Err(StartError::NoRuntime),
+        (None, None) => crate::runtime::implicit_runtime().ok_or(StartError::NoRuntime)?,
     };
     if rt.is_shutting_down() {
         return Err(StartError::ShuttingDown);

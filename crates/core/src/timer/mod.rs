@@ -11,7 +11,11 @@
 //! [`TimerService::fire_until`]) on its own thread, in the wheel's order (by deadline, then
 //! by insertion).
 
+mod shared;
 mod wheel;
+
+pub use shared::Timer;
+pub(crate) use shared::{send_after, send_interval, TimerCore};
 
 use crate::clock::VirtualClock;
 use crate::panic::catch;
@@ -138,9 +142,20 @@ impl TimerService {
 
     /// Arms a timer that runs `fire` after `delay`; returns its key.
     pub(crate) fn insert(&self, delay: Duration, fire: Fire) -> u64 {
+        self.insert_at(self.now().saturating_add(delay), fire)
+    }
+
+    /// The service's time: how long it has run (on the virtual clock, on a deterministic
+    /// runtime).
+    pub(crate) fn now(&self) -> Duration {
+        self.shared.elapsed()
+    }
+
+    /// Arms a timer that runs `fire` at `at` on the service's time ([`TimerService::now`]),
+    /// rounded up to a tick; a time already past fires at the next tick. Returns its key.
+    pub(crate) fn insert_at(&self, at: Duration, fire: Fire) -> u64 {
         let s = &*self.shared;
-        let elapsed = s.elapsed().saturating_add(delay);
-        let deadline = elapsed.as_nanos().div_ceil(TICK.as_nanos()).min(u64::MAX as u128 / 2) as u64;
+        let deadline = at.as_nanos().div_ceil(TICK.as_nanos()).min(u64::MAX as u128 / 2) as u64;
         let key = s.wheel.lock().insert(deadline, fire);
         if deadline < s.sleeping_until.load(Ordering::SeqCst) {
             s.wake();
