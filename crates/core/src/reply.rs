@@ -19,9 +19,9 @@
 //! - a callback ([`Slot::with_callback`]): nobody waits; the resolution that wins takes
 //!   the callback out under the slot's lock (so exactly one does) and runs it after
 //!   releasing the lock, on the resolving thread, with the outcome. The slot then goes
-//!   straight to `Closed`: there is nothing to take. A callback slot dropped unresolved
-//!   (which no path of the runtime does) runs its callback with `NoReply`, so the callback
-//!   runs exactly once in every case.
+//!   straight to `Closed`: there is nothing to take. A callback dropped without having run
+//!   (its slot dropped unresolved, which no path of the runtime does) runs with `NoReply`,
+//!   so the callback runs exactly once in every case.
 //!
 //! Modelled by loom in `tests/loom_reply.rs` (reply racing timeout and exit, for every
 //! kind of waiter).
@@ -60,7 +60,22 @@ enum Waiting<R> {
     Task(Waker),
     /// A callback slot's callback, until the resolution takes it; and the key of the
     /// call's timeout timer, once armed.
-    Callback(OnResolve<R>, Option<u64>),
+    Callback(Callback<R>, Option<u64>),
+}
+
+/// A callback slot's callback. Dropped without having run (its slot dropped unresolved,
+/// which no path of the runtime does), it runs with `NoReply`: exactly once in every case.
+/// (The guard lives here rather than in a `Drop` of the slot, which every call's slot
+/// would pay for.)
+struct Callback<R>(Option<OnResolve<R>>);
+
+impl<R> Drop for Callback<R> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            // A timer, if one was armed, holds the slot: it is not dropped before it.
+            f(Err(CallError::NoReply), None);
+        }
+    }
 }
 
 /// What the slot's lock guards: the state, and who is told of the resolution.
@@ -147,7 +162,7 @@ impl<R> Slot<R> {
         Slot {
             state: Mutex::new(Guarded {
                 state: State::Empty,
-                waiting: Waiting::Callback(on_resolve, None),
+                waiting: Waiting::Callback(Callback(Some(on_resolve)), None),
             }),
             done: AtomicBool::new(false),
             waiter: None,
@@ -178,56 +193,48 @@ impl<R> Slot<R> {
     /// Resolves the slot. Returns false (and drops `value`) if it was already resolved or
     /// abandoned.
     pub fn resolve(&self, value: Result<R, CallError>) -> bool {
-        enum Then<R> {
-            Rejected(Result<R, CallError>),
-            Wake(Option<Waker>),
-            Call(OnResolve<R>, Option<u64>, Result<R, CallError>),
+        let mut g = self.state.lock();
+        if !matches!(g.state, State::Empty) {
+            drop(g);
+            drop(value);
+            return false;
         }
-        let then = {
-            let mut g = self.state.lock();
-            match g.state {
-                State::Empty => {
-                    let then = match std::mem::replace(&mut g.waiting, Waiting::Nobody) {
-                        Waiting::Callback(f, timer) => {
-                            g.state = State::Closed;
-                            Then::Call(f, timer, value)
-                        }
-                        Waiting::Task(w) => {
-                            g.state = State::Full(value);
-                            Then::Wake(Some(w))
-                        }
-                        Waiting::Nobody => {
-                            g.state = State::Full(value);
-                            Then::Wake(None)
-                        }
-                    };
-                    self.done.store(true, Ordering::Release);
-                    then
-                }
-                _ => Then::Rejected(value),
-            }
+        if matches!(g.waiting, Waiting::Callback(..)) {
+            return self.resolve_callback(g, value);
+        }
+        g.state = State::Full(value);
+        self.done.store(true, Ordering::Release);
+        let waker = match std::mem::replace(&mut g.waiting, Waiting::Nobody) {
+            Waiting::Task(w) => Some(w),
+            _ => None,
         };
-        match then {
-            Then::Wake(waker) => {
-                // Woken outside the lock: a waker may run arbitrary code (an executor's).
-                if let Some(w) = waker {
-                    w.wake();
-                }
-                if let Some(t) = &self.waiter {
-                    t.unpark();
-                }
-                true
-            }
-            Then::Call(f, timer, value) => {
-                // Outside the lock too: the callback is the user's code.
-                f(value, timer);
-                true
-            }
-            Then::Rejected(v) => {
-                drop(v);
-                false
-            }
+        drop(g);
+        // Woken outside the lock: a waker may run arbitrary code (an executor's).
+        if let Some(w) = waker {
+            w.wake();
         }
+        if let Some(t) = &self.waiter {
+            t.unpark();
+        }
+        true
+    }
+
+    /// `resolve` for a callback slot (kept out of line: the blocking and future paths do
+    /// not pay for it): the slot closes, and the callback runs after the lock is released.
+    #[cold]
+    #[inline(never)]
+    fn resolve_callback(&self, mut g: crate::sync::MutexGuard<'_, Guarded<R>>, value: Result<R, CallError>) -> bool {
+        let Waiting::Callback(mut f, timer) = std::mem::replace(&mut g.waiting, Waiting::Nobody) else {
+            unreachable!("checked by resolve, under the same lock")
+        };
+        g.state = State::Closed;
+        self.done.store(true, Ordering::Release);
+        drop(g);
+        // Outside the lock: the callback is the user's code.
+        if let Some(f) = f.0.take() {
+            f(value, timer);
+        }
+        true
     }
 
     /// True once resolved (or closed).
@@ -327,19 +334,6 @@ impl<R> Slot<R> {
                 }
             }
         })
-    }
-}
-
-impl<R> Drop for Slot<R> {
-    fn drop(&mut self) {
-        if self.done.load(Ordering::Acquire) {
-            return;
-        }
-        // Never resolved: a callback slot's callback still runs, once.
-        let waiting = std::mem::replace(&mut self.state.lock().waiting, Waiting::Nobody);
-        if let Waiting::Callback(f, timer) = waiting {
-            f(Err(CallError::NoReply), timer);
-        }
     }
 }
 
