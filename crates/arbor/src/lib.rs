@@ -67,4 +67,7 @@ pub mod docs {
 
     #[doc = include_str!("../../../docs/unsafe.md")]
     pub mod unsafe_code {}
+
+    #[doc = include_str!("../../../docs/testing.md")]
+    pub mod testing {}
 }

@@ -62,6 +62,12 @@ impl<'a, G: GenServer> Context<'a, G> {
         RuntimeHandle::from_shared(Arc::clone(self.cell.header().rt()))
     }
 
+    /// The runtime's current instant ([`RuntimeHandle::now`]): `Instant::now()`, or the
+    /// virtual clock of a deterministic runtime. Measure time in handlers with this.
+    pub fn now(&self) -> std::time::Instant {
+        self.cell.header().rt().now()
+    }
+
     /// Sends a message to this process's own mailbox (Elixir's `send(self(), msg)`): it is
     /// handled after the messages already queued.
     pub fn send_self(&self, msg: G::Info) {

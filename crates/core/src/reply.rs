@@ -16,8 +16,15 @@
 //!   resolution cannot slip between the future's "still empty" and its "waker stored":
 //!   no lost wake-up.
 //!
-//! Modelled by loom in `tests/loom_reply.rs` (reply racing timeout and exit, for both
-//! kinds of waiter).
+//! - a callback ([`Slot::with_callback`]): nobody waits; the resolution that wins takes
+//!   the callback out under the slot's lock (so exactly one does) and runs it after
+//!   releasing the lock, on the resolving thread, with the outcome. The slot then goes
+//!   straight to `Closed`: there is nothing to take. A callback slot dropped unresolved
+//!   (which no path of the runtime does) runs its callback with `NoReply`, so the callback
+//!   runs exactly once in every case.
+//!
+//! Modelled by loom in `tests/loom_reply.rs` (reply racing timeout and exit, for every
+//! kind of waiter).
 
 // Items are `pub` (in a private module) so that the loom models can reach them
 // through `loom_api`; outside `cfg(loom)` they are crate-private in effect.
@@ -41,11 +48,25 @@ enum State<R> {
     Closed,
 }
 
-/// What the slot's lock guards: the state, and the waiting task's waker.
+/// What a callback slot runs when it is resolved: the outcome, and the key of the call's
+/// timeout timer if one was armed (for the callback to cancel).
+pub type OnResolve<R> = Box<dyn FnOnce(Result<R, CallError>, Option<u64>) + Send>;
+
+/// Who is told of the resolution, beside a waiting thread.
+enum Waiting<R> {
+    /// Nobody (a thread's slot, or a task's before its first poll).
+    Nobody,
+    /// The waker of the task that last polled the slot while it was empty.
+    Task(Waker),
+    /// A callback slot's callback, until the resolution takes it; and the key of the
+    /// call's timeout timer, once armed.
+    Callback(OnResolve<R>, Option<u64>),
+}
+
+/// What the slot's lock guards: the state, and who is told of the resolution.
 struct Guarded<R> {
     state: State<R>,
-    /// The waker of the task that last polled the slot while it was empty.
-    waker: Option<Waker>,
+    waiting: Waiting<R>,
 }
 
 /// A one-shot slot for one call's outcome.
@@ -99,7 +120,7 @@ impl<R> Slot<R> {
         Slot {
             state: Mutex::new(Guarded {
                 state: State::Empty,
-                waker: None,
+                waiting: Waiting::Nobody,
             }),
             done: AtomicBool::new(false),
             waiter: Some(thread::current()),
@@ -112,11 +133,40 @@ impl<R> Slot<R> {
         Slot {
             state: Mutex::new(Guarded {
                 state: State::Empty,
-                waker: None,
+                waiting: Waiting::Nobody,
             }),
             done: AtomicBool::new(false),
             waiter: None,
             caller,
+        }
+    }
+
+    /// A slot whose resolution runs `on_resolve` (on the resolving thread) instead of
+    /// waking a waiter: for a call whose reply goes to a callback.
+    pub fn with_callback(caller: Option<crate::Pid>, on_resolve: OnResolve<R>) -> Self {
+        Slot {
+            state: Mutex::new(Guarded {
+                state: State::Empty,
+                waiting: Waiting::Callback(on_resolve, None),
+            }),
+            done: AtomicBool::new(false),
+            waiter: None,
+            caller,
+        }
+    }
+
+    /// Records the key of a callback slot's timeout timer, for the callback to cancel it.
+    /// Returns false if the slot is already resolved (the caller then cancels the timer
+    /// itself) or is not a callback slot.
+    pub fn set_timer(&self, key: u64) -> bool {
+        let mut guard = self.state.lock();
+        let g = &mut *guard;
+        match (&g.state, &mut g.waiting) {
+            (State::Empty, Waiting::Callback(_, timer)) => {
+                *timer = Some(key);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -128,19 +178,37 @@ impl<R> Slot<R> {
     /// Resolves the slot. Returns false (and drops `value`) if it was already resolved or
     /// abandoned.
     pub fn resolve(&self, value: Result<R, CallError>) -> bool {
-        let rejected = {
+        enum Then<R> {
+            Rejected(Result<R, CallError>),
+            Wake(Option<Waker>),
+            Call(OnResolve<R>, Option<u64>, Result<R, CallError>),
+        }
+        let then = {
             let mut g = self.state.lock();
             match g.state {
                 State::Empty => {
-                    g.state = State::Full(value);
+                    let then = match std::mem::replace(&mut g.waiting, Waiting::Nobody) {
+                        Waiting::Callback(f, timer) => {
+                            g.state = State::Closed;
+                            Then::Call(f, timer, value)
+                        }
+                        Waiting::Task(w) => {
+                            g.state = State::Full(value);
+                            Then::Wake(Some(w))
+                        }
+                        Waiting::Nobody => {
+                            g.state = State::Full(value);
+                            Then::Wake(None)
+                        }
+                    };
                     self.done.store(true, Ordering::Release);
-                    Err(g.waker.take())
+                    then
                 }
-                _ => Ok(value),
+                _ => Then::Rejected(value),
             }
         };
-        match rejected {
-            Err(waker) => {
+        match then {
+            Then::Wake(waker) => {
                 // Woken outside the lock: a waker may run arbitrary code (an executor's).
                 if let Some(w) = waker {
                     w.wake();
@@ -150,7 +218,12 @@ impl<R> Slot<R> {
                 }
                 true
             }
-            Ok(v) => {
+            Then::Call(f, timer, value) => {
+                // Outside the lock too: the callback is the user's code.
+                f(value, timer);
+                true
+            }
+            Then::Rejected(v) => {
                 drop(v);
                 false
             }
@@ -184,14 +257,14 @@ impl<R> Slot<R> {
         let mut g = self.state.lock();
         match std::mem::replace(&mut g.state, State::Closed) {
             State::Full(v) => {
-                g.waker = None;
+                g.waiting = Waiting::Nobody;
                 Poll::Ready(v)
             }
             State::Empty => {
                 g.state = State::Empty;
-                match &g.waker {
-                    Some(w) if w.will_wake(waker) => {}
-                    _ => g.waker = Some(waker.clone()),
+                match &g.waiting {
+                    Waiting::Task(w) if w.will_wake(waker) => {}
+                    _ => g.waiting = Waiting::Task(waker.clone()),
                 }
                 Poll::Pending
             }
@@ -203,7 +276,7 @@ impl<R> Slot<R> {
     /// slot so that a later resolution is dropped.
     pub fn abandon(&self) -> Option<Result<R, CallError>> {
         let mut g = self.state.lock();
-        let waker = g.waker.take();
+        let waker = std::mem::replace(&mut g.waiting, Waiting::Nobody);
         let out = match std::mem::replace(&mut g.state, State::Closed) {
             State::Full(v) => Some(v),
             _ => {
@@ -254,6 +327,19 @@ impl<R> Slot<R> {
                 }
             }
         })
+    }
+}
+
+impl<R> Drop for Slot<R> {
+    fn drop(&mut self) {
+        if self.done.load(Ordering::Acquire) {
+            return;
+        }
+        // Never resolved: a callback slot's callback still runs, once.
+        let waiting = std::mem::replace(&mut self.state.lock().waiting, Waiting::Nobody);
+        if let Waiting::Callback(f, timer) = waiting {
+            f(Err(CallError::NoReply), timer);
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use crate::{CrashReports, ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Messages a run handles before it yields the worker.
 const BUDGET: usize = 64;
@@ -178,8 +178,9 @@ enum Outcome {
 impl<G: GenServer> Cell<G> {
     fn new(pid: Pid, parent: Pid, rt: Arc<RtShared>) -> Cell<G> {
         Cell {
+            // On a deterministic runtime, deliveries go to its trace (see `push`).
+            mailbox: Mailbox::new_running_traced(rt.pool.sim().is_some()),
             header: Arc::new(Header::new(pid, parent, std::any::type_name::<G>(), rt)),
-            mailbox: Mailbox::new_running(),
             runner: Mutex::new(Runner {
                 state: None,
                 local: Local::default(),
@@ -191,12 +192,32 @@ impl<G: GenServer> Cell<G> {
         &self.header
     }
 
-    /// Queues an envelope and schedules the process if it was idle.
+    /// Queues an envelope and schedules the process if it was idle. On a deterministic
+    /// runtime the delivery also goes to its trace (the mailbox knows; the real runtime
+    /// pays one test of a flag in the cache line the push holds).
     pub(crate) fn push(self: &Arc<Self>, env: Envelope<G>) -> Result<(), Envelope<G>> {
-        if self.mailbox.push(env)? {
+        let (schedule, traced) = self.mailbox.push_observed(env, kind_of)?;
+        if let Some(kind) = traced {
+            self.trace_delivery(kind);
+        }
+        if schedule {
             self.header.rt().pool.schedule(self.clone());
         }
         Ok(())
+    }
+
+    #[cold]
+    fn trace_delivery(&self, kind: crate::sim::MessageKind) {
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.trace_deliver(self.header.pid(), kind);
+        }
+    }
+
+    /// On a deterministic runtime, tells its trace that the process's slot is freed.
+    fn forget_traced(&self) {
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.forget(self.header.pid());
+        }
     }
 
     /// Drops a queued `Down` of `monitor` (demonitor with flush, S33).
@@ -588,6 +609,26 @@ impl<G: GenServer> Cell<G> {
             }
         }
         rt.table.remove(self.header.pid());
+        self.forget_traced();
+    }
+}
+
+/// What kind of message an envelope carries, for a deterministic runtime's trace.
+fn kind_of<G: GenServer>(env: &Envelope<G>) -> crate::sim::MessageKind {
+    use crate::sim::MessageKind as K;
+    match env {
+        Envelope::Info(_) => K::Info,
+        Envelope::Timer(..) | Envelope::Timed(..) => K::Timer,
+        Envelope::Call(..) => K::Call,
+        Envelope::Stop(_) => K::Stop,
+        Envelope::Sys(sys) => match &**sys {
+            SysMsg::Exit { .. } => K::Exit,
+            SysMsg::Down(_) => K::Down,
+            SysMsg::GetState(_) => K::GetState,
+        },
+        Envelope::Timeout(_) => K::Timeout,
+        Envelope::Request(_) => K::Request,
+        Envelope::Cast(_) => K::Cast,
     }
 }
 
@@ -635,6 +676,9 @@ impl<G: GenServer> Process for Cell<G> {
     fn die(self: Arc<Self>, reason: ExitReason) {
         if !self.header.begin_exit(&reason) {
             return;
+        }
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.trace_exit(self.header.pid(), &reason);
         }
         let (queue, schedule) = self.mailbox.close().unwrap_or_default();
         self.header.release_names(&reason);
@@ -706,27 +750,37 @@ impl<G: GenServer> Runnable for Cell<G> {
     }
 
     fn run(self: Arc<Self>) {
-        // Every callback is caught where it runs; this catches what is left (a panic in
-        // a message's `Drop`, say) so that it cannot leave a zombie: a process that
-        // looks alive but that no worker will ever run or finalize again.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_slice())) {
-            Ok(true) => {
-                let rt = Arc::clone(self.header.rt());
-                rt.pool.requeue(self);
-            }
-            Ok(false) => {}
-            Err(payload) => {
-                let reason = ExitReason::panic(crate::panic::message(&*payload));
-                log::error!(
-                    "arbor: a panic escaped the runner of {} ({}); the process exits: {reason}",
-                    self.header.pid(),
-                    self.header.type_name()
-                );
-                Arc::clone(&self).die(reason);
-                let mut runner = self.runner.lock();
-                self.finalize(&mut runner);
+        // Every callback is caught where it runs. What is left (a panic in a message's
+        // `Drop`, say) must not leave a zombie: a process that looks alive but that no
+        // worker will ever run or finalize again. A guard notes this process while such a
+        // panic unwinds; the worker catches it and calls `recover`, which ends the process.
+        // A guard, not a `catch_unwind` here: that cost ping-pong about 7% of its
+        // instructions (docs/performance.md).
+        struct Escape<'a, G: GenServer>(&'a Arc<Cell<G>>);
+        impl<G: GenServer> Drop for Escape<'_, G> {
+            fn drop(&mut self) {
+                crate::scheduler::note_escape(Arc::clone(self.0) as crate::scheduler::Task);
             }
         }
+        let escape = Escape(&self);
+        let more = self.run_slice();
+        std::mem::forget(escape);
+        if more {
+            let rt = Arc::clone(self.header.rt());
+            rt.pool.requeue(self);
+        }
+    }
+
+    fn recover(self: Arc<Self>, payload: Box<dyn std::any::Any + Send>) {
+        let reason = ExitReason::panic(crate::panic::message(&*payload));
+        log::error!(
+            "arbor: a panic escaped the runner of {} ({}); the process exits: {reason}",
+            self.header.pid(),
+            self.header.type_name()
+        );
+        Arc::clone(&self).die(reason);
+        let mut runner = self.runner.lock();
+        self.finalize(&mut runner);
     }
 }
 
@@ -734,7 +788,7 @@ impl<G: GenServer> Cell<G> {
     /// Runs up to [`BUDGET`] messages; true if the process must be re-queued.
     fn run_slice(self: &Arc<Self>) -> bool {
         let mut runner = self.runner.lock();
-        let guard = CurrentGuard::enter(self.clone());
+        let guard = CurrentGuard::enter(self);
         // Read once: the cell's first cache line is shared with the mailbox's inbox lock,
         // which senders keep taking while this runs.
         let (header, mailbox) = (&*self.header, &self.mailbox);
@@ -813,6 +867,9 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     };
     let cell: Arc<Cell<G>> = rt.table.insert(|pid| Arc::new(Cell::new(pid, parent, Arc::clone(&rt))));
     let pid = cell.header.pid();
+    if let Some(driver) = rt.pool.sim() {
+        driver.born(&cell.header);
+    }
     if rt.is_shutting_down() {
         // Shutdown began after the check above and may have taken its list of roots
         // before this process was in the table: it never runs.
@@ -884,6 +941,7 @@ fn vanish<G: GenServer>(cell: &Arc<Cell<G>>, linked_caller: Option<&dyn Process>
     runner.local.finalized = true;
     drop(runner);
     cell.header.rt().table.remove(pid);
+    cell.forget_traced();
 }
 
 fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::Args) -> Result<G, ExitReason> {
@@ -893,7 +951,7 @@ fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::
         drop_quietly(args, "a start's arguments");
         return Err(reason);
     }
-    let _current = CurrentGuard::enter(cell.clone());
+    let _current = CurrentGuard::enter(cell);
     struct Depth;
     impl Drop for Depth {
         fn drop(&mut self) {
@@ -974,7 +1032,7 @@ fn start_on_pool<G: GenServer>(
         None => None,
     };
     cell.header.rt().pool.inject(Arc::new(task));
-    match slot.wait(Instant::now().checked_add(timeout)) {
+    match cell.header.rt().wait(&slot, timeout) {
         Ok(started) => started,
         Err(_) => {
             // As OTP's `proc_lib`: unlink, then kill, so that the caller gets the
@@ -1003,17 +1061,35 @@ impl<G: GenServer> Runnable for InitTask<G> {
     }
 
     fn run(self: Arc<Self>) {
-        let Some(args) = self.args.lock().take() else { return };
-        let runner = self.cell.runner.lock();
-        let mut runner = runner;
-        let result = run_init(&self.cell, &mut runner, args);
-        let started = finish_start(&self.cell, runner, result, self.linked_caller.as_deref());
-        let server = started.as_ref().ok().cloned();
-        if !self.slot.resolve(Ok(started)) {
-            // The starter gave up at its deadline (and killed the process): make sure.
-            if let Some(server) = server {
-                server.kill();
+        // `init` is caught where it runs; this catches the rest (a panic in the
+        // arguments' or the state's `Drop`), which the worker does not.
+        let this = Arc::clone(&self);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let Some(args) = this.args.lock().take() else { return };
+            let runner = this.cell.runner.lock();
+            let mut runner = runner;
+            let result = run_init(&this.cell, &mut runner, args);
+            let started = finish_start(&this.cell, runner, result, this.linked_caller.as_deref());
+            let server = started.as_ref().ok().cloned();
+            if !this.slot.resolve(Ok(started)) {
+                // The starter gave up at its deadline (and killed the process): make sure.
+                if let Some(server) = server {
+                    server.kill();
+                }
             }
+        }));
+        if let Err(payload) = outcome {
+            let reason = ExitReason::panic(crate::panic::message(&*payload));
+            log::error!(
+                "arbor: a panic escaped the start of {} ({}); the process exits: {reason}",
+                self.cell.header.pid(),
+                self.cell.header.type_name()
+            );
+            Arc::clone(&self.cell).die(reason.clone());
+            let mut runner = self.cell.runner.lock();
+            self.cell.finalize(&mut runner);
+            drop(runner);
+            let _ = self.slot.resolve(Ok(Err(StartError::Init(reason))));
         }
     }
 }

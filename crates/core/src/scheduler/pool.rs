@@ -39,7 +39,20 @@ use std::time::Duration;
 /// Something the pool can run: a process, type-erased.
 pub(crate) trait Runnable: Send + Sync + 'static {
     /// Runs a slice of work. The task re-schedules itself if it has more.
+    ///
+    /// A panic that escapes it is caught by the worker, which then calls
+    /// [`Runnable::recover`] on the task that [`note_escape`]d itself while unwinding (a
+    /// drop guard: no `catch_unwind` of its own on the path every message takes).
     fn run(self: Arc<Self>);
+    /// Cleans up after a panic escaped [`Runnable::run`] (after the unwinding, outside
+    /// any destructor), given the panic's payload.
+    fn recover(self: Arc<Self>, payload: Box<dyn std::any::Any + Send>) {
+        drop(self);
+        log::error!(
+            "arbor: a task panicked outside its callbacks ({}); the worker carries on",
+            crate::panic::message(&*payload)
+        );
+    }
     /// Who this task runs, for the watchdog: a process's serial and its place (runtime
     /// and slot, packed), or zeros.
     fn id(&self) -> (u64, u64) {
@@ -363,10 +376,12 @@ impl Pool {
                     shared.cur_serial.store(serial, Ordering::Relaxed);
                     shared.cur_place.store(place, Ordering::Relaxed);
                     shared.busy.store(true, Ordering::Relaxed);
-                    // Tasks catch their own panics; this is the last line of defence that
-                    // keeps the worker thread alive whatever a task does.
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run())).is_err() {
-                        log::error!("arbor: a task panicked outside its callbacks; the worker carries on");
+                    // The last line of defence that keeps the worker thread alive whatever
+                    // a task does: a task's callbacks are caught where they run, and a task
+                    // that lets a panic escape notes itself (see `note_escape`) so that it
+                    // can clean up after the unwinding, here.
+                    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run())) {
+                        recover_escaped(payload);
                     }
                     shared.busy.store(false, Ordering::Relaxed);
                 }
@@ -597,6 +612,37 @@ fn monitor_main(pool: std::sync::Weak<Pool>) {
     }
 }
 
+thread_local! {
+    /// The task whose `run` a panic is escaping, noted by its drop guard while unwinding.
+    static ESCAPED: RefCell<Option<Task>> = const { RefCell::new(None) };
+}
+
+/// Notes, from a drop guard running while a panic unwinds out of [`Runnable::run`], the
+/// task to [`Runnable::recover`] once the worker has caught the panic.
+pub(crate) fn note_escape(task: Task) {
+    let _ = ESCAPED.try_with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            *e = Some(task);
+        }
+    });
+}
+
+/// After the worker caught a panic that escaped a task: lets the task that noted itself
+/// clean up (itself caught: the worker must survive that too).
+pub(crate) fn recover_escaped(payload: Box<dyn std::any::Any + Send>) {
+    match ESCAPED.with(|e| e.borrow_mut().take()) {
+        Some(task) => {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.recover(payload))).is_err() {
+                log::error!("arbor: a task panicked while cleaning up after a panic; the worker carries on");
+            }
+        }
+        None => log::error!(
+            "arbor: a task panicked outside its callbacks ({}); the worker carries on",
+            crate::panic::message(&*payload)
+        ),
+    }
+}
+
 /// Runs `f`, which may block, without starving the pool: if the calling thread is a
 /// worker, its LIFO task is handed to the injector and, when no other worker is free, a
 /// new worker is started to stand in for this one while it blocks. Off the pool, just runs
@@ -648,4 +694,65 @@ pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
     }
     let _unblock = Unblock(&pool);
     f()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Panics out of `run` with a guard that notes it, as a process's runner does.
+    struct Bomb {
+        recovered: mpsc::Sender<String>,
+    }
+
+    impl Runnable for Bomb {
+        fn run(self: Arc<Self>) {
+            struct Escape(Arc<Bomb>);
+            impl Drop for Escape {
+                fn drop(&mut self) {
+                    note_escape(Arc::clone(&self.0) as Task);
+                }
+            }
+            let _escape = Escape(Arc::clone(&self));
+            std::panic::panic_any("the bomb went off".to_string());
+        }
+
+        fn recover(self: Arc<Self>, payload: Box<dyn std::any::Any + Send>) {
+            let _ = self.recovered.send(crate::panic::message(&*payload));
+        }
+    }
+
+    /// Sends once it has run.
+    struct Ping(mpsc::Sender<String>);
+
+    impl Runnable for Ping {
+        fn run(self: Arc<Self>) {
+            let _ = self.0.send("ran".into());
+        }
+    }
+
+    #[test]
+    fn a_panic_escaping_a_task_is_recovered_by_that_task_and_the_worker_survives() {
+        let pool = Pool::start(PoolConfig {
+            threads: 1,
+            name: "escape-test".into(),
+            stack_size: None,
+            max_blocking_threads: 4,
+            watchdog: Duration::MAX,
+        })
+        .expect("a pool");
+        let (tx, rx) = mpsc::channel();
+        pool.inject(Arc::new(Bomb { recovered: tx.clone() }));
+        let got = rx.recv_timeout(Duration::from_secs(10)).expect("recover was called");
+        assert_eq!(got, "the bomb went off");
+        // The only worker is still there to run the next task.
+        pool.inject(Arc::new(Ping(tx)));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)).expect("the worker survived"),
+            "ran"
+        );
+        assert_eq!(pool.thread_count(), 1);
+        pool.shutdown(Duration::from_secs(5));
+    }
 }
