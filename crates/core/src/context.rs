@@ -193,7 +193,7 @@ impl<'a, G: GenServer> Context<'a, G> {
     ///
     /// let rt = Runtime::new().unwrap();
     /// let ticker = rt.start::<Ticker>(()).unwrap();
-    /// assert_eq!(ticker.wait_exit(Duration::from_secs(5)), Some(ExitReason::Normal));
+    /// assert_eq!(ticker.wait_exit(Duration::from_secs(60)), Some(ExitReason::Normal));
     /// ```
     pub fn send_interval(&mut self, period: Duration, msg: G::Info) -> crate::Timer
     where

@@ -113,7 +113,7 @@ impl fmt::Display for StartError {
             StartError::Ignore => f.write_str("init returned ExitReason::Ignore: no server was started, by design of its init"),
             StartError::Init(r) => write!(f, "init failed ({r}): the server never ran; fix what init needs (its arguments, a dependency), or move slow or fallible work after init (`ctx.continue_with`, or a message to itself)"),
             StartError::Timeout => f.write_str("init timed out: it took longer than the start timeout; move slow work after init (`ctx.continue_with`), or raise `StartOpts::timeout`"),
-            StartError::NoRuntime => f.write_str("no runtime to start on: call `rt.start(..)`, or `let _guard = rt.enter();` in main, or start from inside a process"),
+            StartError::NoRuntime => f.write_str("no runtime to start on: this thread neither built a running runtime nor entered one; enter it here (`let _in_rt = rt.handle().enter();`), or start with `rt.start(..)`"),
             StartError::ShuttingDown => f.write_str("the runtime is shutting down: nothing new starts; start it before the shutdown, or on another runtime"),
             StartError::Failed(r) => write!(f, "the start function failed ({r}): see the child spec's start closure"),
             StartError::NameUnavailable(why) => write!(f, "name unavailable ({why}): start the registry before the servers it names, under the same supervisor, earlier"),

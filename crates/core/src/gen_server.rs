@@ -159,7 +159,7 @@ pub trait GenServer: Sized + Send + 'static {
     /// let sum = rt.start::<Sum>(()).unwrap();
     /// sum.send("40".into()).unwrap();
     /// sum.send("forty-two".into()).unwrap();
-    /// let reason = sum.wait_exit(Duration::from_secs(5)).unwrap();
+    /// let reason = sum.wait_exit(Duration::from_secs(60)).expect("stopped within a minute");
     /// assert!(reason.to_string().contains("invalid digit"), "{reason}");
     /// ```
     fn try_handle_info(&mut self, msg: Self::Info, ctx: &mut Context<'_, Self>) -> Result<Flow, ExitReason> {

@@ -307,7 +307,7 @@ pub trait HandleCast<M: Send + 'static>: GenServer {
 /// let config = rt.start::<Config>(()).unwrap();
 /// config.cast(Set("http=80".into())).unwrap();
 /// config.cast(Set("oops".into())).unwrap();
-/// let reason = config.wait_exit(Duration::from_secs(5)).unwrap();
+/// let reason = config.wait_exit(Duration::from_secs(60)).expect("stopped within a minute");
 /// assert!(reason.to_string().contains("expected key=port"), "{reason}");
 /// ```
 pub trait TryHandleCast<M: Send + 'static>: GenServer {

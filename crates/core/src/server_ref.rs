@@ -693,7 +693,12 @@ impl<G: GenServer> ServerRef<G> {
     pub fn wait_exit(&self, timeout: Duration) -> Option<ExitReason> {
         match self.cell.header().exit_reason() {
             Some(reason) => Some(reason),
-            None => self.runtime().wait_exit(self.pid(), timeout),
+            // The server may exit, and leave the table, between the look above and the
+            // monitor: the runtime then says `NoProc`, but this handle still knows the reason.
+            None => match self.runtime().wait_exit(self.pid(), timeout) {
+                Some(ExitReason::NoProc) => self.cell.header().exit_reason().or(Some(ExitReason::NoProc)),
+                other => other,
+            },
         }
     }
 

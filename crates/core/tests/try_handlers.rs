@@ -151,3 +151,15 @@ fn question_mark_in_a_cast_and_a_request() {
         Some(ExitReason::error(parse_error("five")))
     );
 }
+
+#[test]
+fn wait_exit_gives_the_reason_even_when_the_server_leaves_the_table_first() {
+    // The server stops right after the send; `wait_exit` may look while it is alive and
+    // monitor it once it is gone: the reason must still be its own, never `NoProc`.
+    let (rt, _, terminated) = start();
+    for _ in 0..2_000 {
+        let s = rt.start::<Parser>(terminated.clone()).unwrap();
+        s.send("x".into()).unwrap();
+        assert_eq!(s.wait_exit(common::DEADLINE), Some(ExitReason::error(parse_error("x"))));
+    }
+}
