@@ -10,7 +10,8 @@
 //! both languages") has the Elixir version and the line counts of both.
 
 use arbor::prelude::*;
-use arbor::supervisor::{render_tree, ChildSpec, DynamicOpts, DynamicSupervisor, Strategy, Supervisor, SupervisorOpts};
+use arbor::supervisor::{render_tree, ChildRef, ChildSpec, DynamicOpts, DynamicSupervisor, StartChildError};
+use arbor::supervisor::{Strategy, Supervisor, SupervisorOpts};
 use std::time::{Duration, Instant};
 
 // --- the chat service ---
@@ -28,10 +29,7 @@ impl GenServer for Room {
     type Reply = Vec<String>;
 
     fn init(name: String, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
-        Ok(Room {
-            name,
-            messages: Vec::new(),
-        })
+        Ok(Room { name, messages: vec![] })
     }
 
     fn handle_info(&mut self, (who, text): (String, String), _ctx: &mut Context<'_, Self>) -> Flow {
@@ -51,51 +49,49 @@ impl GenServer for Room {
 struct Chat {
     app: Supervisor,
     names: Registry<String>,
+    rooms: ChildRef<DynamicSupervisor>, // follows the rooms' supervisor across its restarts
 }
 
 impl Chat {
-    fn start(rt: &Runtime) -> Result<Chat, StartError> {
+    fn start() -> Result<Chat, arbor::Error> {
         let names = Registry::new(RegistryOpts::named("Chat.Rooms"));
+        let rooms = DynamicOpts::new().local_name("Chat.RoomSupervisor");
         let children = vec![
             ChildSpec::new("Chat.Rooms", names.child_start()),
-            DynamicSupervisor::child_spec("Chat.RoomSupervisor", DynamicOpts::new()),
+            DynamicSupervisor::child_spec("Chat.RoomSupervisor", rooms),
         ];
-        let app = Supervisor::start_link(children, SupervisorOpts::new(Strategy::RestForOne).runtime(rt.handle()))?;
-        Ok(Chat { app, names })
+        let app = Supervisor::start_link(children, SupervisorOpts::new(Strategy::RestForOne))?;
+        Ok(Chat {
+            app,
+            names,
+            rooms: ChildRef::local("Chat.RoomSupervisor"),
+        })
     }
 
     /// The room `name`, started if it is not running.
-    fn room(&self, name: &str) -> Result<Pid, StartError> {
-        let (via, name) = (self.names.via(name.to_string()), name.to_string());
-        let spec = ChildSpec::new(name.clone(), move || {
-            match Room::start_link(name.clone(), StartOpts::new().name(via.clone())) {
-                Err(StartError::AlreadyStarted(pid)) => Ok(pid),
-                other => other.map(|room| room.pid()),
-            }
-        });
-        let rooms = self
-            .app
-            .child_pid("Chat.RoomSupervisor")
-            .ok()
-            .flatten()
-            .and_then(DynamicSupervisor::from_pid);
-        Ok(rooms.ok_or(StartError::Failed(ExitReason::NoProc))?.start_child(spec)?)
+    fn room(&self, name: &str) -> Result<Pid, arbor::Error> {
+        let spec = ChildSpec::named::<Room>(self.names.via(name.to_string()), name.to_string());
+        Ok(self
+            .rooms
+            .get()?
+            .start_child(spec)
+            .or_else(StartChildError::already_started)?)
     }
 
-    fn post(&self, room: &str, who: &str, text: &str) -> Result<(), SendError<(String, String)>> {
-        self.names.send::<Room, _>(room, (who.to_string(), text.to_string()))
+    fn post(&self, room: &str, who: &str, text: &str) -> Result<(), arbor::Error> {
+        Ok(self.names.send::<Room, _>(room, (who.to_string(), text.to_string()))?)
     }
 
-    fn history(&self, room: &str) -> Result<Vec<String>, CallError> {
-        self.names.call::<Room, _>(room, ())
+    fn history(&self, room: &str) -> Result<Vec<String>, arbor::Error> {
+        Ok(self.names.call::<Room, _>(room, ())?)
     }
 }
 
 // --- a session with the service ---
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let rt = Runtime::new()?;
-    let chat = Chat::start(&rt)?;
+fn main() -> Result<(), arbor::Error> {
+    let rt = Runtime::new()?; // this thread's current runtime: what the service starts on
+    let chat = Chat::start()?;
 
     let rust = chat.room("rust")?;
     chat.room("elixir")?;

@@ -13,6 +13,10 @@
 //! The guides of the repository's `docs/` folder are part of these docs, in [`docs`]; their
 //! Rust examples are compiled and run as doctests.
 
+mod error;
+
+pub use error::Error;
+
 pub use arbor_core as core;
 pub use arbor_registry as registry;
 pub use arbor_supervisor as supervisor;
@@ -23,8 +27,8 @@ pub use arbor_core::*;
 pub mod prelude {
     pub use arbor_core::{
         CallError, CallFlow, CallFuture, Context, Down, ExitReason, Flow, GenServer, HandleCast, HandleRequest,
-        MonitorRef, Pid, ReplyTo, Request, Runtime, RuntimeHandle, SendError, ServerRef, StartError, StartOpts,
-        TimerRef,
+        MonitorRef, Pid, ReplyTo, Request, Runtime, RuntimeHandle, SendError, ServerRef, StartError, StartOpts, Timer,
+        TimerRef, TryHandleCast, TryHandleRequest,
     };
     pub use arbor_registry::{Registry, RegistryOpts};
 }
@@ -63,4 +67,7 @@ pub mod docs {
 
     #[doc = include_str!("../../../docs/unsafe.md")]
     pub mod unsafe_code {}
+
+    #[doc = include_str!("../../../docs/testing.md")]
+    pub mod testing {}
 }

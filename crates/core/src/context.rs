@@ -62,6 +62,12 @@ impl<'a, G: GenServer> Context<'a, G> {
         RuntimeHandle::from_shared(Arc::clone(self.cell.header().rt()))
     }
 
+    /// The runtime's current instant ([`RuntimeHandle::now`]): `Instant::now()`, or the
+    /// virtual clock of a deterministic runtime. Measure time in handlers with this.
+    pub fn now(&self) -> std::time::Instant {
+        self.cell.header().rt().now()
+    }
+
     /// Sends a message to this process's own mailbox (Elixir's `send(self(), msg)`): it is
     /// handled after the messages already queued.
     pub fn send_self(&self, msg: G::Info) {
@@ -90,7 +96,10 @@ impl<'a, G: GenServer> Context<'a, G> {
 
     /// Delivers `msg` to `handle_info` after `delay` (S25). A zero delay still goes
     /// through the mailbox, after messages already queued. The timer dies with the process
-    /// (S29).
+    /// (S29). The [`TimerRef`] is this process's own (cancel it with
+    /// [`Context::cancel_timer`]); for a timer that another process or a plain thread may
+    /// cancel, arm it with `ctx.myself().send_after(delay, msg)`
+    /// ([`ServerRef::send_after`]), which returns a shareable [`Timer`](crate::Timer).
     ///
     /// # Example
     ///
@@ -140,6 +149,57 @@ impl<'a, G: GenServer> Context<'a, G> {
         );
         self.local.add_timer(id, key);
         TimerRef(id)
+    }
+
+    /// Delivers a clone of `msg` to this process's `handle_info` every `period`,
+    /// drift-free, until the returned [`Timer`](crate::Timer) is cancelled (from here or
+    /// from anywhere it is held) or the process exits: as
+    /// [`ServerRef::send_interval`], aimed at oneself.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{Context, ExitReason, Flow, GenServer, Runtime, Timer};
+    /// use std::time::Duration;
+    ///
+    /// /// Stops at its third tick.
+    /// struct Ticker(u32, Option<Timer>);
+    ///
+    /// #[derive(Clone)]
+    /// struct Tick;
+    ///
+    /// impl GenServer for Ticker {
+    ///     type Args = ();
+    ///     type Info = Tick;
+    ///     type Call = ();
+    ///     type Reply = ();
+    ///
+    ///     fn init((): (), ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         let timer = ctx.send_interval(Duration::from_millis(5), Tick);
+    ///         Ok(Ticker(0, Some(timer)))
+    ///     }
+    ///
+    ///     fn handle_info(&mut self, Tick: Tick, _ctx: &mut Context<'_, Self>) -> Flow {
+    ///         self.0 += 1;
+    ///         if self.0 < 3 {
+    ///             return Flow::Continue;
+    ///         }
+    ///         if let Some(timer) = self.1.take() {
+    ///             timer.cancel();
+    ///         }
+    ///         Flow::Stop(ExitReason::Normal)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let ticker = rt.start::<Ticker>(()).unwrap();
+    /// assert_eq!(ticker.wait_exit(Duration::from_secs(60)), Some(ExitReason::Normal));
+    /// ```
+    pub fn send_interval(&mut self, period: Duration, msg: G::Info) -> crate::Timer
+    where
+        G::Info: Clone,
+    {
+        crate::timer::send_interval(self.cell, period, msg)
     }
 
     /// Cancels a timer: returns the time it had left, or `None` if it had already fired,

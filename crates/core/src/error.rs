@@ -25,7 +25,7 @@ impl<M> fmt::Debug for SendError<M> {
 
 impl<M> fmt::Display for SendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sending to a process that is not alive")
+        f.write_str("sending to a process that is not alive: the message is handed back (`into_inner`); look the server up again (a name, or a supervisor's `which_children`) if it was restarted")
     }
 }
 
@@ -58,12 +58,12 @@ pub enum CallError {
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Timeout => f.write_str("call timed out"),
-            CallError::NoProc => f.write_str("no such process"),
-            CallError::CallingSelf => f.write_str("a process called itself"),
-            CallError::Exited(r) => write!(f, "server exited: {r}"),
-            CallError::Deadlock => f.write_str("call would deadlock: a cycle of calls"),
-            CallError::NoReply => f.write_str("server dropped the reply handle without replying"),
+            CallError::Timeout => f.write_str("call timed out: the server did not reply in time (busy, blocked, or slow); use `call_timeout` with a longer timeout, or have the server reply later with `CallFlow::NoReply` and `ReplyTo::reply`"),
+            CallError::NoProc => f.write_str("no such process: the server is not running (it exited, or the name is not registered); start it, or look it up again after its supervisor restarts it"),
+            CallError::CallingSelf => f.write_str("a process called itself, which would deadlock: do the work directly, or `ctx.send_self` a message"),
+            CallError::Exited(r) => write!(f, "the server exited before replying ({r}): see its crash report; retry once its supervisor has restarted it"),
+            CallError::Deadlock => f.write_str("call would deadlock: a cycle of calls (A calls B while B calls A); break the cycle with a cast or a message, or a deferred reply"),
+            CallError::NoReply => f.write_str("the server dropped the reply handle without replying: make every path of its handle_call reply (or keep the `ReplyTo` until it does)"),
         }
     }
 }
@@ -109,19 +109,19 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartError::AlreadyStarted(p) => write!(f, "already started as {p}"),
-            StartError::Ignore => f.write_str("init ignored the start"),
-            StartError::Init(r) => write!(f, "init failed: {r}"),
-            StartError::Timeout => f.write_str("init timed out"),
-            StartError::NoRuntime => f.write_str("no runtime: start from a process or pass one in the options"),
-            StartError::ShuttingDown => f.write_str("the runtime is shutting down"),
-            StartError::Failed(r) => write!(f, "start failed: {r}"),
-            StartError::NameUnavailable(why) => write!(f, "name unavailable: {why}"),
+            StartError::AlreadyStarted(p) => write!(f, "already started as {p}: a server holds this name; use that pid (`whereis`), or pick another name"),
+            StartError::Ignore => f.write_str("init returned ExitReason::Ignore: no server was started, by design of its init"),
+            StartError::Init(r) => write!(f, "init failed ({r}): the server never ran; fix what init needs (its arguments, a dependency), or move slow or fallible work after init (`ctx.continue_with`, or a message to itself)"),
+            StartError::Timeout => f.write_str("init timed out: it took longer than the start timeout; move slow work after init (`ctx.continue_with`), or raise `StartOpts::timeout`"),
+            StartError::NoRuntime => f.write_str("no runtime to start on: this thread neither built a running runtime nor entered one; enter it here (`let _in_rt = rt.handle().enter();`), or start with `rt.start(..)`"),
+            StartError::ShuttingDown => f.write_str("the runtime is shutting down: nothing new starts; start it before the shutdown, or on another runtime"),
+            StartError::Failed(r) => write!(f, "the start function failed ({r}): see the child spec's start closure"),
+            StartError::NameUnavailable(why) => write!(f, "name unavailable ({why}): start the registry before the servers it names, under the same supervisor, earlier"),
             StartError::NestedTooDeep(n) => write!(
                 f,
                 "more than {n} nested inits on one thread (an init that starts a server whose init starts another...): start the chain from a handler instead"
             ),
-            StartError::CallerExited(r) => write!(f, "the caller of start_link is exiting ({r}): no child started"),
+            StartError::CallerExited(r) => write!(f, "the caller of start_link is exiting ({r}): no child started, and none is needed"),
         }
     }
 }
@@ -134,7 +134,9 @@ pub struct NoProc;
 
 impl fmt::Display for NoProc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("no such process")
+        f.write_str(
+            "no such process: the target exited (or never ran); a monitor on it would report Down(NoProc) at once",
+        )
     }
 }
 

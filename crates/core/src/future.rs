@@ -125,7 +125,7 @@ impl<R: Send + 'static> Future for CallFuture<R> {
                     if timer.is_some() {
                         return Poll::Pending;
                     }
-                    let now = Instant::now();
+                    let now = rt.now();
                     if now >= d {
                         slot.slot().abandon().unwrap_or(Err(CallError::Timeout))
                     } else {
@@ -193,7 +193,7 @@ impl ExitFuture {
         });
         match watched {
             Ok(monitor) => ExitFuture {
-                reason: CallFuture::waiting(slot, Arc::clone(rt.shared()), Instant::now().checked_add(timeout)),
+                reason: CallFuture::waiting(slot, Arc::clone(rt.shared()), rt.shared().clock.deadline(timeout)),
                 watch: Some((rt.clone(), pid, monitor)),
             },
             Err(crate::NoProc) => {

@@ -119,6 +119,53 @@ pub trait GenServer: Sized + Send + 'static {
         Flow::Continue
     }
 
+    /// `handle_info` with `?`: implement this instead of [`GenServer::handle_info`] to
+    /// use `?` on any error type (`E: std::error::Error + Send + Sync + 'static`, through
+    /// `From<E> for ExitReason`): an `Err(reason)` stops the server with that reason, as
+    /// `Flow::Stop(reason)` would (`terminate` runs; a crash report is printed for an
+    /// abnormal reason). The runtime calls this one; its default calls `handle_info`, so a
+    /// server implements one or the other.
+    ///
+    /// # Errors
+    ///
+    /// Return `Err(reason)` to stop the server with `reason`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{Context, ExitReason, Flow, GenServer, Runtime};
+    /// use std::time::Duration;
+    ///
+    /// /// Sums the numbers it is sent as text; stops on the first that is not one.
+    /// struct Sum(i64);
+    ///
+    /// impl GenServer for Sum {
+    ///     type Args = ();
+    ///     type Info = String;
+    ///     type Call = ();
+    ///     type Reply = ();
+    ///
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Sum(0))
+    ///     }
+    ///
+    ///     fn try_handle_info(&mut self, text: String, _ctx: &mut Context<'_, Self>) -> Result<Flow, ExitReason> {
+    ///         self.0 += text.parse::<i64>()?; // a ParseIntError stops the server
+    ///         Ok(Flow::Continue)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::builder().crash_reports(arbor_core::CrashReports::Off).build().unwrap();
+    /// let sum = rt.start::<Sum>(()).unwrap();
+    /// sum.send("40".into()).unwrap();
+    /// sum.send("forty-two".into()).unwrap();
+    /// let reason = sum.wait_exit(Duration::from_secs(60)).expect("stopped within a minute");
+    /// assert!(reason.to_string().contains("invalid digit"), "{reason}");
+    /// ```
+    fn try_handle_info(&mut self, msg: Self::Info, ctx: &mut Context<'_, Self>) -> Result<Flow, ExitReason> {
+        Ok(self.handle_info(msg, ctx))
+    }
+
     /// Handles a call. Default: crashes, like Elixir's injected clause (S17).
     fn handle_call(
         &mut self,
@@ -131,6 +178,24 @@ pub trait GenServer: Sized + Send + 'static {
             "attempted to call GenServer {} but no handle_call/3 clause was provided",
             ctx.pid()
         );
+    }
+
+    /// `handle_call` with `?`: implement this instead of [`GenServer::handle_call`] to use
+    /// `?` on any error type. An `Err(reason)` stops the server without replying, as
+    /// `CallFlow::StopNoReply(reason)` would: the caller gets
+    /// [`CallError::Exited`](crate::CallError::Exited) with `reason`. The runtime calls
+    /// this one; its default calls `handle_call`.
+    ///
+    /// # Errors
+    ///
+    /// Return `Err(reason)` to stop the server with `reason`.
+    fn try_handle_call(
+        &mut self,
+        req: Self::Call,
+        from: ReplyTo<Self::Reply>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<CallFlow<Self::Reply>, ExitReason> {
+        Ok(self.handle_call(req, from, ctx))
     }
 
     /// Handles a trapped exit signal (only delivered while `ctx.trap_exits(true)` is on)

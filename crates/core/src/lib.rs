@@ -39,11 +39,16 @@
 //! operation a caller waits on has a future form for async code ([`ServerRef::call_async`],
 //! [`CallFuture`]): plain `std::future::Future`s that need no executor.
 //!
+//! To test code in virtual time with a replayable, seeded choice of interleaving, run it on
+//! a deterministic runtime: [`sim::SimRuntime`] (`docs/testing.md`).
+//!
 //! The contract (ordering, calls, exits, links, monitors, and every departure from OTP)
 //! is in `docs/semantics.md`; the machinery in `docs/architecture.md`.
 
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(not(loom))]
+mod clock;
 mod error;
 mod exit;
 mod mailbox;
@@ -75,6 +80,8 @@ mod server_ref;
 #[cfg(not(loom))]
 mod signal;
 #[cfg(not(loom))]
+pub mod sim;
+#[cfg(not(loom))]
 mod timer;
 
 pub use error::{CallError, NoProc, SendError, StartError};
@@ -96,20 +103,35 @@ pub use process::{HookRef, MonitorRef};
 #[cfg(not(loom))]
 pub use reply::ReplyTo;
 #[cfg(not(loom))]
-pub use request::{HandleCast, HandleRequest, Request};
+pub use request::{HandleCast, HandleRequest, Request, TryHandleCast, TryHandleRequest};
 #[cfg(not(loom))]
 pub use runtime::{
-    Builder, CrashReports, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler, StuckProcess,
-    DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_WATCHDOG_THRESHOLD,
+    Builder, CrashReports, EnterGuard, Runtime, RuntimeHandle, RuntimeStats, ShutdownReport, StuckHandler,
+    StuckProcess, DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_WATCHDOG_THRESHOLD,
 };
 #[cfg(not(loom))]
 pub use server_ref::{ServerRef, DEFAULT_CALL_TIMEOUT};
+#[cfg(not(loom))]
+pub use timer::Timer;
 
 /// The pid of the process running on this thread, if any (Elixir's `self()` outside a
 /// callback's context).
 #[cfg(not(loom))]
 pub fn current_pid() -> Option<Pid> {
     process::current().map(|p| p.header().pid())
+}
+
+/// The current instant of the runtime of the process running on this thread
+/// ([`RuntimeHandle::now`]: virtual on a deterministic runtime), or `Instant::now()`
+/// outside any process. Code in a process that measures time should read this rather than
+/// `Instant::now()`, so that it follows the virtual clock under
+/// [`SimRuntime`](sim::SimRuntime); on a real runtime it is `Instant::now()`.
+#[cfg(not(loom))]
+pub fn now() -> std::time::Instant {
+    match process::current() {
+        Some(p) => p.header().rt().now(),
+        None => std::time::Instant::now(),
+    }
 }
 
 /// Sends an exit signal to `pid`, from the calling process or from outside (S36).

@@ -91,11 +91,14 @@ impl Naming for LocalName {
         }
     }
 
+    /// The holder on the runtime this name was claimed on; for a name never claimed
+    /// through this value (or its clones), the holder on the current runtime
+    /// ([`RuntimeHandle::current`]).
     fn whereis(&self) -> Option<Pid> {
-        self.table
-            .get()
-            .and_then(|t| t.upgrade())
-            .and_then(|t| t.whereis(&self.name))
+        match self.table.get() {
+            Some(t) => t.upgrade().and_then(|t| t.whereis(&self.name)),
+            None => RuntimeHandle::current().and_then(|rt| rt.whereis(&self.name)),
+        }
     }
 
     fn describe(&self) -> String {
@@ -118,8 +121,11 @@ pub enum NameError {
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NameError::Taken(p) => write!(f, "name taken by {p}"),
-            NameError::Unavailable(why) => write!(f, "name unavailable: {why}"),
+            NameError::Taken(p) => write!(f, "name taken by {p}: use that process, or pick another name"),
+            NameError::Unavailable(why) => write!(
+                f,
+                "name unavailable ({why}): start the naming service (the registry) first"
+            ),
         }
     }
 }
@@ -187,6 +193,23 @@ impl StartOpts {
     pub fn timeout(mut self, timeout: Duration) -> StartOpts {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// The name set with [`StartOpts::name`], [`StartOpts::local_name`] or
+    /// [`StartOpts::name_arc`], if any.
+    pub fn get_name(&self) -> Option<&Arc<dyn Naming>> {
+        self.name.as_ref()
+    }
+
+    /// The runtime set with [`StartOpts::runtime`], if any (otherwise the start goes to
+    /// [`RuntimeHandle::current`]).
+    pub fn get_runtime(&self) -> Option<&RuntimeHandle> {
+        self.runtime.as_ref()
+    }
+
+    /// The start timeout set with [`StartOpts::timeout`], if any.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 }
 

@@ -16,8 +16,15 @@
 //!   resolution cannot slip between the future's "still empty" and its "waker stored":
 //!   no lost wake-up.
 //!
-//! Modelled by loom in `tests/loom_reply.rs` (reply racing timeout and exit, for both
-//! kinds of waiter).
+//! - a callback ([`Slot::with_callback`]): nobody waits; the resolution that wins takes
+//!   the callback out under the slot's lock (so exactly one does) and runs it after
+//!   releasing the lock, on the resolving thread, with the outcome. The slot then goes
+//!   straight to `Closed`: there is nothing to take. A callback dropped without having run
+//!   (its slot dropped unresolved, which no path of the runtime does) runs with `NoReply`,
+//!   so the callback runs exactly once in every case.
+//!
+//! Modelled by loom in `tests/loom_reply.rs` (reply racing timeout and exit, for every
+//! kind of waiter).
 
 // Items are `pub` (in a private module) so that the loom models can reach them
 // through `loom_api`; outside `cfg(loom)` they are crate-private in effect.
@@ -41,11 +48,40 @@ enum State<R> {
     Closed,
 }
 
-/// What the slot's lock guards: the state, and the waiting task's waker.
+/// What a callback slot runs when it is resolved: the outcome, and the key of the call's
+/// timeout timer if one was armed (for the callback to cancel).
+pub type OnResolve<R> = Box<dyn FnOnce(Result<R, CallError>, Option<u64>) + Send>;
+
+/// Who is told of the resolution, beside a waiting thread.
+enum Waiting<R> {
+    /// Nobody (a thread's slot, or a task's before its first poll).
+    Nobody,
+    /// The waker of the task that last polled the slot while it was empty.
+    Task(Waker),
+    /// A callback slot's callback, until the resolution takes it; and the key of the
+    /// call's timeout timer, once armed.
+    Callback(Callback<R>, Option<u64>),
+}
+
+/// A callback slot's callback. Dropped without having run (its slot dropped unresolved,
+/// which no path of the runtime does), it runs with `NoReply`: exactly once in every case.
+/// (The guard lives here rather than in a `Drop` of the slot, which every call's slot
+/// would pay for.)
+struct Callback<R>(Option<OnResolve<R>>);
+
+impl<R> Drop for Callback<R> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            // A timer, if one was armed, holds the slot: it is not dropped before it.
+            f(Err(CallError::NoReply), None);
+        }
+    }
+}
+
+/// What the slot's lock guards: the state, and who is told of the resolution.
 struct Guarded<R> {
     state: State<R>,
-    /// The waker of the task that last polled the slot while it was empty.
-    waker: Option<Waker>,
+    waiting: Waiting<R>,
 }
 
 /// A one-shot slot for one call's outcome.
@@ -99,7 +135,7 @@ impl<R> Slot<R> {
         Slot {
             state: Mutex::new(Guarded {
                 state: State::Empty,
-                waker: None,
+                waiting: Waiting::Nobody,
             }),
             done: AtomicBool::new(false),
             waiter: Some(thread::current()),
@@ -112,11 +148,40 @@ impl<R> Slot<R> {
         Slot {
             state: Mutex::new(Guarded {
                 state: State::Empty,
-                waker: None,
+                waiting: Waiting::Nobody,
             }),
             done: AtomicBool::new(false),
             waiter: None,
             caller,
+        }
+    }
+
+    /// A slot whose resolution runs `on_resolve` (on the resolving thread) instead of
+    /// waking a waiter: for a call whose reply goes to a callback.
+    pub fn with_callback(caller: Option<crate::Pid>, on_resolve: OnResolve<R>) -> Self {
+        Slot {
+            state: Mutex::new(Guarded {
+                state: State::Empty,
+                waiting: Waiting::Callback(Callback(Some(on_resolve)), None),
+            }),
+            done: AtomicBool::new(false),
+            waiter: None,
+            caller,
+        }
+    }
+
+    /// Records the key of a callback slot's timeout timer, for the callback to cancel it.
+    /// Returns false if the slot is already resolved (the caller then cancels the timer
+    /// itself) or is not a callback slot.
+    pub fn set_timer(&self, key: u64) -> bool {
+        let mut guard = self.state.lock();
+        let g = &mut *guard;
+        match (&g.state, &mut g.waiting) {
+            (State::Empty, Waiting::Callback(_, timer)) => {
+                *timer = Some(key);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -128,33 +193,48 @@ impl<R> Slot<R> {
     /// Resolves the slot. Returns false (and drops `value`) if it was already resolved or
     /// abandoned.
     pub fn resolve(&self, value: Result<R, CallError>) -> bool {
-        let rejected = {
-            let mut g = self.state.lock();
-            match g.state {
-                State::Empty => {
-                    g.state = State::Full(value);
-                    self.done.store(true, Ordering::Release);
-                    Err(g.waker.take())
-                }
-                _ => Ok(value),
-            }
-        };
-        match rejected {
-            Err(waker) => {
-                // Woken outside the lock: a waker may run arbitrary code (an executor's).
-                if let Some(w) = waker {
-                    w.wake();
-                }
-                if let Some(t) = &self.waiter {
-                    t.unpark();
-                }
-                true
-            }
-            Ok(v) => {
-                drop(v);
-                false
-            }
+        let mut g = self.state.lock();
+        if !matches!(g.state, State::Empty) {
+            drop(g);
+            drop(value);
+            return false;
         }
+        if matches!(g.waiting, Waiting::Callback(..)) {
+            return self.resolve_callback(g, value);
+        }
+        g.state = State::Full(value);
+        self.done.store(true, Ordering::Release);
+        let waker = match std::mem::replace(&mut g.waiting, Waiting::Nobody) {
+            Waiting::Task(w) => Some(w),
+            _ => None,
+        };
+        drop(g);
+        // Woken outside the lock: a waker may run arbitrary code (an executor's).
+        if let Some(w) = waker {
+            w.wake();
+        }
+        if let Some(t) = &self.waiter {
+            t.unpark();
+        }
+        true
+    }
+
+    /// `resolve` for a callback slot (kept out of line: the blocking and future paths do
+    /// not pay for it): the slot closes, and the callback runs after the lock is released.
+    #[cold]
+    #[inline(never)]
+    fn resolve_callback(&self, mut g: crate::sync::MutexGuard<'_, Guarded<R>>, value: Result<R, CallError>) -> bool {
+        let Waiting::Callback(mut f, timer) = std::mem::replace(&mut g.waiting, Waiting::Nobody) else {
+            unreachable!("checked by resolve, under the same lock")
+        };
+        g.state = State::Closed;
+        self.done.store(true, Ordering::Release);
+        drop(g);
+        // Outside the lock: the callback is the user's code.
+        if let Some(f) = f.0.take() {
+            f(value, timer);
+        }
+        true
     }
 
     /// True once resolved (or closed).
@@ -184,14 +264,14 @@ impl<R> Slot<R> {
         let mut g = self.state.lock();
         match std::mem::replace(&mut g.state, State::Closed) {
             State::Full(v) => {
-                g.waker = None;
+                g.waiting = Waiting::Nobody;
                 Poll::Ready(v)
             }
             State::Empty => {
                 g.state = State::Empty;
-                match &g.waker {
-                    Some(w) if w.will_wake(waker) => {}
-                    _ => g.waker = Some(waker.clone()),
+                match &g.waiting {
+                    Waiting::Task(w) if w.will_wake(waker) => {}
+                    _ => g.waiting = Waiting::Task(waker.clone()),
                 }
                 Poll::Pending
             }
@@ -203,7 +283,7 @@ impl<R> Slot<R> {
     /// slot so that a later resolution is dropped.
     pub fn abandon(&self) -> Option<Result<R, CallError>> {
         let mut g = self.state.lock();
-        let waker = g.waker.take();
+        let waker = std::mem::replace(&mut g.waiting, Waiting::Nobody);
         let out = match std::mem::replace(&mut g.state, State::Closed) {
             State::Full(v) => Some(v),
             _ => {

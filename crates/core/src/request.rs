@@ -134,6 +134,32 @@ pub trait HandleRequest<Q: Request>: GenServer {
     fn handle_request(&mut self, req: Q, from: ReplyTo<Q::Reply>, ctx: &mut Context<'_, Self>) -> CallFlow<Q::Reply>;
 }
 
+/// [`HandleRequest`] with `?`: implement this one instead to use `?` on any error type
+/// (through `From<E: Error> for ExitReason`); every `TryHandleRequest<Q>` is a
+/// `HandleRequest<Q>`. An `Err(reason)` stops the server without replying, as
+/// `CallFlow::StopNoReply(reason)` would: the caller gets
+/// [`CallError::Exited`](crate::CallError::Exited) with `reason`.
+pub trait TryHandleRequest<Q: Request>: GenServer {
+    /// Handles one request of type `Q`.
+    ///
+    /// # Errors
+    ///
+    /// Return `Err(reason)` to stop the server with `reason`.
+    fn try_handle_request(
+        &mut self,
+        req: Q,
+        from: ReplyTo<Q::Reply>,
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<CallFlow<Q::Reply>, ExitReason>;
+}
+
+impl<G: TryHandleRequest<Q>, Q: Request> HandleRequest<Q> for G {
+    fn handle_request(&mut self, req: Q, from: ReplyTo<Q::Reply>, ctx: &mut Context<'_, Self>) -> CallFlow<Q::Reply> {
+        self.try_handle_request(req, from, ctx)
+            .unwrap_or_else(CallFlow::StopNoReply)
+    }
+}
+
 /// A server that takes casts of type `M`: Elixir's `handle_cast`, the public
 /// fire-and-forget door, distinct from `handle_info` (which receives the server's own
 /// timer messages, and whatever [`ServerRef::send`](crate::ServerRef::send) delivers).
@@ -230,6 +256,73 @@ pub trait HandleRequest<Q: Request>: GenServer {
 pub trait HandleCast<M: Send + 'static>: GenServer {
     /// Handles one cast of type `M`.
     fn handle_cast(&mut self, msg: M, ctx: &mut Context<'_, Self>) -> Flow;
+}
+
+/// [`HandleCast`] with `?`: implement this one instead to use `?` on any error type
+/// (through `From<E: Error> for ExitReason`); every `TryHandleCast<M>` is a
+/// `HandleCast<M>`. An `Err(reason)` stops the server with `reason`, as
+/// `Flow::Stop(reason)` would.
+///
+/// # Example
+///
+/// ```
+/// use arbor_core::{Context, ExitReason, Flow, GenServer, Runtime, TryHandleCast};
+/// use std::time::Duration;
+///
+/// struct Config(std::collections::HashMap<String, u16>);
+///
+/// /// `key=port`
+/// struct Set(String);
+///
+/// #[derive(Debug)]
+/// struct NoEquals;
+///
+/// impl std::fmt::Display for NoEquals {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("expected key=port")
+///     }
+/// }
+///
+/// impl std::error::Error for NoEquals {}
+///
+/// impl GenServer for Config {
+///     type Args = ();
+///     type Info = ();
+///     type Call = ();
+///     type Reply = ();
+///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+///         Ok(Config(Default::default()))
+///     }
+/// }
+///
+/// impl TryHandleCast<Set> for Config {
+///     fn try_handle_cast(&mut self, Set(line): Set, _: &mut Context<'_, Self>) -> Result<Flow, ExitReason> {
+///         let (key, port) = line.split_once('=').ok_or(NoEquals)?;
+///         self.0.insert(key.to_string(), port.parse()?);
+///         Ok(Flow::Continue)
+///     }
+/// }
+///
+/// let rt = Runtime::builder().crash_reports(arbor_core::CrashReports::Off).build().unwrap();
+/// let config = rt.start::<Config>(()).unwrap();
+/// config.cast(Set("http=80".into())).unwrap();
+/// config.cast(Set("oops".into())).unwrap();
+/// let reason = config.wait_exit(Duration::from_secs(60)).expect("stopped within a minute");
+/// assert!(reason.to_string().contains("expected key=port"), "{reason}");
+/// ```
+pub trait TryHandleCast<M: Send + 'static>: GenServer {
+    /// Handles one cast of type `M`.
+    ///
+    /// # Errors
+    ///
+    /// Return `Err(reason)` to stop the server with `reason`.
+    fn try_handle_cast(&mut self, msg: M, ctx: &mut Context<'_, Self>) -> Result<Flow, ExitReason>;
+}
+
+impl<G: TryHandleCast<M>, M: Send + 'static> HandleCast<M> for G {
+    fn handle_cast(&mut self, msg: M, ctx: &mut Context<'_, Self>) -> Flow {
+        self.try_handle_cast(msg, ctx).unwrap_or_else(Flow::Stop)
+    }
 }
 
 /// A request in flight: the request and its reply slot, in one allocation.

@@ -6,8 +6,9 @@
 //! own order), waits for them up to the shutdown timeout, kills what is left, then
 //! stops the timer thread and joins the workers.
 
+use crate::clock::Clock;
 use crate::process::{deliver_exit, Table};
-use crate::scheduler::{Pool, PoolConfig};
+use crate::scheduler::{Pool, PoolConfig, Scheduler};
 use crate::sync::PlainMutex as Mutex;
 use crate::sync::{AtomicBool, Ordering};
 use crate::timer::TimerService;
@@ -21,6 +22,70 @@ use std::time::{Duration, Instant};
 
 /// Every live runtime, by id: how an untyped [`Pid`] finds its runtime.
 static RUNTIMES: Mutex<Slab<Weak<RtShared>>> = Mutex::new(Slab::new());
+
+thread_local! {
+    /// The runtimes this thread created or entered, newest last, each with the token of
+    /// the [`EnterGuard`] that entered it (0: made current by its creation). Weak: a
+    /// runtime dropped (or shut down) stops being current by itself.
+    static ENTERED: std::cell::RefCell<Vec<(u64, Weak<RtShared>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Tokens of [`EnterGuard`]s.
+static NEXT_ENTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Makes `shared` current on this thread under `token`; forgets dead entries.
+fn push_entered(token: u64, shared: &Arc<RtShared>) {
+    ENTERED.with(|e| {
+        let mut e = e.borrow_mut();
+        e.retain(|(_, w)| w.strong_count() > 0);
+        e.push((token, Arc::downgrade(shared)));
+    });
+}
+
+/// This thread's current runtime: the newest it created or entered that is still
+/// running.
+fn thread_current() -> Option<Arc<RtShared>> {
+    ENTERED.with(|e| {
+        let mut e = e.borrow_mut();
+        // A runtime made current by its creation is forgotten once it is gone; a guard's
+        // entry stays until its guard is dropped.
+        e.retain(|(token, w)| *token != 0 || w.strong_count() > 0);
+        e.iter()
+            .rev()
+            .filter_map(|(_, w)| w.upgrade())
+            .find(|rt| !rt.is_shutting_down())
+    })
+}
+
+/// The runtime a start with no runtime in its options goes to: the calling process's,
+/// else this thread's current runtime (see [`RuntimeHandle::enter`]).
+pub(crate) fn implicit_runtime() -> Option<Arc<RtShared>> {
+    match crate::process::current() {
+        Some(p) => Some(Arc::clone(p.header().rt())),
+        None => thread_current(),
+    }
+}
+
+/// Keeps a runtime current on this thread until dropped (see [`RuntimeHandle::enter`]).
+/// Not `Send`: it belongs to the thread that entered.
+#[must_use = "the runtime stops being current when the guard is dropped"]
+pub struct EnterGuard {
+    token: u64,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let token = self.token;
+        let _ = ENTERED.try_with(|e| e.borrow_mut().retain(|(t, _)| *t != token));
+    }
+}
+
+impl fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnterGuard").finish_non_exhaustive()
+    }
+}
 
 /// The runtime's plain names ([`LocalName`](crate::LocalName)).
 #[derive(Default)]
@@ -62,7 +127,10 @@ impl NameTable {
 pub(crate) struct RtShared {
     id: u32,
     name: String,
-    pub(crate) pool: Arc<Pool>,
+    /// The scheduler: the worker pool, or a deterministic runtime's driver.
+    pub(crate) pool: Scheduler,
+    /// Where the runtime reads time: the real clock, or a deterministic runtime's virtual one.
+    pub(crate) clock: Clock,
     pub(crate) table: Table,
     pub(crate) timers: TimerService,
     shutting_down: AtomicBool,
@@ -114,6 +182,22 @@ impl RtShared {
 
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// The runtime's current instant (virtual on a deterministic runtime).
+    #[inline]
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Waits for `slot` up to `timeout` on this runtime's clock: parked (compensated
+    /// inside a handler) on the real runtime; on a deterministic one, driving it on this
+    /// thread until the slot is resolved or the virtual deadline passes.
+    pub(crate) fn wait<R>(&self, slot: &crate::reply::Slot<R>, timeout: Duration) -> Result<R, crate::CallError> {
+        match self.pool.sim() {
+            None => slot.wait(Instant::now().checked_add(timeout)),
+            Some(driver) => driver.wait(self, slot, self.clock.deadline(timeout)),
+        }
     }
 }
 
@@ -260,7 +344,8 @@ impl Builder {
         let shared = Arc::new(RtShared {
             id,
             name: self.name,
-            pool,
+            pool: Scheduler::Pool(pool),
+            clock: Clock::Real,
             table: Table::new(id),
             timers,
             shutting_down: AtomicBool::new(false),
@@ -274,24 +359,61 @@ impl Builder {
             crate::panic::set_backtraces(true);
         }
         let weak = Arc::downgrade(&shared);
-        shared.pool.set_stall_hook(Box::new(move |stall| {
-            if let Some(rt) = weak.upgrade() {
-                if let Some(stuck) = rt.resolve_stall(stall) {
-                    log::warn!(
-                        "arbor: a handler has been running for {:?} (watchdog threshold {:?}): {} {}{} is in {}",
-                        stuck.running_for,
-                        rt.pool_watchdog(),
-                        stuck.type_name,
-                        stuck.pid,
-                        stuck.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
-                        stuck.callback
-                    );
+        shared
+            .pool
+            .set_stall_hook(Box::new(move |stall: crate::scheduler::Stall| {
+                if let Some(rt) = weak.upgrade() {
+                    if let Some(stuck) = rt.resolve_stall(stall) {
+                        log::warn!(
+                            "arbor: a handler has been running for {:?} (watchdog threshold {:?}): {} {}{} is in {}",
+                            stuck.running_for,
+                            rt.pool_watchdog(),
+                            stuck.type_name,
+                            stuck.pid,
+                            stuck.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+                            stuck.callback
+                        );
+                    }
                 }
-            }
-        }));
+            }));
+        // The creating thread's current runtime from now on (see `RuntimeHandle::enter`).
+        push_entered(0, &shared);
         Ok(Runtime {
             handle: RuntimeHandle { shared },
         })
+    }
+}
+
+/// Makes a deterministic runtime (see `crate::sim`): no threads; `driver` schedules, `clock`
+/// is virtual.
+pub(crate) fn build_sim(config: &crate::sim::SimConfig, driver: Arc<crate::sim::Driver>, clock: Clock) -> Runtime {
+    crate::panic::install_hook();
+    let Clock::Virtual(virtual_clock) = &clock else {
+        unreachable!("a deterministic runtime runs on a virtual clock")
+    };
+    let timers = TimerService::start_virtual(Arc::clone(virtual_clock));
+    let mut runtimes = RUNTIMES.lock();
+    let entry = runtimes.vacant_entry();
+    let id = entry.key() as u32;
+    let shared = Arc::new(RtShared {
+        id,
+        name: config.name.clone(),
+        pool: Scheduler::Sim(driver),
+        clock,
+        table: Table::new(id),
+        timers,
+        shutting_down: AtomicBool::new(false),
+        shutdown_timeout: config.shutdown_timeout,
+        watchdog: Duration::MAX,
+        crash_reports: config.crash_reports,
+        names: Arc::default(),
+    });
+    entry.insert(Arc::downgrade(&shared));
+    if shared.prints_to_stderr() {
+        crate::panic::set_backtraces(true);
+    }
+    Runtime {
+        handle: RuntimeHandle { shared },
     }
 }
 
@@ -448,9 +570,60 @@ impl RuntimeHandle {
         &self.shared
     }
 
-    /// The runtime of the process running on this thread, if any.
+    /// The runtime a start with no runtime in its options goes to: inside a process, its
+    /// runtime; elsewhere, this thread's current runtime (the newest running one it
+    /// created, or entered with [`RuntimeHandle::enter`]); else `None`.
     pub fn current() -> Option<RuntimeHandle> {
-        crate::process::current().map(|p| RuntimeHandle::from_shared(Arc::clone(p.header().rt())))
+        implicit_runtime().map(RuntimeHandle::from_shared)
+    }
+
+    /// Makes this runtime the current one of this thread until the guard is dropped: what
+    /// `G::start(args, StartOpts::new())`, `DynamicSupervisor::start(..)`,
+    /// `Registry::start_link(..)` and every other start without a runtime in its options
+    /// use outside a process. Inside a process, its own runtime always wins.
+    ///
+    /// The thread that builds a runtime has it current already, until it is dropped or
+    /// shut down: `main` needs no guard. Enter it on other threads (a thread per
+    /// connection, say), or to pick one of several runtimes. Guards nest; dropping one
+    /// restores the previous current runtime.
+    ///
+    /// ```
+    /// use arbor_core::{Context, ExitReason, GenServer, Runtime, StartOpts};
+    ///
+    /// struct Idle;
+    ///
+    /// impl GenServer for Idle {
+    ///     type Args = ();
+    ///     type Info = ();
+    ///     type Call = ();
+    ///     type Reply = ();
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Idle)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// // This thread built `rt`: it is current here.
+    /// let a = Idle::start((), StartOpts::new()).unwrap();
+    /// assert_eq!(a.runtime().name(), rt.name());
+    ///
+    /// let handle = rt.handle().clone();
+    /// std::thread::spawn(move || {
+    ///     assert!(Idle::start((), StartOpts::new()).is_err(), "no current runtime here");
+    ///     let _in_rt = handle.enter();
+    ///     Idle::start((), StartOpts::new()).unwrap();
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// assert_eq!(rt.process_count(), 2);
+    /// ```
+    pub fn enter(&self) -> EnterGuard {
+        let token = NEXT_ENTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        push_entered(token, &self.shared);
+        EnterGuard {
+            token,
+            _not_send: std::marker::PhantomData,
+        }
     }
 
     /// The runtime `pid` belongs to, if it is still running.
@@ -465,6 +638,19 @@ impl RuntimeHandle {
     /// The runtime's name (its threads' name prefix).
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// The runtime's current instant: `Instant::now()`, or on a deterministic runtime
+    /// ([`SimRuntime`](crate::sim::SimRuntime)) its virtual time. Timers, call and stop
+    /// timeouts and supervisors' restart-intensity windows all read this clock; code that
+    /// measures time in a process should too (see [`crate::now`]).
+    pub fn now(&self) -> Instant {
+        self.shared.now()
+    }
+
+    /// True on a deterministic runtime ([`SimRuntime`](crate::sim::SimRuntime)).
+    pub fn is_simulated(&self) -> bool {
+        self.shared.pool.sim().is_some()
     }
 
     /// Starts a `G` on this runtime, unlinked.
@@ -542,7 +728,7 @@ impl RuntimeHandle {
         if !p.deliver(crate::process::SysMsg::GetState(slot.clone())) {
             return Err(crate::CallError::NoProc);
         }
-        slot.wait(Instant::now().checked_add(timeout))
+        self.shared.wait(&slot, timeout)
     }
 
     /// Handlers running now for longer than the watchdog's threshold
@@ -628,7 +814,7 @@ impl RuntimeHandle {
                 return Some(exiting.unwrap_or(ExitReason::NoProc));
             }
         };
-        let got = slot.wait(Instant::now().checked_add(timeout)).ok();
+        let got = self.shared.wait(&slot, timeout).ok();
         if got.is_none() {
             // Timed out: leave nothing attached to a process that goes on running.
             self.demonitor(pid, monitor);
@@ -704,7 +890,7 @@ impl RuntimeHandle {
                 deliver_exit(&p, from, ExitReason::Shutdown, false);
             }
         }
-        if s.pool.is_current() {
+        if s.pool.is_current() && s.pool.sim().is_none() {
             // A worker cannot join itself: a thread of its own finishes the shutdown.
             let shared = Arc::clone(s);
             let finisher = crate::sync::thread::Builder::new()
@@ -719,13 +905,23 @@ impl RuntimeHandle {
     }
 }
 
+/// Waits until no process can still make progress towards its exit (see
+/// `Table::wait_settled`); on a deterministic runtime, drives it until then. True if settled
+/// by `deadline`.
+fn settle(s: &Arc<RtShared>, deadline: Option<Instant>) -> bool {
+    match s.pool.sim() {
+        None => s.table.wait_settled(deadline),
+        Some(driver) => driver.settle(s, deadline),
+    }
+}
+
 /// Waits for the processes (only those that can still make progress), kills what is left
 /// at the deadline, stops the timer thread and the pool, and forgets the runtime.
 fn finish_shutdown(s: &Arc<RtShared>, timeout: Duration) -> ShutdownReport {
     let from = Pid::runtime(s.id);
     let mut report = ShutdownReport::default();
-    let deadline = Instant::now().checked_add(timeout);
-    if !s.table.wait_settled(deadline) {
+    let deadline = s.now().checked_add(timeout);
+    if !settle(s, deadline) {
         let alive: Vec<_> = s
             .table
             .snapshot()
@@ -740,7 +936,7 @@ fn finish_shutdown(s: &Arc<RtShared>, timeout: Duration) -> ShutdownReport {
         for p in alive {
             deliver_exit(&p, from, ExitReason::Killed, true);
         }
-        s.table.wait_settled(Some(Instant::now() + Duration::from_secs(1)));
+        settle(s, Some(s.now() + Duration::from_secs(1)));
     }
     for p in s.table.snapshot() {
         let h = p.header();

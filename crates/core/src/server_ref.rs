@@ -4,12 +4,13 @@ use crate::error::{CallError, SendError};
 use crate::future::{CallFuture, ExitFuture};
 use crate::gen_server::GenServer;
 use crate::process::{current, Cell, Envelope, Process, NOT_HELD};
-use crate::reply::{ReplySlot, Slot};
+use crate::reply::{OnResolve, ReplySlot, Slot};
 use crate::request::{CastCell, HandleCast, HandleRequest, Request, RequestCell};
+use crate::runtime::RtShared;
 use crate::{signal, ExitObserver, ExitReason, MonitorRef, Naming, NoProc, Pid, RuntimeHandle};
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// The default call timeout: 5 seconds, as in Elixir (S10).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,6 +68,72 @@ impl<G: GenServer> ServerRef<G> {
             Envelope::Info(m) => SendError(m),
             _ => unreachable!("push hands back what it was given"),
         })
+    }
+
+    /// Delivers `msg` to the server's `handle_info` after `delay` (Elixir's
+    /// `Process.send_after(pid, msg, ms)`), from any thread, inside a process or not.
+    /// Returns a [`Timer`](crate::Timer) that whoever holds it may cancel or read. A timer
+    /// aimed at a server that has exited by its deadline delivers nothing.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
+    /// use std::time::Duration;
+    ///
+    /// /// Counts the pings it gets.
+    /// struct Pings(u32);
+    ///
+    /// impl GenServer for Pings {
+    ///     type Args = ();
+    ///     type Info = &'static str;
+    ///     type Call = ();
+    ///     type Reply = u32;
+    ///
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Pings(0))
+    ///     }
+    ///
+    ///     fn handle_info(&mut self, _ping: &'static str, _ctx: &mut Context<'_, Self>) -> Flow {
+    ///         self.0 += 1;
+    ///         Flow::Continue
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, (): (), _: ReplyTo<u32>, _: &mut Context<'_, Self>) -> CallFlow<u32> {
+    ///         CallFlow::Reply(self.0)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let pings = rt.start::<Pings>(()).unwrap();
+    /// let soon = pings.send_after(Duration::from_millis(10), "soon");
+    /// let later = pings.send_after(Duration::from_secs(3600), "later");
+    /// // Cancelled from this thread, with the time it had left: it is never handled.
+    /// assert!(later.cancel().unwrap() > Duration::from_secs(3000));
+    /// while soon.is_active() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(soon.cancel(), None, "already handled");
+    /// assert_eq!(pings.call(()), Ok(1));
+    /// ```
+    pub fn send_after(&self, delay: Duration, msg: G::Info) -> crate::Timer {
+        crate::timer::send_after(&self.cell, delay, msg)
+    }
+
+    /// Delivers a clone of `msg` to the server's `handle_info` every `period` (Erlang's
+    /// `timer:send_interval`), from any thread, until the returned
+    /// [`Timer`](crate::Timer) is cancelled or the server exits.
+    ///
+    /// Drift-free: the n-th tick is due at `start + n × period` on the runtime's timer
+    /// clock, whatever the lateness of earlier ticks. Never a backlog: a deadline that
+    /// passes while the previous tick still waits unhandled in the mailbox is counted in
+    /// [`Timer::missed`](crate::Timer::missed) instead of queued. A period under the timer
+    /// wheel's resolution (100 µs) is taken as 100 µs.
+    pub fn send_interval(&self, period: Duration, msg: G::Info) -> crate::Timer
+    where
+        G::Info: Clone,
+    {
+        crate::timer::send_interval(&self.cell, period, msg)
     }
 
     /// Calls the server and waits up to 5 s for the reply (S10).
@@ -146,7 +213,7 @@ impl<G: GenServer> ServerRef<G> {
         if self.cell.push(Envelope::Call(req, slot.clone(), NOT_HELD)).is_err() {
             return Err(CallError::NoProc);
         }
-        slot.wait(Instant::now().checked_add(timeout))
+        self.cell.header().rt().wait(&slot, timeout)
     }
 
     /// Sends a typed request (see [`HandleRequest`]) and waits up to 5 s for its reply,
@@ -195,7 +262,7 @@ impl<G: GenServer> ServerRef<G> {
         if self.cell.push(Envelope::Request(cell.clone())).is_err() {
             return Err(CallError::NoProc);
         }
-        cell.slot().wait(Instant::now().checked_add(timeout))
+        self.cell.header().rt().wait(cell.slot(), timeout)
     }
 
     /// [`ServerRef::request`] from async code, as [`ServerRef::call_async`].
@@ -234,8 +301,183 @@ impl<G: GenServer> ServerRef<G> {
         CallFuture::waiting(
             cell,
             Arc::clone(self.cell.header().rt()),
-            Instant::now().checked_add(timeout),
+            self.cell.header().rt().clock.deadline(timeout),
         )
+    }
+
+    /// Calls the server without waiting: the request is sent now, and `on_reply` runs
+    /// once with the outcome, on whichever thread settles the call. Nothing blocks, so a
+    /// thread can have any number of calls in flight (a connection's reader that hands
+    /// each incoming call to a server and goes on reading, say), and their requests reach
+    /// the server in the order they were sent, in order with this sender's other messages
+    /// (S10).
+    ///
+    /// The outcome is what [`ServerRef::call_timeout`] returns, with the same guarantees:
+    /// `NoProc` at once for a dead server, `CallingSelf` for a call to oneself,
+    /// `Exited(reason)` as soon as the server dies before replying, `NoReply` if it drops
+    /// the [`ReplyTo`](crate::ReplyTo) unanswered, `Timeout` at the deadline (a timer on
+    /// the runtime's timer service, cancelled when anything else settles the call first;
+    /// `Duration::MAX` arms none). A zero timeout sends the request and settles the call
+    /// with `Timeout` at once (as `call_timeout`, which does not wait for it either). The
+    /// late reply of a timed-out call is dropped. Nothing waits, so no `Deadlock` is
+    /// detected or possible: a cycle of `call_with`s is a cycle of messages.
+    ///
+    /// `on_reply` runs exactly once (`tests/call_with.rs` counts), on:
+    /// - the calling thread, before `call_with` returns, for `NoProc`, `CallingSelf` and a
+    ///   zero timeout;
+    /// - the thread that replies: the server's own worker thread for a reply from
+    ///   `handle_call`, or the thread that calls [`ReplyTo::reply`](crate::ReplyTo::reply)
+    ///   (or drops the last `ReplyTo`, for `NoReply`);
+    /// - the thread on which the server dies, for `Exited` (its worker, or the thread that
+    ///   kills it);
+    /// - the runtime's timer thread, for `Timeout`.
+    ///
+    /// So it must not block, nor run long: hand anything slow to another thread (or send a
+    /// message). Blocking there stalls a worker, the timer thread, or the replying
+    /// server. A panic in it is caught and logged; the runtime carries on.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{CallFlow, Context, ExitReason, GenServer, ReplyTo, Runtime};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// struct Doubler;
+    ///
+    /// impl GenServer for Doubler {
+    ///     type Args = ();
+    ///     type Info = ();
+    ///     type Call = u64;
+    ///     type Reply = u64;
+    ///
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Doubler)
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, n: u64, _: ReplyTo<u64>, _: &mut Context<'_, Self>) -> CallFlow<u64> {
+    ///         CallFlow::Reply(2 * n)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let doubler = rt.start::<Doubler>(()).unwrap();
+    /// let (tx, rx) = mpsc::channel();
+    /// for n in 0..3 {
+    ///     let tx = tx.clone();
+    ///     // Three calls in flight from one thread; each callback only sends.
+    ///     doubler.call_with(n, Duration::from_secs(5), move |r| tx.send((n, r)).unwrap());
+    /// }
+    /// let mut got: Vec<_> = (0..3).map(|_| rx.recv().unwrap()).collect();
+    /// got.sort_by_key(|(n, _)| *n);
+    /// assert_eq!(got, vec![(0, Ok(0)), (1, Ok(2)), (2, Ok(4))]);
+    /// ```
+    pub fn call_with(
+        &self,
+        req: G::Call,
+        timeout: Duration,
+        on_reply: impl FnOnce(Result<G::Reply, CallError>) + Send + 'static,
+    ) {
+        let slot = match self.callback_slot(timeout, on_reply) {
+            Ok(slot) => Arc::new(slot),
+            Err(()) => return,
+        };
+        if let Err(env) = self.cell.push(Envelope::Call(req, slot.clone(), NOT_HELD)) {
+            slot.resolve(Err(CallError::NoProc));
+            crate::panic::drop_quietly(env, "a call request");
+            return;
+        }
+        self.arm_callback_timeout(slot, timeout);
+    }
+
+    /// [`ServerRef::call_with`] for a typed request (see [`HandleRequest`]): sends `req`
+    /// now; `on_reply` runs once with the outcome, on the threads and with the guarantees
+    /// that `call_with` describes. It must not block.
+    pub fn request_with<Q: Request>(
+        &self,
+        req: Q,
+        timeout: Duration,
+        on_reply: impl FnOnce(Result<Q::Reply, CallError>) + Send + 'static,
+    ) where
+        G: HandleRequest<Q>,
+    {
+        let slot = match self.callback_slot(timeout, on_reply) {
+            Ok(slot) => slot,
+            Err(()) => return,
+        };
+        let cell = Arc::new(RequestCell::new(req, slot));
+        if let Err(env) = self.cell.push(Envelope::Request(cell.clone())) {
+            cell.slot().resolve(Err(CallError::NoProc));
+            drop(cell);
+            crate::panic::drop_quietly(env, "a request");
+            return;
+        }
+        self.arm_callback_timeout(cell, timeout);
+    }
+
+    /// The checks `call_with` makes before sending (their error goes to `on_reply` at
+    /// once: `Err(())`), and the slot whose resolution runs `on_reply`.
+    fn callback_slot<R: Send + 'static>(
+        &self,
+        timeout: Duration,
+        on_reply: impl FnOnce(Result<R, CallError>) + Send + 'static,
+    ) -> Result<Slot<R>, ()> {
+        let caller = current().map(|c| c.header().pid());
+        let early = if caller == Some(self.pid()) {
+            Some(CallError::CallingSelf)
+        } else if !self.is_alive() {
+            Some(CallError::NoProc)
+        } else {
+            None
+        };
+        if let Some(err) = early {
+            run_callback(on_reply, Err(err));
+            return Err(());
+        }
+        // The runtime, to cancel the timeout's timer, only if one may be armed.
+        let rt: Option<Weak<RtShared>> =
+            timed(self.cell.header().rt(), timeout).then(|| Arc::downgrade(self.cell.header().rt()));
+        let on_resolve: OnResolve<R> = Box::new(move |outcome, timer| {
+            if let (Some(key), Some(rt)) = (timer, &rt) {
+                // Settled by anything but its own timer: the timer goes at once. (A
+                // `Timeout` comes only from that timer, which has fired already.)
+                if !matches!(outcome, Err(CallError::Timeout)) {
+                    if let Some(rt) = rt.upgrade() {
+                        rt.timers.cancel(key);
+                    }
+                }
+            }
+            run_callback(on_reply, outcome);
+        });
+        Ok(Slot::with_callback(caller, on_resolve))
+    }
+
+    /// Arms the timeout of a call sent with a callback (none for `Duration::MAX`; a zero
+    /// timeout settles it at once). The timer's key is handed to the slot, whose
+    /// resolution cancels it; if the call was settled before the key could be handed
+    /// over, the timer is cancelled here.
+    fn arm_callback_timeout<R: Send + 'static>(&self, holder: Arc<impl ReplySlot<R>>, timeout: Duration) {
+        if !timed(self.cell.header().rt(), timeout) {
+            return;
+        }
+        if timeout.is_zero() {
+            holder.slot().resolve(Err(CallError::Timeout));
+            return;
+        }
+        if holder.slot().is_done() {
+            return;
+        }
+        let timers = &self.cell.header().rt().timers;
+        let fired = Arc::clone(&holder);
+        let key = timers.insert(
+            timeout,
+            Box::new(move |_key: u64| {
+                fired.slot().resolve(Err(CallError::Timeout));
+            }),
+        );
+        if !holder.slot().set_timer(key) {
+            timers.cancel(key);
+        }
     }
 
     /// Casts `msg` to the server's [`HandleCast<M>`] (Elixir's `GenServer.cast`): fire
@@ -339,7 +581,7 @@ impl<G: GenServer> ServerRef<G> {
         CallFuture::waiting(
             slot,
             Arc::clone(self.cell.header().rt()),
-            Instant::now().checked_add(timeout),
+            self.cell.header().rt().clock.deadline(timeout),
         )
     }
 
@@ -380,7 +622,7 @@ impl<G: GenServer> ServerRef<G> {
         CallFuture::waiting(
             slot,
             Arc::clone(self.cell.header().rt()),
-            Instant::now().checked_add(timeout),
+            self.cell.header().rt().clock.deadline(timeout),
         )
     }
 
@@ -418,7 +660,7 @@ impl<G: GenServer> ServerRef<G> {
         {
             return Err(CallError::NoProc);
         }
-        slot.wait(Instant::now().checked_add(timeout))
+        self.cell.header().rt().wait(&slot, timeout)
     }
 
     /// Sends the server an exit signal (from the calling process, or from outside).
@@ -451,7 +693,12 @@ impl<G: GenServer> ServerRef<G> {
     pub fn wait_exit(&self, timeout: Duration) -> Option<ExitReason> {
         match self.cell.header().exit_reason() {
             Some(reason) => Some(reason),
-            None => self.runtime().wait_exit(self.pid(), timeout),
+            // The server may exit, and leave the table, between the look above and the
+            // monitor: the runtime then says `NoProc`, but this handle still knows the reason.
+            None => match self.runtime().wait_exit(self.pid(), timeout) {
+                Some(ExitReason::NoProc) => self.cell.header().exit_reason().or(Some(ExitReason::NoProc)),
+                other => other,
+            },
         }
     }
 
@@ -462,6 +709,19 @@ impl<G: GenServer> ServerRef<G> {
     /// exact).
     pub fn mailbox_len(&self) -> usize {
         self.cell.queue_len()
+    }
+}
+
+/// True if a call waiting `timeout` has a deadline (`Duration::MAX`, or one too far to
+/// express, waits forever).
+fn timed(rt: &RtShared, timeout: Duration) -> bool {
+    timeout != Duration::MAX && rt.clock.deadline(timeout).is_some()
+}
+
+/// Runs a call's callback; a panic in it is caught and logged.
+fn run_callback<R>(f: impl FnOnce(Result<R, CallError>), outcome: Result<R, CallError>) {
+    if let Err(msg) = crate::panic::catch(move || f(outcome)) {
+        log::error!("arbor: a call's callback panicked: {msg}");
     }
 }
 

@@ -175,6 +175,103 @@ fn leak_dropped_call_futures() {
     assert_eq!(rt.timer_count(), 0);
 }
 
+/// A million `call_with`s: answered (their timeout's timer cancelled), timed out (the
+/// server holds them; their late handles are dropped), to a dead server (`NoProc` at
+/// once), and held by a server killed mid-call (`Exited`). Every callback runs once; held
+/// calls, timers, monitors and processes are back to their baselines.
+#[test]
+fn leak_call_with_every_outcome() {
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+    let rt = rt(2);
+    let server = rt.start::<Jobs>(()).unwrap();
+    let dead = rt.start::<Jobs>(()).unwrap();
+    dead.kill();
+    assert!(wait_until(|| rt.process_count() == 1));
+    let n = ops();
+    let runs: Arc<Vec<AtomicU8>> = Arc::new((0..n).map(|_| AtomicU8::new(0)).collect());
+    let settled = Arc::new(AtomicUsize::new(0));
+    let (mut replied, mut timed_out, mut noproc, mut exited) = (0usize, 0usize, 0usize, 0usize);
+    let batch = 1000.min(n);
+    let mut i = 0;
+    while i < n {
+        let victim = rt.start::<Jobs>(()).unwrap();
+        let end = (i + batch).min(n);
+        for k in i..end {
+            let (runs, settled) = (Arc::clone(&runs), Arc::clone(&settled));
+            let hold = job(|s, from, _| {
+                s.held.push(from);
+                None
+            });
+            let check = move |expect: fn(&Result<String, CallError>) -> bool| {
+                move |r: Result<String, CallError>| {
+                    assert!(expect(&r), "call {k}: {r:?}");
+                    runs[k].fetch_add(1, Ordering::SeqCst);
+                    settled.fetch_add(1, Ordering::SeqCst);
+                }
+            };
+            match k % 4 {
+                0 => {
+                    replied += 1;
+                    server.call_with(
+                        job(|_, _, _| Some(String::new())),
+                        Duration::from_secs(3600),
+                        check(|r| r.is_ok()),
+                    )
+                }
+                1 => {
+                    timed_out += 1;
+                    server.call_with(
+                        hold,
+                        Duration::from_micros(500),
+                        check(|r| *r == Err(CallError::Timeout)),
+                    )
+                }
+                2 => {
+                    noproc += 1;
+                    dead.call_with(hold, Duration::from_secs(3600), check(|r| *r == Err(CallError::NoProc)))
+                }
+                _ => {
+                    exited += 1;
+                    victim.call_with(
+                        hold,
+                        Duration::from_secs(3600),
+                        check(|r| *r == Err(CallError::Exited(ExitReason::Killed))),
+                    )
+                }
+            }
+        }
+        // Killed with its calls held or still queued: `Exited(Killed)` for both.
+        victim.kill();
+        assert!(
+            wait_until(|| settled.load(Ordering::SeqCst) == end),
+            "{} of {end} settled",
+            settled.load(Ordering::SeqCst)
+        );
+        // The timed-out calls' handles: dropped (their callbacks have run already).
+        server
+            .call(job(|s, _, _| {
+                s.held.clear();
+                Some(String::new())
+            }))
+            .unwrap();
+        i = end;
+    }
+    assert_eq!(replied + timed_out + noproc + exited, n);
+    assert!(
+        runs.iter().all(|r| r.load(Ordering::SeqCst) == 1),
+        "every callback ran once"
+    );
+    assert_eq!(info(&rt, server.pid()).held_calls, 0);
+    assert_eq!(info(&rt, server.pid()).monitored_by, 0);
+    assert_eq!(info(&rt, server.pid()).monitors, 0);
+    assert!(wait_until(|| rt.timer_count() == 0), "{} timers left", rt.timer_count());
+    assert!(
+        wait_until(|| rt.process_count() == 1),
+        "{} processes",
+        rt.process_count()
+    );
+}
+
 #[test]
 fn leak_exit_hooks_added_and_removed() {
     let rt = rt(2);
@@ -203,6 +300,59 @@ fn leak_timers_armed_and_cancelled() {
         .unwrap();
     }
     assert_eq!(rt.timer_count(), 0);
+}
+
+#[test]
+fn leak_shared_timers_armed_and_cancelled_from_outside() {
+    let rt = rt(2);
+    let s = rt.start::<Jobs>(()).unwrap();
+    for _ in 0..ops() {
+        let t = s.send_after(Duration::from_secs(3600), ());
+        assert!(t.cancel().is_some());
+    }
+    assert_eq!(rt.timer_count(), 0);
+    assert_eq!(s.mailbox_len(), 0);
+}
+
+#[test]
+fn leak_shared_timers_fired_and_handled() {
+    let rt = rt(2);
+    let s = rt.start::<Jobs>(()).unwrap();
+    let n = ops();
+    let batch = 10_000.min(n);
+    for _ in 0..n / batch {
+        let timers: Vec<Timer> = (0..batch).map(|_| s.send_after(Duration::ZERO, ())).collect();
+        assert!(wait_until(|| timers.iter().all(|t| !t.is_active())));
+    }
+    assert_eq!(rt.timer_count(), 0);
+    let handled = n / batch * batch;
+    assert!(wait_until(|| info(&rt, s.pid()).messages_handled as usize == handled));
+    assert_eq!(s.mailbox_len(), 0);
+}
+
+#[test]
+fn leak_intervals_ticking_then_cancelled() {
+    let rt = rt(2);
+    let s = rt.start::<Jobs>(()).unwrap();
+    let n = ops();
+    let batch = 1000.min(n);
+    for _ in 0..n / batch {
+        let timers: Vec<Timer> = (0..batch)
+            .map(|_| s.send_interval(Duration::from_micros(100), ()))
+            .collect();
+        assert!(wait_until(|| timers.iter().all(|t| t.deadlines() >= 1)));
+        for t in &timers {
+            assert!(t.cancel().is_some());
+        }
+    }
+    // A tick firing while its timer is cancelled may re-arm after `cancel` returned; it
+    // then sees the cancel and removes that arming itself.
+    assert!(
+        wait_until(|| rt.timer_count() == 0),
+        "a cancelled interval leaves nothing on the wheel: {} left",
+        rt.timer_count()
+    );
+    assert!(wait_until(|| s.mailbox_len() == 0));
 }
 
 #[test]
@@ -264,4 +414,35 @@ fn leak_plain_names_of_servers_started_and_killed() {
     }
     assert_eq!(rt.name_count(), 0);
     assert!(wait_until(|| rt.process_count() == 0));
+}
+
+#[test]
+fn leak_deterministic_runtime_numbers_ready_set_and_timers() {
+    // A deterministic runtime keeps a number per live process (for its trace), a ready set
+    // and a timer wheel: a million starts, calls, timers armed and cancelled, and exits
+    // leave each back at its baseline. The trace is kept as a digest only.
+    let sim = arbor_core::sim::SimConfig::new(1).keep_trace(false).build();
+    let base = sim.numbered_processes();
+    for i in 0..ops() {
+        let w = sim.start::<Jobs>(()).unwrap();
+        w.call(job(move |_, _, ctx| {
+            let t = ctx.send_after(Duration::from_secs(60), ());
+            if i % 2 == 0 {
+                ctx.cancel_timer(t);
+            }
+            Some(String::new())
+        }))
+        .unwrap();
+        if i % 3 == 0 {
+            w.kill();
+        } else {
+            w.stop(ExitReason::Normal, Duration::from_secs(1)).unwrap();
+        }
+    }
+    sim.run_until_idle();
+    assert_eq!(sim.process_count(), 0);
+    assert_eq!(sim.numbered_processes(), base);
+    assert_eq!(sim.timer_count(), 0, "a dead process's timers are cancelled");
+    assert_eq!(sim.stats().run_queue, 0);
+    assert!(sim.trace().is_empty());
 }

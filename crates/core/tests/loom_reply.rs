@@ -95,3 +95,80 @@ mod task {
         race(CallError::Exited(ExitReason::Killed), true);
     }
 }
+
+/// The callback path (`call_with`): a reply, the server's death and the timer race; the
+/// callback runs exactly once, with the winner, and a losing resolution is refused. A
+/// callback slot dropped unresolved still runs its callback, once.
+mod callback {
+    use super::*;
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn reply_races_exit_and_timer() {
+        loom::model(|| {
+            let runs = Arc::new(AtomicUsize::new(0));
+            let got = Arc::new(loom::sync::Mutex::new(None));
+            let (r, g) = (runs.clone(), got.clone());
+            let slot: Arc<Slot<u32>> = Arc::new(Slot::with_callback(
+                None,
+                Box::new(move |outcome, _timer| {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    *g.lock().unwrap() = Some(outcome);
+                }),
+            ));
+            let (a, b) = (slot.clone(), slot.clone());
+            let reply = thread::spawn(move || a.resolve(Ok(1)));
+            let exit = thread::spawn(move || b.resolve(Err(CallError::Exited(ExitReason::Killed))));
+            let timer = slot.resolve(Err(CallError::Timeout));
+            let accepted = usize::from(reply.join().unwrap()) + usize::from(exit.join().unwrap()) + usize::from(timer);
+            assert_eq!(accepted, 1, "one resolution wins");
+            assert_eq!(runs.load(Ordering::SeqCst), 1, "the callback ran once");
+            let outcome = got.lock().unwrap().take().expect("the callback's outcome");
+            assert!(matches!(
+                outcome,
+                Ok(1) | Err(CallError::Exited(ExitReason::Killed)) | Err(CallError::Timeout)
+            ));
+        });
+    }
+
+    #[test]
+    fn the_timer_key_is_handed_over_or_refused() {
+        loom::model(|| {
+            let cancelled = Arc::new(AtomicUsize::new(0));
+            let c = cancelled.clone();
+            let slot: Arc<Slot<u32>> = Arc::new(Slot::with_callback(
+                None,
+                Box::new(move |_outcome, timer| {
+                    if timer.is_some() {
+                        c.fetch_add(1, Ordering::SeqCst);
+                    }
+                }),
+            ));
+            let a = slot.clone();
+            let reply = thread::spawn(move || a.resolve(Ok(1)));
+            // The caller hands the timer's key over; if the reply won first, it is refused
+            // and the caller cancels the timer itself.
+            let handed = slot.set_timer(7);
+            reply.join().unwrap();
+            let by_callback = cancelled.load(Ordering::SeqCst);
+            assert_eq!(usize::from(handed), by_callback, "exactly one side cancels the timer");
+        });
+    }
+
+    #[test]
+    fn dropped_unresolved_runs_the_callback_once() {
+        loom::model(|| {
+            let runs = Arc::new(AtomicUsize::new(0));
+            let r = runs.clone();
+            let slot: Slot<u32> = Slot::with_callback(
+                None,
+                Box::new(move |outcome, _| {
+                    assert_eq!(outcome, Err(CallError::NoReply));
+                    r.fetch_add(1, Ordering::SeqCst);
+                }),
+            );
+            drop(slot);
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+        });
+    }
+}

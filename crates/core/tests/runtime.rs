@@ -209,3 +209,77 @@ fn a_bouncing_pair_cannot_starve_another_process() {
     );
     stop.store(true, Ordering::Relaxed);
 }
+
+fn named(n: &str) -> Runtime {
+    Runtime::builder().worker_threads(1).thread_name(n).build().unwrap()
+}
+
+fn start_plain() -> Result<ServerRef<Jobs>, StartError> {
+    Jobs::start((), StartOpts::new())
+}
+
+#[test]
+fn the_thread_that_builds_a_runtime_starts_on_it_without_saying_so() {
+    assert_eq!(start_plain().err(), Some(StartError::NoRuntime));
+    let a = named("a");
+    assert_eq!(start_plain().unwrap().runtime().name(), "a");
+    assert_eq!(RuntimeHandle::current().unwrap().name(), "a");
+    {
+        let b = named("b");
+        assert_eq!(start_plain().unwrap().runtime().name(), "b", "the newest");
+        b.shutdown();
+    }
+    assert_eq!(start_plain().unwrap().runtime().name(), "a", "back to a once b is gone");
+    drop(a);
+    assert_eq!(start_plain().err(), Some(StartError::NoRuntime));
+    assert!(RuntimeHandle::current().is_none());
+}
+
+#[test]
+fn other_threads_enter_a_runtime_with_a_guard() {
+    let a = named("a");
+    let b = named("b");
+    let (ha, hb) = (a.handle().clone(), b.handle().clone());
+    std::thread::spawn(move || {
+        assert_eq!(start_plain().err(), Some(StartError::NoRuntime), "nothing entered");
+        let ga = ha.enter();
+        assert_eq!(start_plain().unwrap().runtime().name(), "a");
+        {
+            let _gb = hb.enter();
+            assert_eq!(start_plain().unwrap().runtime().name(), "b", "nested");
+        }
+        assert_eq!(start_plain().unwrap().runtime().name(), "a", "restored");
+        drop(ga);
+        assert_eq!(start_plain().err(), Some(StartError::NoRuntime));
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn inside_a_process_its_own_runtime_wins() {
+    let a = named("a");
+    let server = a.start::<Jobs>(()).unwrap();
+    let _b = named("b"); // current on this thread now
+    let (tx, rx) = std::sync::mpsc::channel();
+    server
+        .call(job(move |_, _, _| {
+            tx.send(start_plain().map(|s| s.runtime().name().to_string())).unwrap();
+            Some(String::new())
+        }))
+        .unwrap();
+    assert_eq!(rx.recv().unwrap().unwrap(), "a");
+    assert_eq!(start_plain().unwrap().runtime().name(), "b");
+}
+
+#[test]
+fn enter_guards_and_dead_runtimes_leave_the_right_runtime_current() {
+    let a = named("a");
+    for _ in 0..100_000 {
+        let _g = a.enter();
+    }
+    for _ in 0..200 {
+        let _r = named("short-lived");
+    }
+    assert_eq!(start_plain().unwrap().runtime().name(), "a");
+}

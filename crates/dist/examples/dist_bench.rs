@@ -14,6 +14,13 @@
 //!   gen_server), A → B (arbor's client);
 //! - one-way throughput: N casts then one call that is answered after them all: C → A,
 //!   C → B, A → B.
+//! - CPU per message, a second round with fresh BEAM nodes B' and C' started with their
+//!   schedulers' busy-waiting off (`+sbwt none`, so that a BEAM node's CPU time is its
+//!   work, not its spinning): the CPU time (user + system, from `/proc/PID/stat`) each OS
+//!   process spends per cast while C' → A, C' → B' and A → B' casts run, one phase after
+//!   the other (C' waits for arbor's go between phases). It measures each side on its own:
+//!   a throughput between two nodes is bounded by the slower of the two, and on a machine
+//!   of two cores by their sum. Ratios are the BEAM's cost over arbor's, same run.
 
 use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
 use arbor_dist::{Node, Term};
@@ -76,7 +83,12 @@ fn free_port() -> u16 {
 }
 
 fn erl(epmd: u16, name: &str, dir: &str, eval: &str, stdout: Stdio) -> Guard {
+    erl_with(epmd, name, dir, eval, stdout, &[])
+}
+
+fn erl_with(epmd: u16, name: &str, dir: &str, eval: &str, stdout: Stdio, extra: &[&str]) -> Guard {
     let child = Command::new("erl")
+        .args(extra)
         .args(["-name", name, "-setcookie", COOKIE, "-noshell", "-start_epmd", "false"])
         .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
         .args(["-pa", dir, "-eval", eval])
@@ -86,6 +98,49 @@ fn erl(epmd: u16, name: &str, dir: &str, eval: &str, stdout: Stdio) -> Guard {
         .spawn()
         .expect("erl");
     Guard(child)
+}
+
+/// Run time (ns) of each thread of an OS process, by thread id, from
+/// `/proc/PID/task/TID/schedstat` (exact, where `/proc/PID/stat` counts 10 ms ticks).
+fn thread_times(pid: u32) -> std::collections::HashMap<u32, (String, u64)> {
+    let mut out = std::collections::HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        // A thread may have ended since the listing.
+        let Some(ns) = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        else {
+            continue;
+        };
+        out.insert(tid, (comm.trim().to_string(), ns));
+    }
+    out
+}
+
+/// CPU seconds a process's threads ran between two samples (a thread that ended between
+/// them is left out: the bench's phases start after every such thread has ended).
+fn cpu_between(
+    before: &std::collections::HashMap<u32, (String, u64)>,
+    after: &std::collections::HashMap<u32, (String, u64)>,
+) -> f64 {
+    let ns: u64 = after
+        .iter()
+        .map(|(tid, (_, a))| a.saturating_sub(before.get(tid).map_or(0, |b| b.1)))
+        .sum();
+    ns as f64 / 1e9
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
@@ -141,7 +196,7 @@ fn main() {
     let sink = rt.start::<Sink>(()).unwrap();
     node.register("sink", &sink).unwrap();
 
-    let _b = erl(port, &b, &dir, "arbor_bench:start(sink).", Stdio::null());
+    let b_first = erl(port, &b, &dir, "arbor_bench:start(sink).", Stdio::null());
     let deadline = Instant::now() + Duration::from_secs(20);
     while node
         .call(("sink", b.as_str()), &Term::atom("count"), Duration::from_secs(1))
@@ -216,5 +271,134 @@ fn main() {
     println!("{:<34} {:>12.0}", "erl C -> arbor A", t1);
     println!("{:<34} {:>12.0}", "erl C -> erl B", t2);
     println!("{:<34} {:>12.0}", "arbor A -> erl B", t3);
+    drop(c_node);
+    drop(b_first);
+    cpu_round(&node, port, &dir, casts);
     node.stop();
+}
+
+/// The second round: CPU per cast on each side, with BEAM nodes that do not busy-wait;
+/// `ROUNDS` rounds of the three phases, one after the other, so that a change in the
+/// machine's load hits both sides alike; medians over the rounds.
+fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
+    const ROUNDS: usize = 5;
+    let id = std::process::id();
+    let (a, b, c) = (
+        node.name().as_str().to_string(),
+        format!("b2{id}@127.0.0.1"),
+        format!("c2{id}@127.0.0.1"),
+    );
+    let quiet = ["+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"];
+    let b_node = erl_with(port, &b, dir, "arbor_bench:start(sink).", Stdio::null(), &quiet);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node
+        .call(("sink", b.as_str()), &Term::atom("count"), Duration::from_secs(1))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "node B' did not start");
+    }
+    let eval = format!(
+        "register(driver, self()), A = {{sink, '{a}'}}, B = {{sink, '{b}'}}, \
+         W = fun() -> receive go -> ok end end, \
+         L = fun Loop(0) -> ok; Loop(K) -> \
+               W(), T1 = arbor_bench:cast_throughput(A, {casts}, bump), io:format(\"PHASE ~w~n\", [T1]), \
+               W(), T2 = arbor_bench:cast_throughput(B, {casts}, bump), io:format(\"PHASE ~w~n\", [T2]), \
+               Loop(K - 1) end, \
+         io:format(\"READY~n\"), L({ROUNDS}), halt()."
+    );
+    let mut c_node = erl_with(port, &c, dir, &eval, Stdio::piped(), &quiet);
+    let (pb, pc, me) = (b_node.0.id(), c_node.0.id(), std::process::id());
+    let sample = || [thread_times(me), thread_times(pb), thread_times(pc)];
+    let out = c_node.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+    let mut next = |prefix: &str| {
+        lines
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("C' did not say {prefix}"))
+    };
+    let go = || node.send(("driver", c.as_str()), &Term::atom("go")).unwrap();
+    let rate = |l: String| -> f64 { l.trim_start_matches("PHASE ").trim().parse().unwrap() };
+    let threads = std::env::var_os("ARBOR_BENCH_THREADS").is_some();
+    next("READY");
+    let dest = ("sink", b.as_str());
+    let bump = Term::atom("bump");
+    // Microseconds of CPU per cast, per round: [A, B', C'] in each phase.
+    let mut recv = Vec::new(); // C' -> A
+    let mut beam = Vec::new(); // C' -> B'
+    let mut send = Vec::new(); // A -> B'
+    let mut rates = Vec::new();
+    let per = |x: &[std::collections::HashMap<u32, (String, u64)>; 3],
+               y: &[std::collections::HashMap<u32, (String, u64)>; 3]| {
+        [0, 1, 2].map(|i| cpu_between(&x[i], &y[i]) * 1e6 / casts as f64)
+    };
+    for _ in 0..ROUNDS {
+        let s0 = sample();
+        go();
+        let t1 = rate(next("PHASE"));
+        let s1 = sample();
+        if threads {
+            for (tid, (name, ns)) in &s1[0] {
+                let d = ns.saturating_sub(s0[0].get(tid).map_or(0, |b| b.1));
+                if d > 0 {
+                    println!(
+                        "  C' -> A, thread {name}: {:.3} us per cast",
+                        d as f64 / 1e3 / casts as f64
+                    );
+                }
+            }
+        }
+        go();
+        let t2 = rate(next("PHASE"));
+        let s2 = sample();
+        let before: i64 = node
+            .call_as(dest, &Term::atom("count"), Duration::from_secs(5))
+            .unwrap();
+        let s3 = sample();
+        let t0 = Instant::now();
+        for _ in 0..casts {
+            node.cast(dest, &bump).unwrap();
+        }
+        let after: i64 = node
+            .call_as(dest, &Term::atom("count"), Duration::from_secs(60))
+            .unwrap();
+        let t3 = casts as f64 / t0.elapsed().as_secs_f64();
+        let s4 = sample();
+        assert_eq!(after - before, casts as i64, "every cast counted once");
+        recv.push(per(&s0, &s1));
+        beam.push(per(&s1, &s2));
+        send.push(per(&s3, &s4));
+        rates.push([t1, t2, t3]);
+    }
+    let med = |rows: &[[f64; 3]], i: usize| median(&mut rows.iter().map(|r| r[i]).collect::<Vec<_>>());
+    println!(
+        "CPU per cast (us, medians of {ROUNDS} rounds of {casts}; BEAM nodes without busy-waiting; \
+         C' -> A {:.0}, C' -> B' {:.0}, A -> B' {:.0} msgs/s)",
+        med(&rates, 0),
+        med(&rates, 1),
+        med(&rates, 2)
+    );
+    println!("{:<34} {:>9} {:>9} {:>9}", "phase", "A", "B'", "C'");
+    for (label, rows) in [
+        ("C' -> A casts", &recv),
+        ("C' -> B' casts", &beam),
+        ("A -> B' casts", &send),
+    ] {
+        println!(
+            "{:<34} {:>9.2} {:>9.2} {:>9.2}",
+            label,
+            med(rows, 0),
+            med(rows, 1),
+            med(rows, 2)
+        );
+    }
+    let (a_recv, b_recv) = (med(&recv, 0), med(&beam, 1));
+    let (a_send, c_send) = (med(&send, 0), med(&beam, 2));
+    println!(
+        "receiving: BEAM {b_recv:.2} / arbor {a_recv:.2} us per cast = {:.2}x",
+        b_recv / a_recv
+    );
+    println!(
+        "sending:   BEAM {c_send:.2} / arbor {a_send:.2} us per cast = {:.2}x",
+        c_send / a_send
+    );
 }

@@ -290,18 +290,20 @@ impl Node {
     ///
     /// A `DistError` if the node cannot be reached or the message cannot be encoded.
     pub fn send(&self, dest: impl Into<Dest>, msg: &impl ToTerm) -> Result<(), DistError> {
-        let dest = dest.into();
+        self.message(dest.into(), false, msg)
+    }
+
+    /// Sends `msg`, or `{'$gen_cast', msg}` if `cast`: the frame is written straight from
+    /// `msg`, with no intermediate term.
+    fn message(&self, dest: Dest, cast: bool, msg: &impl ToTerm) -> Result<(), DistError> {
         let conn = self.inner.connection(dest.node())?;
         let me = self.inner.proxy_pid();
-        let c = match dest {
-            Dest::Pid(to) => Control::Send { to, msg: msg.to_term() },
-            Dest::Name { name, .. } => Control::RegSend {
-                from: me.clone(),
-                to: name,
-                msg: msg.to_term(),
-            },
+        let to = match &dest {
+            Dest::Pid(pid) => crate::control::To::Pid(pid),
+            Dest::Name { name, .. } => crate::control::To::Name(name),
         };
-        conn.send(&c, Some(&me))
+        let frame = crate::control::message_frame(&me, to, cast, msg)?;
+        conn.send_frame(frame)
     }
 
     /// Casts to a BEAM GenServer (`GenServer.cast`: sends `{:"$gen_cast", msg}`).
@@ -310,7 +312,7 @@ impl Node {
     ///
     /// A `DistError` if the node cannot be reached or the message cannot be encoded.
     pub fn cast(&self, dest: impl Into<Dest>, msg: &impl ToTerm) -> Result<(), DistError> {
-        self.send(dest, &Term::Tuple(vec![Term::atom("$gen_cast"), msg.to_term()]))
+        self.message(dest.into(), true, msg)
     }
 
     /// Monitors a BEAM process: `on_down` runs once with its exit reason (`noproc` if it

@@ -3,16 +3,23 @@
 //!
 //! - Sending: frames go through one queue, and only the holder of the socket's write lock
 //!   pops them, so they leave in queue order. [`Conn::send`] queues its frame and, if the
-//!   lock is free, writes the whole queue itself (one system call for a burst, no thread
-//!   hop on a call's reply); if the lock is taken, its holder writes the frame before it
-//!   lets go (it re-checks the queue after unlocking). [`Conn::post`] only queues and kicks
+//!   lock is free, writes the whole queue itself (no thread hop on a call's request); if
+//!   the lock is taken, its holder writes the frame before it lets go (it re-checks the
+//!   queue after unlocking). A frame sent within 10 µs of the previous one is part of a
+//!   burst and is left to the writer thread, which writes what queued meanwhile in one
+//!   system call. [`Conn::post`] only queues and kicks
 //!   the writer thread: for the reader thread and exit observers, which must never block
 //!   on a peer that does not read. The writer thread also sends a tick (an empty frame)
 //!   whenever nothing was written for a tick interval (a quarter of the net tick time).
 //! - Reader: parses frames out of its buffer; a frame longer than the node's maximum is
 //!   refused from its length alone, before any of it is buffered; a malformed frame or
 //!   term closes the connection with a log entry. It declares the peer dead when nothing,
-//!   not even a tick, has arrived for the net tick time.
+//!   not even a tick, has arrived for the net tick time. It never waits on a server: an
+//!   incoming call is pushed with `ServerRef::call_with` and the reply is posted from its
+//!   callback, so one thread reads the connection, frames are routed in the order they
+//!   arrived, and a call in flight holds no thread. The calls in flight over one
+//!   connection are bounded (`Builder::max_calls_in_flight`): at the bound the reader waits for
+//!   replies, so a peer that floods calls meets TCP's back-pressure.
 //!
 //! Closing is idempotent: the first `close` shuts the socket, which ends both threads;
 //! the node is told once, by the reader, and then fails everything that went over it.
@@ -22,9 +29,10 @@ use crate::error::DistError;
 use crate::term::{Atom, DecodeLimits, ExtPid};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A live connection. Shared by the node's tables and by exit observers that report over it.
@@ -37,26 +45,65 @@ pub(crate) struct Conn {
     pub(crate) flags: u64,
     queue: Sender<Vec<u8>>,
     pending: Receiver<Vec<u8>>,
-    out: Mutex<BufWriter<TcpStream>>,
+    out: Mutex<Outbox>,
+    /// Set while a write timed out with bytes left: replies then leave the writing to
+    /// the writer thread instead of trying it themselves.
+    congested: AtomicBool,
+    net_ticktime: Duration,
     kick: Sender<()>,
     stream: TcpStream,
     closed: AtomicBool,
     /// Milliseconds since `epoch` of the last write (for ticks).
     last_write: AtomicU64,
+    /// Nanoseconds since `epoch` of the last frame a sender sent (to tell bursts).
+    last_send: AtomicU64,
     epoch: Instant,
+    /// Incoming calls pushed to arbor servers and not yet answered.
+    in_flight: AtomicUsize,
+    /// The bound on `in_flight` (`Builder::max_calls_in_flight`).
+    max_calls: usize,
+    /// The reader thread, woken when a reply makes room below the bound.
+    reader: OnceLock<std::thread::Thread>,
 }
 
-/// Work to run on a thread that may block (an incoming call waiting on its server).
-pub(crate) type Job = Box<dyn FnOnce() + Send>;
+/// A frame sent less than this after the previous one is left to the writer thread (see
+/// [`Conn::send_frame`]). Sequential calls are tens of microseconds apart and are
+/// written by their senders; a loop of casts is about a microsecond apart and is batched.
+const BURST_GAP_NS: u64 = 10_000;
+
+/// The longest one write to the socket may block (its `SO_SNDTIMEO`): a write that could
+/// not finish in it leaves the rest to the writer thread, which tries again.
+const WRITE_SLICE: Duration = Duration::from_millis(2);
+
+/// Frames queued for a peer past which a sending thread (not a reply, not the reader)
+/// waits for the queue to drain: back-pressure, so that a loop of casts to a peer that
+/// reads slowly does not grow memory without bound.
+const MAX_QUEUED: usize = 65_536;
+
+/// The socket's sending half and the bytes not yet written.
+struct Outbox {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// How much of `buf` is written.
+    sent: usize,
+}
+
+/// What a drain did.
+#[derive(PartialEq)]
+enum Drained {
+    /// Everything queued is written.
+    All,
+    /// A write timed out with bytes left (kept in the outbox).
+    Congested,
+    /// The connection failed and is closed.
+    Failed,
+}
 
 /// What the reader hands the node.
 pub(crate) trait Dispatch: Send + Sync + 'static {
-    /// Routes a control message. A blocking job (an incoming call) comes back to the
-    /// reader, which hands its reading to another thread and runs the job itself.
-    fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control) -> Option<Job>;
+    /// Routes a control message; never blocks (but for [`Conn::call_started`]'s bound).
+    fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control);
     fn down(&self, conn: &std::sync::Arc<Conn>, reason: &str);
-    /// Runs `job` on another thread (the node's call pool).
-    fn elsewhere(&self, job: Job);
 }
 
 /// Timing and size limits of a connection.
@@ -65,6 +112,8 @@ pub(crate) struct Limits {
     pub(crate) tick: Duration,
     pub(crate) net_ticktime: Duration,
     pub(crate) max_frame: usize,
+    /// Incoming calls that may wait for their replies at once.
+    pub(crate) max_calls: usize,
     pub(crate) decode: DecodeLimits,
 }
 
@@ -78,7 +127,9 @@ impl Conn {
         dispatch: std::sync::Arc<dyn Dispatch>,
     ) -> std::io::Result<std::sync::Arc<Conn>> {
         stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(limits.net_ticktime))?;
+        // Every write returns within a slice: a thread that writes for others (a reply on
+        // an arbor worker) never waits long on a peer that does not read.
+        stream.set_write_timeout(Some(WRITE_SLICE))?;
         stream.set_read_timeout(Some(limits.tick))?;
         let (queue, pending) = crossbeam_channel::unbounded();
         let (kick, kicked) = crossbeam_channel::bounded(1);
@@ -89,12 +140,22 @@ impl Conn {
             flags,
             queue,
             pending,
-            out: Mutex::new(BufWriter::with_capacity(64 * 1024, stream.try_clone()?)),
+            out: Mutex::new(Outbox {
+                stream: stream.try_clone()?,
+                buf: Vec::with_capacity(64 * 1024),
+                sent: 0,
+            }),
+            congested: AtomicBool::new(false),
+            net_ticktime: limits.net_ticktime,
             kick,
             stream: stream.try_clone()?,
             closed: AtomicBool::new(false),
             last_write: AtomicU64::new(0),
+            last_send: AtomicU64::new(0),
             epoch: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            max_calls: limits.max_calls,
+            reader: OnceLock::new(),
         });
         let wc = std::sync::Arc::clone(&conn);
         std::thread::Builder::new()
@@ -125,8 +186,44 @@ impl Conn {
         self.send_frame(frame)
     }
 
+    /// Sends a frame from a thread that may wait (a user's send, cast or call): past
+    /// [`MAX_QUEUED`] frames queued it waits for the queue to drain (at most the net tick
+    /// time), so a flood meets back-pressure.
     pub(crate) fn send_frame(&self, frame: Vec<u8>) -> Result<(), DistError> {
+        if self.pending.len() >= MAX_QUEUED {
+            let deadline = Instant::now() + self.net_ticktime;
+            while self.pending.len() >= MAX_QUEUED && !self.is_closed() {
+                if Instant::now() >= deadline {
+                    return Err(DistError::NodeDown(format!("{} does not read", self.peer.as_str())));
+                }
+                let _ = self.kick.try_send(());
+                std::thread::park_timeout(Duration::from_micros(500));
+            }
+        }
+        self.submit(frame)
+    }
+
+    /// Sends a reply from a `call_with` callback (an arbor worker): as `send_frame`, but
+    /// never waits for the queue, and writes only if no write is stuck.
+    pub(crate) fn send_reply(&self, c: &Control, from: Option<&ExtPid>) -> Result<(), DistError> {
+        let frame = control::frame(c, from)?;
+        self.submit(frame)
+    }
+
+    /// Queues `frame`, then writes the queue on this thread, unless the frame is part of a
+    /// burst or the peer is congested: then the writer thread does it.
+    fn submit(&self, frame: Vec<u8>) -> Result<(), DistError> {
         self.enqueue(frame)?;
+        // A lone frame (a call's request or reply) is written now, by this thread: no hop.
+        // A frame that follows the previous one closely is part of a burst (a loop of
+        // casts): it is left to the writer thread, which wakes once for what queued
+        // meanwhile and writes it in one system call, instead of one per frame.
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let last = self.last_send.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(last) < BURST_GAP_NS || self.congested.load(Ordering::Relaxed) {
+            let _ = self.kick.try_send(());
+            return Ok(());
+        }
         self.flush_queue();
         Ok(())
     }
@@ -149,34 +246,87 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes the queue if the write lock is free; whoever holds it re-checks the queue
-    /// after unlocking, so no frame is left behind.
+    /// Writes the queue if the write lock is free (whoever holds it re-checks the queue
+    /// after unlocking, so no frame is left behind); a write that cannot finish within
+    /// [`WRITE_SLICE`] is left to the writer thread.
     fn flush_queue(&self) {
         while !self.pending.is_empty() {
             let Some(mut out) = self.out.try_lock() else { return };
-            self.drain(&mut out);
+            if self.drain(&mut out, false) != Drained::All {
+                drop(out);
+                let _ = self.kick.try_send(());
+                return;
+            }
         }
     }
 
-    /// Writes every queued frame, then flushes. Called with the write lock held.
-    fn drain(&self, out: &mut BufWriter<TcpStream>) {
+    /// Moves every queued frame into the outbox and writes it. Called with the write lock
+    /// held; each write blocks at most [`WRITE_SLICE`]. Only the writer thread is
+    /// `patient`: any other stops at the first write the socket does not take whole.
+    fn drain(&self, out: &mut Outbox, patient: bool) -> Drained {
+        while let Ok(frame) = self.pending.try_recv() {
+            out.buf.extend_from_slice(&frame);
+        }
         let mut wrote = false;
-        let result = (|| {
-            while let Ok(frame) = self.pending.try_recv() {
-                out.write_all(&frame)?;
-                wrote = true;
+        let result = loop {
+            if out.sent == out.buf.len() {
+                break Drained::All;
             }
-            out.flush()
-        })();
+            match out.stream.write(&out.buf[out.sent..]) {
+                Ok(0) => break self.failed("the socket took no bytes"),
+                Ok(n) => {
+                    let whole = out.sent + n == out.buf.len();
+                    out.sent += n;
+                    wrote = true;
+                    if !whole && !patient {
+                        break Drained::Congested;
+                    }
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    break Drained::Congested;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break self.failed(&e.to_string()),
+            }
+        };
         if wrote {
             self.last_write
                 .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
-        if let Err(e) = result {
-            if !self.is_closed() {
-                log::warn!("arbor-dist: writing to {} failed: {e}", self.peer.as_str());
+        if result == Drained::All {
+            out.buf.clear();
+            out.sent = 0;
+            if out.buf.capacity() > 1 << 20 {
+                out.buf.shrink_to(64 * 1024);
             }
-            self.close();
+        }
+        self.congested.store(result == Drained::Congested, Ordering::Relaxed);
+        result
+    }
+
+    fn failed(&self, why: &str) -> Drained {
+        if !self.is_closed() {
+            log::warn!("arbor-dist: writing to {} failed: {why}", self.peer.as_str());
+        }
+        self.close();
+        Drained::Failed
+    }
+
+    /// Counts an incoming call about to be pushed to a server. Called by the reader only:
+    /// at the bound it waits until a reply makes room (or the connection closes).
+    pub(crate) fn call_started(&self) {
+        while self.in_flight.load(Ordering::Acquire) >= self.max_calls && !self.is_closed() {
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// An incoming call is settled: wakes the reader if it waits for room.
+    pub(crate) fn call_ended(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == self.max_calls {
+            if let Some(t) = self.reader.get() {
+                t.unpark();
+            }
         }
     }
 
@@ -193,43 +343,63 @@ impl Conn {
         if !self.closed.swap(true, Ordering::AcqRel) {
             let _ = self.stream.shutdown(Shutdown::Both);
             let _ = self.kick.try_send(());
+            if let Some(t) = self.reader.get() {
+                t.unpark();
+            }
         }
     }
 }
 
-/// The writer thread: flushes what `post` queued, and ticks when nothing was written for
-/// a tick interval.
+/// The writer thread: writes what others left it (`post`, bursts, congested writes),
+/// and ticks when nothing was written for a tick interval. While the peer does not take
+/// bytes it keeps trying, slice by slice; no byte taken for the net tick time closes the
+/// connection.
 fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration) {
+    let mut stuck_since: Option<Instant> = None;
     loop {
-        let timed_out = matches!(kicked.recv_timeout(tick), Err(RecvTimeoutError::Timeout));
+        let wait = if stuck_since.is_some() { WRITE_SLICE } else { tick };
+        let timed_out = matches!(kicked.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
         if conn.is_closed() {
             return;
         }
         let mut out = conn.out.lock();
-        conn.drain(&mut out);
+        let before = out.sent;
+        let mut drained = conn.drain(&mut out, true);
         let idle = (conn.epoch.elapsed().as_millis() as u64).saturating_sub(conn.last_write.load(Ordering::Relaxed));
-        if timed_out && idle >= tick.as_millis() as u64 {
-            if let Err(e) = out.write_all(&[0, 0, 0, 0]).and_then(|_| out.flush()) {
-                if !conn.is_closed() {
-                    log::warn!("arbor-dist: ticking {} failed: {e}", conn.peer.as_str());
+        if drained == Drained::All && timed_out && idle >= tick.as_millis() as u64 {
+            out.buf.extend_from_slice(&[0, 0, 0, 0]);
+            drained = conn.drain(&mut out, true);
+        }
+        match drained {
+            Drained::Failed => return,
+            Drained::All => stuck_since = None,
+            Drained::Congested => {
+                let progressed = out.sent > before;
+                let since = *stuck_since.get_or_insert_with(Instant::now);
+                if progressed {
+                    stuck_since = Some(Instant::now());
+                } else if since.elapsed() >= conn.net_ticktime {
+                    drop(out);
+                    log::warn!(
+                        "arbor-dist: {} took no bytes for {:?}: closing",
+                        conn.peer.as_str(),
+                        conn.net_ticktime
+                    );
+                    conn.close();
+                    return;
                 }
-                conn.close();
-                return;
             }
-            conn.last_write
-                .store(conn.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
         drop(out);
         // frames queued while we held the lock, by senders that found it taken
-        conn.flush_queue();
+        if stuck_since.is_none() {
+            conn.flush_queue();
+        }
     }
 }
 
-/// The reading of one connection: its socket, its buffer of received bytes, and when it
-/// last heard from the peer. One thread at a time holds it. When a frame is an incoming
-/// call, the holder passes the reader on to another thread (the node's call pool) and runs
-/// the call itself, so the call reaches its server with no thread hop ("leader/followers");
-/// the next frames are read meanwhile by the new holder.
+/// The reading of one connection, owned by its reader thread: its socket, its buffer of
+/// received bytes, and when it last heard from the peer.
 struct Reader {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -241,28 +411,16 @@ struct Reader {
     dispatch: std::sync::Arc<dyn Dispatch>,
 }
 
-enum Step {
-    Ended(String),
-    HandOff(Job),
-}
-
 impl Reader {
     fn run(mut self) {
-        match self.read() {
-            Step::Ended(reason) => {
-                self.conn.close();
-                self.dispatch.down(&self.conn, &reason);
-            }
-            Step::HandOff(job) => {
-                let dispatch = std::sync::Arc::clone(&self.dispatch);
-                dispatch.elsewhere(Box::new(move || self.run()));
-                job();
-            }
-        }
+        let _ = self.conn.reader.set(std::thread::current());
+        let reason = self.read();
+        self.conn.close();
+        self.dispatch.down(&self.conn, &reason);
     }
 
-    /// Reads and routes frames until the connection ends or a call must be run.
-    fn read(&mut self) -> Step {
+    /// Reads and routes frames until the connection ends; returns why it ended.
+    fn read(&mut self) -> String {
         let limits = self.limits;
         loop {
             // Every complete frame in the buffer.
@@ -279,7 +437,7 @@ impl Reader {
                         "arbor-dist: closing the connection to {}: {why}",
                         self.conn.peer.as_str()
                     );
-                    return Step::Ended(why);
+                    return why;
                 }
                 if end - start < 4 + len {
                     if self.buf.len() - start < 4 + len {
@@ -298,18 +456,14 @@ impl Reader {
                     continue; // a tick
                 }
                 match control::parse(&self.buf[start + 4..start + 4 + len], limits.decode) {
-                    Ok(c) => {
-                        if let Some(job) = self.dispatch.dispatch(&self.conn, c) {
-                            return Step::HandOff(job);
-                        }
-                    }
+                    Ok(c) => self.dispatch.dispatch(&self.conn, c),
                     Err(e) => {
                         let why = format!("malformed frame: {e}");
                         log::warn!(
                             "arbor-dist: closing the connection to {}: {why}",
                             self.conn.peer.as_str()
                         );
-                        return Step::Ended(why);
+                        return why;
                     }
                 }
             }
@@ -326,10 +480,10 @@ impl Reader {
                 self.start = 0;
             }
             if self.conn.is_closed() {
-                return Step::Ended("closed".into());
+                return "closed".into();
             }
             match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Step::Ended("connection closed by peer".into()),
+                Ok(0) => return "connection closed by peer".into(),
                 Ok(n) => {
                     self.end += n;
                     self.last_heard = Instant::now();
@@ -341,11 +495,11 @@ impl Reader {
                             self.conn.peer.as_str(),
                             limits.net_ticktime
                         );
-                        return Step::Ended("net_tick_timeout".into());
+                        return "net_tick_timeout".into();
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Step::Ended(format!("read failed: {e}")),
+                Err(e) => return format!("read failed: {e}"),
             }
         }
     }

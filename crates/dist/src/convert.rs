@@ -62,6 +62,17 @@ impl std::error::Error for TermError {}
 pub trait ToTerm {
     /// The value as a term.
     fn to_term(&self) -> Term;
+
+    /// Appends the value in the external term format (without the version byte) to
+    /// `out`: how it is sent. The default encodes [`ToTerm::to_term`]'s term; [`Term`]
+    /// writes itself, without a copy.
+    ///
+    /// # Errors
+    ///
+    /// An `EncodeError` for a value the external format cannot carry (an atom too long).
+    fn encode_term(&self, out: &mut Vec<u8>) -> Result<(), crate::term::EncodeError> {
+        crate::term::encode::put(&self.to_term(), out)
+    }
 }
 
 /// A value that can be read from a term a BEAM node sent.
@@ -81,6 +92,10 @@ pub struct Bytes(pub Vec<u8>);
 impl ToTerm for Term {
     fn to_term(&self) -> Term {
         self.clone()
+    }
+
+    fn encode_term(&self, out: &mut Vec<u8>) -> Result<(), crate::term::EncodeError> {
+        crate::term::encode::put(self, out)
     }
 }
 

@@ -183,3 +183,101 @@ fn simultaneous_connects_settle_on_one_connection() {
         }
     }
 }
+
+/// Answers every call with a megabyte.
+struct Big;
+
+impl GenServer for Big {
+    type Args = ();
+    type Info = Term;
+    type Call = Term;
+    type Reply = Term;
+
+    fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Big)
+    }
+
+    fn handle_call(&mut self, _req: Term, _from: ReplyTo<Term>, _ctx: &mut Context<'_, Self>) -> CallFlow<Term> {
+        CallFlow::Reply(Term::Binary(vec![7; 1 << 20]))
+    }
+}
+
+/// A peer that calls and never reads its replies: the replies fill the socket, yet the
+/// runtime's only worker is never held by the write (a local call is still answered at
+/// once), and the connection is closed once the peer has taken no byte for the net tick
+/// time.
+#[test]
+fn a_peer_that_does_not_read_holds_no_worker_and_is_dropped() {
+    use crate::control::{frame, Control};
+    use crate::term::{Atom, ExtPid, ExtRef};
+    let e = epmd();
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let a = Node::builder("fr@127.0.0.1")
+        .cookie(COOKIE)
+        .epmd_port(e.port)
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .net_ticktime(Duration::from_secs(1))
+        .start(rt.handle())
+        .unwrap();
+    let big = rt.start::<Big>(()).unwrap();
+    a.register("big", &big).unwrap();
+    let adder = rt.start::<Adder>(()).unwrap();
+    let mut s = raw_peer(&e, "fr@127.0.0.1", "deaf@127.0.0.1");
+    let me = ExtPid {
+        node: Atom::new("deaf@127.0.0.1"),
+        id: 1,
+        serial: 0,
+        creation: 7,
+    };
+    for i in 0..32 {
+        let tag = Term::Ref(Box::new(ExtRef {
+            node: me.node.clone(),
+            creation: 7,
+            id: vec![i, 0, 0],
+        }));
+        let call = Control::RegSend {
+            from: me.clone(),
+            to: Atom::new("big"),
+            msg: Term::tuple([
+                Term::atom("$gen_call"),
+                Term::tuple([Term::Pid(me.clone()), tag]),
+                Term::atom("give"),
+            ]),
+        };
+        s.write_all(&frame(&call, None).unwrap()).unwrap();
+    }
+    // The peer ticks (so it is not declared silent) but never reads.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (mut ticker, stop2) = (s.try_clone().unwrap(), stop.clone());
+    let ticks = std::thread::spawn(move || {
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            if ticker.write_all(&[0, 0, 0, 0]).is_err() {
+                return;
+            }
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+    });
+    // 32 MiB of replies wait for a reader that never comes, while the only worker answers
+    // local calls: none waits behind a blocked write (that would take the write timeout).
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(600) {
+        let t = Instant::now();
+        assert_eq!(adder.call_timeout((1, 2), Duration::from_secs(5)), Ok(3));
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "a local call took {:?}",
+            t.elapsed()
+        );
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+    // Dropped after the net tick time without progress, though it ticks.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a.nodes().is_empty() {
+        assert!(Instant::now() < deadline, "the deaf peer is still connected");
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    assert_eq!(adder.call_timeout((20, 22), Duration::from_secs(2)), Ok(42));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ticks.join().unwrap();
+    drop(s);
+}

@@ -32,7 +32,6 @@ mod error;
 mod handshake;
 mod md5;
 mod node;
-mod pool;
 mod reason;
 mod routing;
 pub mod term;

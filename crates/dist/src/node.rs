@@ -12,7 +12,6 @@ use crate::control::Control;
 use crate::epmd::{self, Registration};
 use crate::error::DistError;
 use crate::handshake::{self, flags, HandshakeError, Me, Status};
-use crate::pool::CallPool;
 use crate::routing::Tables;
 use crate::term::{Atom, DecodeLimits, ExtPid, ExtRef};
 use arbor_core::RuntimeHandle;
@@ -33,7 +32,7 @@ pub struct Builder {
     hidden: bool,
     net_ticktime: Duration,
     max_frame: usize,
-    max_call_threads: usize,
+    max_calls_in_flight: usize,
     connect_timeout: Duration,
     embedded_epmd: bool,
 }
@@ -48,7 +47,7 @@ impl Builder {
             hidden: true,
             net_ticktime: Duration::from_secs(60),
             max_frame: 16 << 20,
-            max_call_threads: 1024,
+            max_calls_in_flight: 65_536,
             connect_timeout: Duration::from_secs(7),
             embedded_epmd: false,
         }
@@ -106,10 +105,11 @@ impl Builder {
         self
     }
 
-    /// The most threads waiting on arbor servers for incoming calls at once (default
-    /// 1,024); further calls queue.
-    pub fn max_call_threads(mut self, n: usize) -> Builder {
-        self.max_call_threads = n;
+    /// The most incoming calls one connection may have waiting for their replies at once
+    /// (default 65,536, at least 1); at the bound the connection's reader stops reading
+    /// until a reply makes room, so a peer that floods calls meets TCP's back-pressure.
+    pub fn max_calls_in_flight(mut self, n: usize) -> Builder {
+        self.max_calls_in_flight = n.max(1);
         self
     }
 
@@ -151,6 +151,7 @@ impl Builder {
             tick: self.net_ticktime / 4,
             net_ticktime: self.net_ticktime,
             max_frame: self.max_frame,
+            max_calls: self.max_calls_in_flight,
             decode: DecodeLimits::default(),
         };
         let mut our_flags = flags::OURS;
@@ -169,7 +170,6 @@ impl Builder {
             connect_timeout: self.connect_timeout,
             conns: Mutex::new(HashMap::new()),
             tables: Tables::new(weak.clone(), runtime.clone()),
-            pool: CallPool::new(self.max_call_threads, alive.clone()),
             refs: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             listen_addr: SocketAddr::new(
@@ -278,7 +278,6 @@ pub(crate) struct Inner {
     connect_timeout: Duration,
     conns: Mutex<HashMap<Atom, ConnSlot>>,
     pub(crate) tables: Tables,
-    pub(crate) pool: CallPool,
     refs: AtomicU64,
     stopping: AtomicBool,
     listen_addr: SocketAddr,
@@ -570,12 +569,8 @@ impl Inner {
 }
 
 impl Dispatch for Inner {
-    fn dispatch(&self, conn: &Arc<Conn>, control: Control) -> Option<crate::conn::Job> {
+    fn dispatch(&self, conn: &Arc<Conn>, control: Control) {
         self.tables.dispatch(self, conn, control)
-    }
-
-    fn elsewhere(&self, job: crate::conn::Job) {
-        self.pool.run(job);
     }
 
     fn down(&self, conn: &Arc<Conn>, reason: &str) {

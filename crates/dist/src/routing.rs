@@ -44,7 +44,10 @@ pub(crate) struct ReplyPath {
 }
 
 impl ReplyPath {
-    pub(crate) fn send(&self, reply: Term) {
+    /// Sends the reply (it runs in a `call_with` callback, on the replying server's worker
+    /// thread): written at once if no write is under way, a write blocking at most a
+    /// couple of milliseconds; else left to the connection's writer thread.
+    pub(crate) fn post(&self, reply: Term) {
         let alias = match &self.tag {
             Term::ImproperList(b) if b.0.len() == 1 && b.0[0].is_atom("alias") => match &b.1 {
                 Term::Ref(r) if self.conn.has(crate::handshake::flags::ALIAS) => Some((**r).clone()),
@@ -60,7 +63,7 @@ impl ReplyPath {
                 msg,
             },
         };
-        if let Err(e) = self.conn.send(&c, Some(&self.me)) {
+        if let Err(e) = self.conn.send_reply(&c, Some(&self.me)) {
             log::debug!("arbor-dist: reply to {} not sent: {e}", self.to);
         }
     }
@@ -102,8 +105,8 @@ impl ReplyPath {
     }
 }
 
-/// Delivers to one arbor process; a call comes back as the job that waits on it.
-pub(crate) type Deliver = Arc<dyn Fn(&Inner, Incoming) -> Option<crate::conn::Job> + Send + Sync>;
+/// Delivers to one arbor process (on the connection's reader thread: never blocks).
+pub(crate) type Deliver = Arc<dyn Fn(&Inner, Incoming) + Send + Sync>;
 
 struct Local {
     pid: Pid,
@@ -111,11 +114,36 @@ struct Local {
     deliver: Option<Deliver>,
 }
 
+/// FNV-1a: the hasher of the tables looked up for every incoming message (ids and short
+/// names). Only local code inserts into them, so a peer cannot aim collisions at them.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 #[derive(Default)]
 struct Locals {
-    by_id: HashMap<u32, Local>,
-    by_pid: HashMap<Pid, u32>,
-    names: HashMap<Atom, u32>,
+    by_id: FnvMap<u32, Local>,
+    by_pid: FnvMap<Pid, u32>,
+    names: FnvMap<Atom, u32>,
     next: u32,
 }
 
@@ -310,7 +338,7 @@ impl Tables {
 
     // ---- the wire --------------------------------------------------------------------
 
-    pub(crate) fn dispatch(&self, node: &Inner, conn: &Arc<Conn>, control: Control) -> Option<crate::conn::Job> {
+    pub(crate) fn dispatch(&self, node: &Inner, conn: &Arc<Conn>, control: Control) {
         match control {
             Control::RegSend { from, to, msg } => {
                 let target = {
@@ -321,7 +349,7 @@ impl Tables {
                         .map(|e| (e.ext.clone(), e.deliver.clone()))
                 };
                 match target {
-                    Some((ext, Some(deliver))) => return deliver(node, classify(conn, ext, msg)),
+                    Some((ext, Some(deliver))) => deliver(node, classify(conn, ext, msg)),
                     Some((ext, None)) => log::debug!("arbor-dist: {ext} takes no messages; dropped one from {from}"),
                     None => log::debug!("arbor-dist: no process named {to}; dropped a message from {from}"),
                 }
@@ -329,7 +357,7 @@ impl Tables {
             Control::Send { to, msg } => {
                 if to.id == 0 && to.node == node.name {
                     self.call_reply(msg);
-                    return None;
+                    return;
                 }
                 let target = if to.node == node.name && to.creation == node.creation {
                     self.locals
@@ -341,7 +369,7 @@ impl Tables {
                     None
                 };
                 match target {
-                    Some((ext, Some(deliver))) => return deliver(node, classify(conn, ext, msg)),
+                    Some((ext, Some(deliver))) => deliver(node, classify(conn, ext, msg)),
                     _ => log::debug!("arbor-dist: message to {to}, which takes none, dropped"),
                 }
             }
@@ -417,7 +445,6 @@ impl Tables {
                 }
             }
         }
-        None
     }
 
     fn monitor_incoming(&self, node: &Inner, conn: &Arc<Conn>, from: ExtPid, to: Proc, reference: ExtRef) {
@@ -690,8 +717,9 @@ fn classify(conn: &Arc<Conn>, me: ExtPid, msg: Term) -> Incoming {
     }
 }
 
-/// Builds the delivery of a `G`: a call comes back as the job that waits on the server;
-/// casts and plain messages go to `handle_info`. A request that does not fit `G::Call`
+/// Builds the delivery of a `G`: a call is pushed with `call_with`, whose callback posts
+/// the reply (the reader goes on at once, so the frames of one connection reach their
+/// servers in the order they arrived); casts and plain messages go to `handle_info`. A request that does not fit `G::Call`
 /// fails its call at once (`{bad_request, Text}`); a message that does not fit `G::Info` is
 /// logged and dropped.
 pub(crate) fn deliver_to<G>(server: ServerRef<G>) -> Deliver
@@ -704,29 +732,30 @@ where
     Arc::new(move |node: &Inner, incoming: Incoming| match incoming {
         Incoming::Call { reply, req } => match G::Call::from_term(req) {
             Ok(req) => {
-                let server = server.clone();
-                Some(Box::new(move || {
-                    if let Ok(r) = server.call_timeout(req, Duration::MAX) {
-                        reply.send(r.to_term());
+                let conn = Arc::clone(&reply.conn);
+                conn.call_started();
+                // No timeout of ours: the BEAM caller has its own. An error needs no
+                // answer: the caller's monitor on the server reports its exit, and a
+                // dropped reply handle leaves it to its timeout, as on the BEAM.
+                server.call_with(req, Duration::MAX, move |r| {
+                    if let Ok(r) = r {
+                        reply.post(r.to_term());
                     }
-                }))
+                    conn.call_ended();
+                });
             }
             Err(e) => {
                 log::warn!("arbor-dist: call to {} refused: {e}", server.pid());
                 let why = Term::tuple([Term::atom("bad_request"), Term::binary(e.to_string())]);
                 reply.reject(&node.tables, why);
-                None
             }
         },
-        Incoming::Cast(m) | Incoming::Info(m) => {
-            match G::Info::from_term(m) {
-                Ok(info) => {
-                    let _ = server.send(info);
-                }
-                Err(e) => log::warn!("arbor-dist: message to {} dropped: {e}", server.pid()),
+        Incoming::Cast(m) | Incoming::Info(m) => match G::Info::from_term(m) {
+            Ok(info) => {
+                let _ = server.send(info);
             }
-            None
-        }
+            Err(e) => log::warn!("arbor-dist: message to {} dropped: {e}", server.pid()),
+        },
     })
 }
 

@@ -37,6 +37,10 @@ impl GenServer for Echo {
         if let Some(d) = self.deferred.take() {
             d.reply(Term::tuple([Term::atom("deferred"), req.clone()]));
         }
+        if matches!(&req, Term::Tuple(t) if t.len() == 2 && t[0].is_atom("order")) {
+            // calls of the ordering test are recorded with the messages
+            let _ = self.seen.send(req.clone());
+        }
         CallFlow::Reply(Term::tuple([Term::atom("got"), req]))
     }
 
@@ -519,6 +523,101 @@ fn a_thousand_concurrent_calls_from_erlang() {
          length([ok || true <- Rs])."
     );
     assert_eq!(e.eval_timeout(&expr, Duration::from_secs(60)), "1000");
+}
+
+/// One Erlang process sends calls (without waiting for their replies:
+/// `gen_server:send_request`), plain messages and casts, interleaved: the arbor server
+/// handles them in the order sent, calls included.
+#[test]
+fn calls_keep_their_place_among_a_senders_messages() {
+    let s = setup();
+    let mut e = erl(&s);
+    let n = s.node.name().as_str().to_string();
+    let count = 3000;
+    let expr = format!(
+        "[case I rem 3 of 0 -> gen_server:send_request({{echo, '{n}'}}, {{order, I}});          1 -> {{echo, '{n}'}} ! {{order, I}}; _ -> gen_server:cast({{echo, '{n}'}}, {{order, I}}) end          || I <- lists:seq(1, {count})], ok."
+    );
+    assert_eq!(e.eval(&expr), "ok");
+    for i in 1..=count {
+        let got = recv(&s.seen);
+        assert_eq!(got, Term::tuple([Term::atom("order"), Term::Int(i)]), "the {i}th");
+    }
+}
+
+/// Holds every call until told (`release` as a message from arbor); reports calls and
+/// messages to a channel.
+struct Holder {
+    seen: mpsc::Sender<Term>,
+    held: Vec<ReplyTo<Term>>,
+}
+
+impl GenServer for Holder {
+    type Args = mpsc::Sender<Term>;
+    type Info = Term;
+    type Call = Term;
+    type Reply = Term;
+
+    fn init(seen: mpsc::Sender<Term>, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Holder { seen, held: Vec::new() })
+    }
+
+    fn handle_call(&mut self, req: Term, from: ReplyTo<Term>, _ctx: &mut Context<'_, Self>) -> CallFlow<Term> {
+        self.held.push(from);
+        let _ = self.seen.send(req);
+        CallFlow::NoReply
+    }
+
+    fn handle_info(&mut self, msg: Term, _ctx: &mut Context<'_, Self>) -> Flow {
+        if msg.is_atom("release") {
+            for from in self.held.drain(..) {
+                from.reply(Term::atom("released"));
+            }
+        } else {
+            let _ = self.seen.send(msg);
+        }
+        Flow::Continue
+    }
+}
+
+/// At `max_calls_in_flight` unanswered calls the reader stops reading: what the peer sent
+/// after them waits (in TCP's buffers) until replies make room, then arrives in order.
+#[test]
+fn calls_in_flight_are_bounded_per_connection() {
+    require_beam();
+    let epmd = Epmd::start();
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let node = Node::builder(&unique("arbor"))
+        .cookie(COOKIE)
+        .epmd_port(epmd.port)
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .max_calls_in_flight(4)
+        .start(rt.handle())
+        .unwrap();
+    let (tx, seen) = mpsc::channel();
+    let holder = rt.start::<Holder>(tx).unwrap();
+    node.register("holder", &holder).unwrap();
+    let mut e = Beam::erl(&epmd, &unique("erl"), COOKIE, &[]);
+    let n = node.name().as_str().to_string();
+    assert_eq!(
+        e.eval(&format!(
+            "put(reqs, [gen_server:send_request({{holder, '{n}'}}, I) || I <- lists:seq(1, 6)]),              {{holder, '{n}'}} ! marker, ok."
+        )),
+        "ok"
+    );
+    for i in 1..=4 {
+        assert_eq!(recv(&seen), Term::Int(i));
+    }
+    // The reader waits: neither the fifth call nor the marker comes while four are held.
+    assert!(seen.recv_timeout(Duration::from_millis(300)).is_err());
+    holder.send(Term::atom("release")).unwrap();
+    assert_eq!(recv(&seen), Term::Int(5));
+    assert_eq!(recv(&seen), Term::Int(6));
+    assert_eq!(recv(&seen), Term::atom("marker"));
+    holder.send(Term::atom("release")).unwrap();
+    assert_eq!(
+        e.eval("[gen_server:receive_response(R, 5000) || R <- get(reqs)]."),
+        "[{reply,released},{reply,released},{reply,released},{reply,released},{reply,released},{reply,released}]"
+    );
 }
 
 #[test]

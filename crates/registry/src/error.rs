@@ -24,10 +24,10 @@ pub enum RegisterError {
 impl fmt::Display for RegisterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RegisterError::AlreadyRegistered(p) => write!(f, "key already registered by {p}"),
-            RegisterError::NotAProcess => f.write_str("register called from outside any process"),
-            RegisterError::NotAlive => f.write_str("the process to register is not alive"),
-            RegisterError::RegistryDown => f.write_str("the registry is not running"),
+            RegisterError::AlreadyRegistered(p) => write!(f, "key already registered by {p}: use that process (`lookup`), or register another key"),
+            RegisterError::NotAProcess => f.write_str("register called from outside any process: call it from the process to name (in init, say), or use `register_pid` or a via-name in its start options"),
+            RegisterError::NotAlive => f.write_str("the process to register is not alive: register it while it runs (a via-name in its start options does so before init)"),
+            RegisterError::RegistryDown => f.write_str("the registry is not running: start it (under the supervisor, before the servers it names)"),
         }
     }
 }
@@ -50,9 +50,14 @@ pub enum UpdateError {
 impl fmt::Display for UpdateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UpdateError::NotRegistered => f.write_str("key not registered"),
-            UpdateError::NotOwner(p) => write!(f, "key owned by another process ({p})"),
-            UpdateError::NotAProcess => f.write_str("update_value called from outside any process"),
+            UpdateError::NotRegistered => f.write_str("key not registered: `register` it first"),
+            UpdateError::NotOwner(p) => write!(
+                f,
+                "key owned by another process ({p}): only the owner may update its value; ask it with a call"
+            ),
+            UpdateError::NotAProcess => {
+                f.write_str("update_value called from outside any process: call it from the key's owner")
+            }
         }
     }
 }
@@ -65,7 +70,9 @@ pub struct NotAProcess;
 
 impl fmt::Display for NotAProcess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("called from outside any process")
+        f.write_str(
+            "called from outside any process: this acts for the calling process; call it from a handler or init",
+        )
     }
 }
 

@@ -44,6 +44,16 @@ impl<K, V> RegistryOpts<K, V> {
         self
     }
 
+    /// The name set with [`RegistryOpts::name`] (or [`RegistryOpts::named`]), if any.
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The number of partitions set with [`RegistryOpts::partitions`], if any.
+    pub fn get_partitions(&self) -> Option<usize> {
+        self.partitions
+    }
+
     /// Adds a listener, told of every register and unregister (S73). See
     /// [`RegistryEvent`] for when and where it runs.
     pub fn listener(mut self, f: impl Fn(&RegistryEvent<K, V>) + Send + Sync + 'static) -> Self {

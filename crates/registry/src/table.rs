@@ -56,12 +56,18 @@ struct Entry<V> {
 /// What the table knows of one pid that holds (or held) keys: the keys it holds now. Its
 /// presence means this table's exit hook is installed on the pid.
 struct Owner<K> {
-    keys: HashSet<K>,
+    /// Hashed with fixed keys (std's `DefaultHasher`), not a per-set random state: the
+    /// order of the `Unregister` events of an exit is then the same in every run, which a
+    /// deterministic runtime's trace needs (`arbor_core::sim`). The keys are one process's
+    /// own, so a flooding attack on this set would be a process attacking itself.
+    keys: OwnerKeys<K>,
     /// This table's exit hook on the pid: removed with the record when the pid's last key
     /// goes, so that a long-lived process does not collect one hook per registry (or per
     /// restart of one) that it ever registered with.
     hook: HookRef,
 }
+
+type OwnerKeys<K> = HashSet<K, std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>>;
 
 /// Removes `pid`'s owner record and its exit hook once it holds no key. Called with the
 /// owner shard locked (as `install_hook` is), so the hook cannot be installed and removed
@@ -161,7 +167,7 @@ impl<K: Key, V: Value> Table<K, V> {
                     MapEntry::Vacant(v) => {
                         let hook = self.install_hook(pid)?;
                         v.insert(Owner {
-                            keys: HashSet::new(),
+                            keys: OwnerKeys::default(),
                             hook,
                         })
                     }

@@ -167,9 +167,15 @@ fn registry_start_link_links_to_the_calling_process() {
         "the registry died with its linked parent"
     );
     assert!(!reg.is_running());
+    // Outside any process, start_link starts on this thread's current runtime (the one
+    // it built), linked to nothing.
+    let unlinked = Registry::<String>::start_link(RegistryOpts::new()).unwrap();
+    assert!(unlinked.is_running());
+    drop(rt);
     assert_eq!(
         Registry::<String>::start_link(RegistryOpts::new()).err(),
-        Some(StartError::NoRuntime)
+        Some(StartError::NoRuntime),
+        "no runtime once the thread's runtime is gone"
     );
 }
 

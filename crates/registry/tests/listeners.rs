@@ -119,3 +119,37 @@ fn s73_listener_may_use_the_registry_and_a_panicking_one_changes_nothing() {
     assert_eq!(reg.whereis("a"), Some(p.pid()));
     assert!(is_alive(p.pid()));
 }
+
+#[test]
+fn the_releases_of_an_exit_come_in_the_same_order_in_every_registry() {
+    // A deterministic runtime's trace needs it: the order does not depend on a random
+    // hashing state.
+    use arbor_core::sim::SimRuntime;
+    let order = || {
+        let sim = SimRuntime::new(3);
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let opts = RegistryOpts::new().listener(move |e: &RegistryEvent<String, ()>| {
+            if let RegistryEvent::Unregister { key, .. } = e {
+                s.lock().push(key.clone());
+            }
+        });
+        let reg: Registry<String> = Registry::start(&sim, opts).unwrap();
+        let r = reg.clone();
+        let holder = sim.start::<Agent>(()).unwrap();
+        exec(&holder, move || {
+            for i in 0..50 {
+                r.register(format!("k{i}"), ()).unwrap();
+            }
+        });
+        holder.kill();
+        sim.run_until_idle();
+        let out = seen.lock().clone();
+        out
+    };
+    let first = order();
+    assert_eq!(first.len(), 50);
+    for _ in 0..5 {
+        assert_eq!(order(), first);
+    }
+}

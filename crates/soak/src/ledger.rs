@@ -48,8 +48,11 @@ pub(crate) enum Kind {
     Memory,
     /// A message was neither handled nor dropped by the end: a leaked mailbox.
     LeakedMessages,
-    /// `Runtime::shutdown` took longer than the bound.
+    /// `Runtime::shutdown` took longer than the bound (on the deterministic runtime:
+    /// killed a process, or left one stuck).
     SlowShutdown,
+    /// On the deterministic runtime, a seed run twice gave two traces.
+    NotReplayed,
 }
 
 impl Kind {
@@ -72,6 +75,7 @@ impl Kind {
             Kind::Memory => "resident memory does not grow phase over phase",
             Kind::LeakedMessages => "every message is handled or dropped by the end (none leaked)",
             Kind::SlowShutdown => "shutdown completes within the bound",
+            Kind::NotReplayed => "the same seed gives the same trace (deterministic runtime)",
         }
     }
 }

@@ -20,6 +20,7 @@
 mod ledger;
 mod load;
 mod rng;
+mod sim;
 mod stall;
 mod sys;
 #[cfg(test)]
@@ -54,6 +55,9 @@ const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 const RSS_SLACK_KIB: u64 = 64 * 1024;
 
 struct Config {
+    /// `--sim`: run on the deterministic runtime, `seeds` seeds from `seed`.
+    sim: bool,
+    seeds: u64,
     seconds: u64,
     seed: u64,
     clients: u64,
@@ -64,11 +68,14 @@ struct Config {
 fn usage(msg: &str) -> ! {
     eprintln!("arbor-soak: {msg}");
     eprintln!("usage: arbor-soak [--seconds N] [--seed S] [--clients C] [--threads T] [--keys K]");
+    eprintln!("       arbor-soak --sim [--seeds N] [--seed FIRST]   (the deterministic runtime: N seeds from FIRST)");
     std::process::exit(2)
 }
 
 fn parse_args() -> Config {
     let mut c = Config {
+        sim: false,
+        seeds: 1000,
         seconds: 30,
         seed: random_seed(),
         clients: 6,
@@ -84,6 +91,8 @@ fn parse_args() -> Config {
         };
         match flag.as_str() {
             "--seconds" => c.seconds = value().max(1),
+            "--sim" => c.sim = true,
+            "--seeds" => c.seeds = value().max(1),
             "--seed" => c.seed = value(),
             "--clients" => c.clients = value().clamp(1, 60),
             "--threads" => c.threads = value().clamp(1, 64) as usize,
@@ -251,6 +260,10 @@ fn shutdown_bounded(rt: Runtime, bound: Duration) -> Result<Duration, Duration> 
 
 fn main() {
     let cfg = parse_args();
+    if cfg.sim {
+        let ok = sim::main(cfg.seed, cfg.seeds);
+        std::process::exit(if ok { 0 } else { 1 });
+    }
     println!(
         "arbor-soak: seed {} ({} s, {} clients, {} worker threads, {} on-demand keys)",
         cfg.seed, cfg.seconds, cfg.clients, cfg.threads, cfg.keys

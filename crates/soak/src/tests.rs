@@ -88,3 +88,32 @@ fn choices_follow_the_seed() {
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
+
+#[test]
+fn the_simulated_soak_holds_its_invariants_and_replays_its_seeds() {
+    let ledger = Arc::new(Ledger::default());
+    for seed in 0..20 {
+        let a = crate::sim::run_seed(&ledger, seed);
+        let b = crate::sim::run_seed(&ledger, seed);
+        assert_eq!(
+            (a.digest, a.steps, a.faults),
+            (b.digest, b.steps, b.faults),
+            "seed {seed}"
+        );
+    }
+    assert!(kinds(&ledger).is_empty(), "{:?}", ledger.violations());
+    assert_eq!(ledger.tokens_made.get(), ledger.tokens_ended());
+    assert!(ledger
+        .counters()
+        .iter()
+        .any(|(n, c)| *n == "calls answered" && *c > 100));
+}
+
+#[test]
+fn the_simulated_soak_sees_a_late_call() {
+    // Its lateness check is exact: a reply even one tick past the timeout is reported.
+    let ledger = Arc::new(Ledger::default());
+    crate::sim::check_lateness(&ledger, 1, Duration::from_millis(5), Duration::from_micros(5100));
+    crate::sim::check_lateness(&ledger, 1, Duration::from_millis(5), Duration::from_millis(5));
+    assert_eq!(kinds(&ledger), vec![Kind::LateCall]);
+}

@@ -75,8 +75,8 @@ impl Child {
                 State::Restarting => ChildStatus::Restarting,
                 _ => ChildStatus::Running(self.pid),
             },
-            kind: self.spec.kind(),
-            restart: self.spec.restart_type(),
+            kind: self.spec.get_child_type(),
+            restart: self.spec.get_restart(),
             restarts: self.restarts,
         }
     }
@@ -138,7 +138,7 @@ impl DynServer {
             let child = self.children.get_mut(&key).expect("key listed above");
             match child.state {
                 State::Running => {
-                    let timer = begin_stop(ctx, child.pid, child.spec.shutdown_policy());
+                    let timer = begin_stop(ctx, child.pid, child.spec.get_shutdown());
                     child.state = State::Terminating { timer, reply: None };
                 }
                 State::Restarting => {
@@ -173,7 +173,7 @@ impl DynServer {
                 report_exit(ctx.pid(), child.spec.id(), pid, &reason);
                 let action = if self.shutdown.is_some() {
                     ExitAction::ShuttingDown
-                } else if !child.spec.restart_type().restarts_after(&reason) {
+                } else if !child.spec.get_restart().restarts_after(&reason) {
                     ExitAction::NotRestarted
                 } else {
                     ExitAction::Restarted
@@ -251,7 +251,7 @@ impl DynServer {
                 .values()
                 .map(|c| ChildReport {
                     info: c.info(),
-                    shutdown: c.spec.shutdown_policy(),
+                    shutdown: c.spec.get_shutdown(),
                 })
                 .collect(),
             history: self.history.to_vec(),
@@ -296,7 +296,7 @@ impl DynServer {
         let child = self.children.get_mut(&key).expect("by_pid and children agree");
         match child.state {
             State::Running => {
-                let timer = begin_stop(ctx, pid, child.spec.shutdown_policy());
+                let timer = begin_stop(ctx, pid, child.spec.get_shutdown());
                 child.state = State::Terminating {
                     timer,
                     reply: Some(from),

@@ -22,9 +22,9 @@ pub enum SpecError {
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SpecError::EmptyId => f.write_str("child spec has an empty id"),
-            SpecError::DuplicateId(id) => write!(f, "duplicate child id {id:?}"),
-            SpecError::InvalidShutdown(id) => write!(f, "child {id:?} has a zero shutdown timeout"),
+            SpecError::EmptyId => f.write_str("child spec has an empty id: give it one (`ChildSpec::new(\"id\", ..)`)"),
+            SpecError::DuplicateId(id) => write!(f, "duplicate child id {id:?}: ids of a static supervisor's children must differ; rename one"),
+            SpecError::InvalidShutdown(id) => write!(f, "child {id:?} has a zero shutdown timeout: use `Shutdown::BrutalKill` to kill at once, or a timeout above zero"),
         }
     }
 }
@@ -42,7 +42,9 @@ pub enum OptionsError {
 impl fmt::Display for OptionsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OptionsError::ZeroMaxSeconds => f.write_str("max_seconds must be greater than zero"),
+            OptionsError::ZeroMaxSeconds => {
+                f.write_str("max_seconds must be greater than zero: set a restart window of at least a millisecond")
+            }
         }
     }
 }
@@ -74,10 +76,10 @@ pub enum SupervisorStartError {
 impl fmt::Display for SupervisorStartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SupervisorStartError::Options(e) => write!(f, "invalid supervisor options: {e}"),
-            SupervisorStartError::Spec(e) => write!(f, "invalid child spec: {e}"),
-            SupervisorStartError::ChildFailed { id, error } => write!(f, "failed to start child {id:?}: {error}"),
-            SupervisorStartError::Start(e) => write!(f, "supervisor did not start: {e}"),
+            SupervisorStartError::Options(e) => write!(f, "invalid supervisor options ({e}); nothing started"),
+            SupervisorStartError::Spec(e) => write!(f, "invalid child spec ({e}); nothing started"),
+            SupervisorStartError::ChildFailed { id, error } => write!(f, "failed to start child {id:?}, so the supervisor stopped the children before it and did not start: {error}"),
+            SupervisorStartError::Start(e) => write!(f, "the supervisor process did not start: {e}"),
         }
     }
 }
@@ -126,18 +128,43 @@ pub enum StartChildError {
 impl fmt::Display for StartChildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartChildError::Spec(e) => write!(f, "invalid child spec: {e}"),
-            StartChildError::Start(e) => write!(f, "child did not start: {e}"),
-            StartChildError::MaxChildren => f.write_str("the supervisor has max_children children"),
-            StartChildError::AlreadyStarted(p) => write!(f, "a child with this id is running as {p}"),
-            StartChildError::AlreadyPresent => f.write_str("a child with this id exists"),
-            StartChildError::ShuttingDown => f.write_str("the supervisor is shutting down"),
-            StartChildError::Supervisor(e) => write!(f, "supervisor unreachable: {e}"),
+            StartChildError::Spec(e) => write!(f, "invalid child spec ({e}); the supervisor was not contacted"),
+            StartChildError::Start(e) => write!(f, "the child did not start, and is not kept: {e}"),
+            StartChildError::MaxChildren => f.write_str("the supervisor has max_children children: stop one (`terminate_child`) or raise `max_children`"),
+            StartChildError::AlreadyStarted(p) => write!(f, "a child with this id is running as {p}: use it, or give the new child another id"),
+            StartChildError::AlreadyPresent => f.write_str("a child with this id exists, stopped: `restart_child` it, or `delete_child` it first"),
+            StartChildError::ShuttingDown => f.write_str("the supervisor is shutting down: nothing new starts under it"),
+            StartChildError::Supervisor(e) => write!(f, "the supervisor could not be reached (is it running? a handle that survives its restarts is `ChildRef`): {e}"),
         }
     }
 }
 
 impl std::error::Error for StartChildError {}
+
+impl StartChildError {
+    /// `Ok(pid)` if the child was not started because a process already runs under its
+    /// name or id (`Start(AlreadyStarted(pid))`, or a static supervisor's
+    /// `AlreadyStarted(pid)`), else the error back: "start it unless it runs", as the
+    /// seed's `{:error, {:already_started, pid}} -> {:ok, pid}`, in one line:
+    ///
+    /// ```
+    /// # use arbor_core::{Pid, StartError};
+    /// # use arbor_supervisor::StartChildError;
+    /// # fn start() -> Result<Pid, StartChildError> { Err(StartChildError::MaxChildren) }
+    /// let room = start().or_else(StartChildError::already_started);
+    /// assert_eq!(room, Err(StartChildError::MaxChildren));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every other `StartChildError`, handed back.
+    pub fn already_started(self) -> Result<Pid, StartChildError> {
+        match self {
+            StartChildError::Start(StartError::AlreadyStarted(pid)) | StartChildError::AlreadyStarted(pid) => Ok(pid),
+            e => Err(e),
+        }
+    }
+}
 
 impl From<StartChildError> for StartError {
     /// For code that returns core's error (the seed's `start_recording`): a child's own start
@@ -173,12 +200,16 @@ pub enum ChildError {
 impl fmt::Display for ChildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChildError::NotFound => f.write_str("no such child"),
-            ChildError::Running => f.write_str("the child is running"),
-            ChildError::Restarting => f.write_str("the child is restarting"),
-            ChildError::Start(e) => write!(f, "child did not start: {e}"),
-            ChildError::ShuttingDown => f.write_str("the supervisor is shutting down"),
-            ChildError::Supervisor(e) => write!(f, "supervisor unreachable: {e}"),
+            ChildError::NotFound => f.write_str(
+                "no such child: it already exited or was never a child of this supervisor; `which_children` lists them",
+            ),
+            ChildError::Running => f.write_str("the child is running: `terminate_child` it first"),
+            ChildError::Restarting => {
+                f.write_str("the child is waiting to be restarted: try again once it runs, or `terminate_child` it")
+            }
+            ChildError::Start(e) => write!(f, "the child did not start, and stays stopped: {e}"),
+            ChildError::ShuttingDown => f.write_str("the supervisor is shutting down: its children are being stopped"),
+            ChildError::Supervisor(e) => write!(f, "the supervisor could not be reached (is it running?): {e}"),
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - [`RestartIntensity`] is pure data: it never reads a clock, the caller passes `now`. The
-//!   supervisors read their [`Clock`], which tests replace with a [`ManualClock`].
+//!   supervisors read their [`Clock`]: by default the runtime's own ([`SystemClock`], which
+//!   is virtual on a deterministic runtime), or one that tests drive ([`ManualClock`]).
 //! - The history holds only restarts inside the window (at most `max_restarts + 1` entries),
 //!   so it never grows without bound.
 //! - The window is inclusive, as OTP's (`T >= now - period` is kept); OTP counts in whole
@@ -21,13 +22,15 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Instant;
 }
 
-/// The real clock: `Instant::now()`.
+/// The runtime's clock ([`arbor_core::now`]): `Instant::now()` on a real runtime, the
+/// virtual clock on a deterministic one ([`arbor_core::sim::SimRuntime`]), read from the
+/// supervisor's own process. Outside any process it is `Instant::now()`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
-        Instant::now()
+        arbor_core::now()
     }
 }
 

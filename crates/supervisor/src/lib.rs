@@ -51,6 +51,7 @@
 //! How both supervisors work, the asynchronous shutdown, the intensity window and every
 //! departure from OTP: `docs/supervisor.md`.
 
+mod child_ref;
 mod dynamic;
 mod error;
 mod info;
@@ -62,6 +63,7 @@ mod stop;
 mod supervisor;
 mod tree;
 
+pub use child_ref::{ChildRef, FromPid};
 pub use dynamic::DynamicSupervisor;
 pub use error::{ChildError, OptionsError, SpecError, StartChildError, SupervisorStartError};
 pub use info::{ChildCounts, ChildInfo, ChildStatus};

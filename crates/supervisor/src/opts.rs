@@ -116,6 +116,13 @@ macro_rules! limit_setters {
             self
         }
 
+        /// Registers the supervisor under a plain runtime-local name (Elixir's
+        /// `name: Chat.RoomSupervisor`): `.name(LocalName::new(name))`. Reach it across its
+        /// restarts with [`ChildRef::local`](crate::ChildRef::local).
+        pub fn local_name(self, name: &str) -> Self {
+            self.name(arbor_core::LocalName::new(name))
+        }
+
         /// Starts the supervisor on this runtime (needed when starting from outside any
         /// process).
         pub fn runtime(mut self, runtime: &RuntimeHandle) -> Self {
@@ -127,6 +134,37 @@ macro_rules! limit_setters {
         pub fn start_opts(mut self, opts: StartOpts) -> Self {
             self.limits.start = opts;
             self
+        }
+
+        /// The restart limit set with `max_restarts`.
+        pub fn get_max_restarts(&self) -> usize {
+            self.limits.max_restarts
+        }
+
+        /// The intensity window in whole seconds, as `max_seconds` sets it (rounded down
+        /// if `max_period` set a fraction).
+        pub fn get_max_seconds(&self) -> u64 {
+            self.limits.max_seconds.as_secs()
+        }
+
+        /// The intensity window, as `max_period` (or `max_seconds`) set it.
+        pub fn get_max_period(&self) -> Duration {
+            self.limits.max_seconds
+        }
+
+        /// The name set with `name` or `local_name`, if any.
+        pub fn get_name(&self) -> Option<&Arc<dyn Naming>> {
+            self.limits.start.get_name()
+        }
+
+        /// The runtime set with `runtime`, if any.
+        pub fn get_runtime(&self) -> Option<&RuntimeHandle> {
+            self.limits.start.get_runtime()
+        }
+
+        /// The process start options (name, runtime, timeout).
+        pub fn get_start_opts(&self) -> &StartOpts {
+            &self.limits.start
         }
     };
 }
@@ -151,6 +189,11 @@ impl DynamicOpts {
         self.max_children = Some(n);
         self
     }
+
+    /// The limit set with [`DynamicOpts::max_children`], if any.
+    pub fn get_max_children(&self) -> Option<usize> {
+        self.max_children
+    }
 }
 
 /// Options of a static [`Supervisor`](crate::Supervisor) (S52, S62).
@@ -170,4 +213,9 @@ impl SupervisorOpts {
     }
 
     limit_setters!();
+
+    /// The strategy given to [`SupervisorOpts::new`].
+    pub fn get_strategy(&self) -> Strategy {
+        self.strategy
+    }
 }

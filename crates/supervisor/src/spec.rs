@@ -4,13 +4,13 @@
 //! - A [`ChildSpec`] is immutable once handed to a supervisor; restarts call the same
 //!   `start` closure again (S45), so a child's start is repeatable by construction.
 //! - The shutdown default depends on the child's type and is resolved when read
-//!   ([`ChildSpec::shutdown_policy`]), so setting the type after the shutdown (or not at all)
+//!   ([`ChildSpec::get_shutdown`]), so setting the type after the shutdown (or not at all)
 //!   gives Elixir's defaults: 5 s for a worker, `Infinity` for a supervisor (S62).
 //! - [`ChildSpec::validate`] is the single place a spec is judged: every supervisor calls it
 //!   before it contacts a process or starts anything (S42, S53).
 
 use crate::error::SpecError;
-use arbor_core::{ExitReason, GenServer, Pid, StartError, StartOpts};
+use arbor_core::{ExitReason, GenServer, Naming, Pid, StartError, StartOpts};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +121,27 @@ impl ChildSpec {
         })
     }
 
+    /// A worker spec for the GenServer `G` registered under `name` (a [`LocalName`]
+    /// or a registry's via-name), started with `G::start_link(args.clone(),
+    /// StartOpts::new().name(name))`: Elixir's `{Mod, arg}` child whose `start_link`
+    /// passes `name:`. Its id is the name's text. A restart registers the same name, so
+    /// callers that go through the name ([`ChildRef`](crate::ChildRef), the registry's
+    /// `call`/`send`) follow it. A start under a name that is taken fails with
+    /// `AlreadyStarted(pid)`; for "start it unless it runs", see
+    /// [`StartChildError::already_started`](crate::StartChildError::already_started).
+    ///
+    /// [`LocalName`]: arbor_core::LocalName
+    pub fn named<G>(name: impl Naming, args: G::Args) -> ChildSpec
+    where
+        G: GenServer,
+        G::Args: Clone + Sync,
+    {
+        let name: Arc<dyn Naming> = Arc::new(name);
+        ChildSpec::new(name.describe(), move || {
+            G::start_link(args.clone(), StartOpts::new().name_arc(Arc::clone(&name))).map(|s| s.pid())
+        })
+    }
+
     /// A supervisor spec: type `Supervisor`, shutdown `Infinity`. `start` starts the child
     /// supervisor linked to the caller, e.g. `Supervisor::start_link(..)`; see also
     /// [`Supervisor::child_spec`](crate::Supervisor::child_spec) and
@@ -155,22 +176,41 @@ impl ChildSpec {
         &self.id
     }
 
-    /// The restart type.
-    pub fn restart_type(&self) -> Restart {
+    /// The restart type (set with [`ChildSpec::restart`]).
+    pub fn get_restart(&self) -> Restart {
         self.restart
     }
 
-    /// The shutdown, with the default for the type if none was set (S62).
-    pub fn shutdown_policy(&self) -> Shutdown {
+    /// The shutdown (set with [`ChildSpec::shutdown`]), with the default for the type if
+    /// none was set (S62).
+    pub fn get_shutdown(&self) -> Shutdown {
         self.shutdown.unwrap_or(match self.kind {
             ChildType::Worker => Shutdown::Timeout(DEFAULT_WORKER_SHUTDOWN),
             ChildType::Supervisor => Shutdown::Infinity,
         })
     }
 
-    /// The child's type.
-    pub fn kind(&self) -> ChildType {
+    /// The child's type (set with [`ChildSpec::child_type`]).
+    pub fn get_child_type(&self) -> ChildType {
         self.kind
+    }
+
+    /// The restart type.
+    #[deprecated(since = "0.1.0", note = "renamed `get_restart`, after its setter `restart`")]
+    pub fn restart_type(&self) -> Restart {
+        self.get_restart()
+    }
+
+    /// The shutdown, with the default for the type.
+    #[deprecated(since = "0.1.0", note = "renamed `get_shutdown`, after its setter `shutdown`")]
+    pub fn shutdown_policy(&self) -> Shutdown {
+        self.get_shutdown()
+    }
+
+    /// The child's type.
+    #[deprecated(since = "0.1.0", note = "renamed `get_child_type`, after its setter `child_type`")]
+    pub fn kind(&self) -> ChildType {
+        self.get_child_type()
     }
 
     /// Checks the spec on its own (S42): a non-empty id, a non-zero shutdown timeout.
@@ -182,7 +222,7 @@ impl ChildSpec {
         if self.id.is_empty() {
             return Err(SpecError::EmptyId);
         }
-        if self.shutdown_policy() == Shutdown::Timeout(Duration::ZERO) {
+        if self.get_shutdown() == Shutdown::Timeout(Duration::ZERO) {
             return Err(SpecError::InvalidShutdown(self.id.clone()));
         }
         Ok(())
@@ -222,7 +262,7 @@ impl fmt::Debug for ChildSpec {
         f.debug_struct("ChildSpec")
             .field("id", &self.id)
             .field("restart", &self.restart)
-            .field("shutdown", &self.shutdown_policy())
+            .field("shutdown", &self.get_shutdown())
             .field("type", &self.kind)
             .finish_non_exhaustive()
     }

@@ -5,7 +5,7 @@ mod common;
 use arbor_core::*;
 use arbor_supervisor::*;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn opts(rt: &Runtime, strategy: Strategy) -> SupervisorOpts {
     SupervisorOpts::new(strategy).runtime(rt.handle())
@@ -421,18 +421,15 @@ fn s61_shutdown_is_sequential_in_reverse_with_per_child_timeouts() {
     for id in ["a", "b", "c"] {
         watch(rt.handle(), pid_of(&sup, id).unwrap(), id, &log);
     }
-    let t = Instant::now();
     sup.stop().unwrap();
-    let took = t.elapsed();
     assert_eq!(
         log.with_prefix("down:"),
         vec!["down:c:Killed", "down:b:Shutdown", "down:a:Shutdown"]
     );
-    // 150 ms for c, then b's 50 ms, then a's 50 ms: sequential, not parallel.
-    assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_millis(900),
-        "{took:?}"
-    );
+    // The timing (150 ms for c, then b's 50 ms, then a's 50 ms: sequential, not parallel)
+    // is asserted exactly in virtual time, in `tests/sim.rs`
+    // (`s61_a_static_supervisor_stops_in_reverse_order_killing_at_the_timeout`); a
+    // wall-clock bound here only measured the machine's load.
 }
 
 #[test]
@@ -479,18 +476,18 @@ fn s61_calls_during_a_restart_wait_for_it() {
 #[test]
 fn s62_spec_defaults() {
     let w = ChildSpec::new("w", || Err(StartError::NoRuntime));
-    assert_eq!(w.restart_type(), Restart::Permanent);
-    assert_eq!(w.shutdown_policy(), Shutdown::Timeout(Duration::from_secs(5)));
-    assert_eq!(w.kind(), ChildType::Worker);
+    assert_eq!(w.get_restart(), Restart::Permanent);
+    assert_eq!(w.get_shutdown(), Shutdown::Timeout(Duration::from_secs(5)));
+    assert_eq!(w.get_child_type(), ChildType::Worker);
     let s = ChildSpec::supervisor("s", || Err(StartError::NoRuntime));
-    assert_eq!(s.shutdown_policy(), Shutdown::Infinity);
-    assert_eq!(s.kind(), ChildType::Supervisor);
+    assert_eq!(s.get_shutdown(), Shutdown::Infinity);
+    assert_eq!(s.get_child_type(), ChildType::Supervisor);
     let explicit = ChildSpec::new("e", || Err(StartError::NoRuntime))
         .shutdown(Shutdown::BrutalKill)
         .child_type(ChildType::Supervisor);
-    assert_eq!(explicit.shutdown_policy(), Shutdown::BrutalKill);
+    assert_eq!(explicit.get_shutdown(), Shutdown::BrutalKill);
     assert_eq!(
-        DynamicSupervisor::child_spec("d", DynamicOpts::new()).shutdown_policy(),
+        DynamicSupervisor::child_spec("d", DynamicOpts::new()).get_shutdown(),
         Shutdown::Infinity
     );
 }

@@ -22,11 +22,12 @@ use crate::request::{ErasedCast, ErasedRequest, Handled};
 use crate::runtime::RtShared;
 use crate::scheduler::Runnable;
 use crate::sync::Mutex;
+use crate::timer::TimerCore;
 use crate::{CrashReports, ExitReason, NameError, Pid, ServerRef, StartOpts};
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Messages a run handles before it yields the worker.
 const BUDGET: usize = 64;
@@ -50,6 +51,9 @@ pub(crate) enum Envelope<G: GenServer> {
     Info(G::Info),
     /// For `handle_info`, from a timer: dropped if the timer was cancelled meanwhile.
     Timer(u64, G::Info),
+    /// For `handle_info`, from a [`Timer`](crate::Timer) (one anyone may cancel): dropped
+    /// unless the timer's claim succeeds (see `timer/shared.rs`).
+    Timed(Arc<TimerCore>, G::Info),
     /// For `handle_call` (the slot knows the caller). The key under which the call is
     /// registered with the process ([`NOT_HELD`] until it is): see [`Cell::hold_batch`].
     Call(G::Call, Arc<Slot<G::Reply>>, usize),
@@ -174,8 +178,9 @@ enum Outcome {
 impl<G: GenServer> Cell<G> {
     fn new(pid: Pid, parent: Pid, rt: Arc<RtShared>) -> Cell<G> {
         Cell {
+            // On a deterministic runtime, deliveries go to its trace (see `push`).
+            mailbox: Mailbox::new_running_traced(rt.pool.sim().is_some()),
             header: Arc::new(Header::new(pid, parent, std::any::type_name::<G>(), rt)),
-            mailbox: Mailbox::new_running(),
             runner: Mutex::new(Runner {
                 state: None,
                 local: Local::default(),
@@ -187,12 +192,32 @@ impl<G: GenServer> Cell<G> {
         &self.header
     }
 
-    /// Queues an envelope and schedules the process if it was idle.
+    /// Queues an envelope and schedules the process if it was idle. On a deterministic
+    /// runtime the delivery also goes to its trace (the mailbox knows; the real runtime
+    /// pays one test of a flag in the cache line the push holds).
     pub(crate) fn push(self: &Arc<Self>, env: Envelope<G>) -> Result<(), Envelope<G>> {
-        if self.mailbox.push(env)? {
+        let (schedule, traced) = self.mailbox.push_observed(env, kind_of)?;
+        if let Some(kind) = traced {
+            self.trace_delivery(kind);
+        }
+        if schedule {
             self.header.rt().pool.schedule(self.clone());
         }
         Ok(())
+    }
+
+    #[cold]
+    fn trace_delivery(&self, kind: crate::sim::MessageKind) {
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.trace_deliver(self.header.pid(), kind);
+        }
+    }
+
+    /// On a deterministic runtime, tells its trace that the process's slot is freed.
+    fn forget_traced(&self) {
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.forget(self.header.pid());
+        }
     }
 
     /// Drops a queued `Down` of `monitor` (demonitor with flush, S33).
@@ -251,6 +276,7 @@ impl<G: GenServer> Cell<G> {
             // Not an arrival: a cancelled timer's message, or an inactivity timeout
             // (handled below, if it is the armed one).
             Err(Envelope::Timer(id, _)) if local.timer_key(*id).is_none() => {}
+            Err(Envelope::Timed(core, _)) if !core.is_live() => {}
             Err(Envelope::Timeout(_)) => {}
             // Not a message either: a debugger's look at the state.
             Err(Envelope::Sys(sys)) if matches!(**sys, SysMsg::GetState(_)) => {}
@@ -259,7 +285,7 @@ impl<G: GenServer> Cell<G> {
         self.header.set_callback(match &env {
             Ok(_) => Callback::Continue,
             Err(Envelope::Info(_)) => Callback::Info,
-            Err(Envelope::Timer(..)) => Callback::Timer,
+            Err(Envelope::Timer(..) | Envelope::Timed(..)) => Callback::Timer,
             Err(Envelope::Call(..)) => Callback::Call,
             Err(Envelope::Request(_)) => Callback::Request,
             Err(Envelope::Cast(_)) => Callback::Cast,
@@ -279,7 +305,7 @@ impl<G: GenServer> Cell<G> {
             }
             Err(Envelope::Info(m)) => {
                 what = "handle_info";
-                catch(|| flow(st.handle_info(m, &mut ctx)))
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
             }
             Err(Envelope::Timer(id, m)) => {
                 if ctx.local_mut().remove_timer(id).is_none() {
@@ -287,7 +313,15 @@ impl<G: GenServer> Cell<G> {
                     return Outcome::Continue;
                 }
                 what = "handle_info (timer)";
-                catch(|| flow(st.handle_info(m, &mut ctx)))
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
+            }
+            Err(Envelope::Timed(core, m)) => {
+                if !core.claim() {
+                    drop_quietly(m, "a cancelled timer's message");
+                    return Outcome::Continue;
+                }
+                what = "handle_info (timer)";
+                catch(|| try_flow(st.try_handle_info(m, &mut ctx)))
             }
             Err(Envelope::Call(req, slot, held)) => {
                 what = "handle_call";
@@ -304,7 +338,10 @@ impl<G: GenServer> Cell<G> {
                 };
                 let reply_to = ReplyTo::new(slot, self.header.clone(), key);
                 let given = reply_to.clone();
-                let result = catch(|| st.handle_call(req, given, &mut ctx));
+                let result = catch(|| {
+                    st.try_handle_call(req, given, &mut ctx)
+                        .unwrap_or_else(CallFlow::StopNoReply)
+                });
                 // The runtime's own copy of the handle outlives the exit, so a caller whose
                 // server stops without replying gets the exit reason, not `NoReply`.
                 return match result {
@@ -572,7 +609,32 @@ impl<G: GenServer> Cell<G> {
             }
         }
         rt.table.remove(self.header.pid());
+        self.forget_traced();
     }
+}
+
+/// What kind of message an envelope carries, for a deterministic runtime's trace.
+fn kind_of<G: GenServer>(env: &Envelope<G>) -> crate::sim::MessageKind {
+    use crate::sim::MessageKind as K;
+    match env {
+        Envelope::Info(_) => K::Info,
+        Envelope::Timer(..) | Envelope::Timed(..) => K::Timer,
+        Envelope::Call(..) => K::Call,
+        Envelope::Stop(_) => K::Stop,
+        Envelope::Sys(sys) => match &**sys {
+            SysMsg::Exit { .. } => K::Exit,
+            SysMsg::Down(_) => K::Down,
+            SysMsg::GetState(_) => K::GetState,
+        },
+        Envelope::Timeout(_) => K::Timeout,
+        Envelope::Request(_) => K::Request,
+        Envelope::Cast(_) => K::Cast,
+    }
+}
+
+/// A `try_` callback's result: an error is a stop with that reason.
+fn try_flow(f: Result<Flow, ExitReason>) -> Outcome {
+    flow(f.unwrap_or_else(Flow::Stop))
 }
 
 fn flow(f: Flow) -> Outcome {
@@ -614,6 +676,9 @@ impl<G: GenServer> Process for Cell<G> {
     fn die(self: Arc<Self>, reason: ExitReason) {
         if !self.header.begin_exit(&reason) {
             return;
+        }
+        if let Some(driver) = self.header.rt().pool.sim() {
+            driver.trace_exit(self.header.pid(), &reason);
         }
         let (queue, schedule) = self.mailbox.close().unwrap_or_default();
         self.header.release_names(&reason);
@@ -787,7 +852,7 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     let rt = match (&opts.runtime, &caller) {
         (Some(h), _) => Arc::clone(h.shared()),
         (None, Some(c)) => Arc::clone(c.header().rt()),
-        (None, None) => return Err(StartError::NoRuntime),
+        (None, None) => crate::runtime::implicit_runtime().ok_or(StartError::NoRuntime)?,
     };
     if rt.is_shutting_down() {
         return Err(StartError::ShuttingDown);
@@ -802,6 +867,9 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     };
     let cell: Arc<Cell<G>> = rt.table.insert(|pid| Arc::new(Cell::new(pid, parent, Arc::clone(&rt))));
     let pid = cell.header.pid();
+    if let Some(driver) = rt.pool.sim() {
+        driver.born(&cell.header);
+    }
     if rt.is_shutting_down() {
         // Shutdown began after the check above and may have taken its list of roots
         // before this process was in the table: it never runs.
@@ -873,6 +941,7 @@ fn vanish<G: GenServer>(cell: &Arc<Cell<G>>, linked_caller: Option<&dyn Process>
     runner.local.finalized = true;
     drop(runner);
     cell.header.rt().table.remove(pid);
+    cell.forget_traced();
 }
 
 fn run_init<G: GenServer>(cell: &Arc<Cell<G>>, runner: &mut Runner<G>, args: G::Args) -> Result<G, ExitReason> {
@@ -963,7 +1032,7 @@ fn start_on_pool<G: GenServer>(
         None => None,
     };
     cell.header.rt().pool.inject(Arc::new(task));
-    match slot.wait(Instant::now().checked_add(timeout)) {
+    match cell.header.rt().wait(&slot, timeout) {
         Ok(started) => started,
         Err(_) => {
             // As OTP's `proc_lib`: unlink, then kill, so that the caller gets the

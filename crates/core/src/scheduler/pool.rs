@@ -681,7 +681,7 @@ pub(crate) fn note_escape(task: Task) {
 
 /// After the worker caught a panic that escaped a task: lets the task that noted itself
 /// clean up (itself caught: the worker must survive that too).
-fn recover_escaped(payload: Box<dyn std::any::Any + Send>) {
+pub(crate) fn recover_escaped(payload: Box<dyn std::any::Any + Send>) {
     match ESCAPED.with(|e| e.borrow_mut().take()) {
         Some(task) => {
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.recover(payload))).is_err() {

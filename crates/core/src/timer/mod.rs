@@ -5,9 +5,19 @@
 //! A firing runs the timer's delivery closure on the timer thread: it pushes one envelope
 //! into a mailbox and returns. Time is counted in ticks of [`TICK`] since the service
 //! started; a deadline is rounded *up* to a tick, so a timer never fires early.
+//!
+//! On a deterministic runtime the service has no thread: time is the runtime's virtual
+//! clock, and the simulation's driver fires due timers itself ([`TimerService::next_tick`],
+//! [`TimerService::fire_until`]) on its own thread, in the wheel's order (by deadline, then
+//! by insertion).
 
+mod shared;
 mod wheel;
 
+pub use shared::Timer;
+pub(crate) use shared::{send_after, send_interval, TimerCore};
+
+use crate::clock::VirtualClock;
 use crate::panic::catch;
 use crate::sync::thread::{self, JoinHandle, Thread};
 use crate::sync::PlainMutex as Mutex;
@@ -25,6 +35,9 @@ pub(crate) type Fire = Box<dyn FnOnce(u64) + Send>;
 struct Shared {
     wheel: Mutex<Wheel<Fire>>,
     epoch: Instant,
+    /// The virtual clock the service counts from, on a deterministic runtime (its base is
+    /// `epoch`); `None`: real time.
+    virtual_clock: Option<Arc<VirtualClock>>,
     /// The tick the timer thread sleeps until (u64::MAX: no timer pending).
     sleeping_until: AtomicU64,
     shutdown: AtomicBool,
@@ -38,8 +51,17 @@ pub(crate) struct TimerService {
 }
 
 impl Shared {
+    /// Time since the service started, on its clock.
+    #[inline]
+    fn elapsed(&self) -> Duration {
+        match &self.virtual_clock {
+            None => self.epoch.elapsed(),
+            Some(v) => v.elapsed(),
+        }
+    }
+
     fn now_tick(&self) -> u64 {
-        (self.epoch.elapsed().as_nanos() / TICK.as_nanos()) as u64
+        (self.elapsed().as_nanos() / TICK.as_nanos()) as u64
     }
 
     fn wake(&self) {
@@ -54,6 +76,7 @@ impl TimerService {
         let shared = Arc::new(Shared {
             wheel: Mutex::new(Wheel::new(0)),
             epoch: Instant::now(),
+            virtual_clock: None,
             sleeping_until: AtomicU64::new(u64::MAX),
             shutdown: AtomicBool::new(false),
             thread: std::sync::OnceLock::new(),
@@ -69,11 +92,70 @@ impl TimerService {
         })
     }
 
+    /// A service on a virtual clock, with no thread: the simulation's driver fires its
+    /// timers.
+    pub(crate) fn start_virtual(clock: Arc<VirtualClock>) -> TimerService {
+        TimerService {
+            shared: Arc::new(Shared {
+                wheel: Mutex::new(Wheel::new(0)),
+                epoch: clock.base(),
+                virtual_clock: Some(clock),
+                sleeping_until: AtomicU64::new(u64::MAX),
+                shutdown: AtomicBool::new(false),
+                thread: std::sync::OnceLock::new(),
+            }),
+            handle: Mutex::new(None),
+        }
+    }
+
+    /// Virtual clock only: moves the wheel forward, no further than tick `limit`, until
+    /// timers fire at some tick, and runs their deliveries (in deadline order, then
+    /// insertion order). Returns that tick and how many fired, or `None` if none is due by
+    /// `limit`. `before_firing` gets the tick and the count before any delivery runs (the
+    /// driver moves its clock there).
+    pub(crate) fn fire_until(&self, limit: u64, before_firing: impl FnOnce(u64, usize)) -> Option<(u64, usize)> {
+        let s = &*self.shared;
+        let mut fired = Vec::new();
+        let at = {
+            let mut wheel = s.wheel.lock();
+            loop {
+                let next = wheel.next_expiration()?;
+                if next > limit {
+                    return None;
+                }
+                let next = next.max(wheel.now());
+                wheel.advance(next, &mut fired);
+                if !fired.is_empty() {
+                    break next;
+                }
+            }
+        };
+        let n = fired.len();
+        before_firing(at, n);
+        for (key, fire) in fired {
+            if let Err(msg) = catch(move || fire(key.to_u64())) {
+                log::error!("arbor: a timer delivery panicked: {msg}");
+            }
+        }
+        Some((at, n))
+    }
+
     /// Arms a timer that runs `fire` after `delay`; returns its key.
     pub(crate) fn insert(&self, delay: Duration, fire: Fire) -> u64 {
+        self.insert_at(self.now().saturating_add(delay), fire)
+    }
+
+    /// The service's time: how long it has run (on the virtual clock, on a deterministic
+    /// runtime).
+    pub(crate) fn now(&self) -> Duration {
+        self.shared.elapsed()
+    }
+
+    /// Arms a timer that runs `fire` at `at` on the service's time ([`TimerService::now`]),
+    /// rounded up to a tick; a time already past fires at the next tick. Returns its key.
+    pub(crate) fn insert_at(&self, at: Duration, fire: Fire) -> u64 {
         let s = &*self.shared;
-        let elapsed = s.epoch.elapsed().saturating_add(delay);
-        let deadline = elapsed.as_nanos().div_ceil(TICK.as_nanos()).min(u64::MAX as u128 / 2) as u64;
+        let deadline = at.as_nanos().div_ceil(TICK.as_nanos()).min(u64::MAX as u128 / 2) as u64;
         let key = s.wheel.lock().insert(deadline, fire);
         if deadline < s.sleeping_until.load(Ordering::SeqCst) {
             s.wake();
@@ -125,7 +207,7 @@ fn ticks(t: u64) -> Duration {
 /// Time left until `deadline`, never more than the delay asked for: the deadline was
 /// rounded up by less than a tick, so a tick is taken off.
 fn left(s: &Shared, deadline: u64) -> Duration {
-    ticks(deadline).saturating_sub(s.epoch.elapsed()).saturating_sub(TICK)
+    ticks(deadline).saturating_sub(s.elapsed()).saturating_sub(TICK)
 }
 
 /// The last stretch before a deadline is spun rather than slept: the OS's wake-up latency

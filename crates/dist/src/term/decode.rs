@@ -137,6 +137,42 @@ pub fn decode_prefix(bytes: &[u8], limits: DecodeLimits) -> Result<(Term, usize)
     Ok((t, d.pos))
 }
 
+/// Decodes the tuple of `N` elements at the start of `bytes` (version byte first) into an
+/// array, with the number of bytes it took: `decode_prefix` for a control message of a
+/// known arity, without the tuple's vector. `None` if `bytes` does not start with a
+/// small tuple of `N` elements (the caller then decodes it the general way).
+pub(crate) fn decode_tuple_prefix<const N: usize>(
+    bytes: &[u8],
+    limits: DecodeLimits,
+) -> Option<Result<([Term; N], usize), DecodeError>> {
+    if bytes.len() < 3 || bytes[0] != VERSION || bytes[1] != SMALL_TUPLE_EXT || bytes[2] as usize != N {
+        return None;
+    }
+    let mut d = Decoder {
+        buf: bytes,
+        pos: 3,
+        limits,
+    };
+    // As `tuple` checks: each element takes a byte at least.
+    if let Err(e) = d.count(N, 1) {
+        return Some(Err(e));
+    }
+    let mut err = None;
+    let elements: [Term; N] = std::array::from_fn(|_| {
+        if err.is_some() {
+            return Term::Int(0);
+        }
+        d.term(1).unwrap_or_else(|e| {
+            err = Some(e);
+            Term::Int(0)
+        })
+    });
+    Some(match err {
+        Some(e) => Err(e),
+        None => Ok((elements, d.pos)),
+    })
+}
+
 struct Decoder<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -411,16 +447,17 @@ impl<'a> Decoder<'a> {
         let name = match tag {
             ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => {
                 let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::BadAtom)?;
-                if s.chars().count() > 255 {
+                // (a character is at least a byte: only a long atom can have too many)
+                if s.len() > 255 && s.chars().count() > 255 {
                     return Err(DecodeError::BadAtom);
                 }
-                Atom::new(s)
+                cached_atom(s)
             }
             // Latin-1: each byte is the code point.
             _ => {
                 if bytes.is_ascii() {
                     // ASCII is valid UTF-8 as it stands.
-                    Atom::new(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadAtom)?)
+                    cached_atom(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadAtom)?)
                 } else {
                     Atom::from(bytes.iter().map(|b| *b as char).collect::<String>())
                 }
@@ -428,4 +465,39 @@ impl<'a> Decoder<'a> {
         };
         Ok(name)
     }
+}
+
+/// Slots in each thread's cache of decoded atoms.
+const ATOM_CACHE: usize = 64;
+
+thread_local! {
+    /// The atoms this thread decoded last, by a hash of their text: a stream of messages
+    /// repeats the same few (node names, registered names, tags), and a hit costs a
+    /// reference count instead of an allocation. Direct-mapped: a fixed 64 slots whatever
+    /// a peer sends.
+    static ATOMS: std::cell::RefCell<[Option<Atom>; ATOM_CACHE]> =
+        const { std::cell::RefCell::new([const { None }; ATOM_CACHE]) };
+}
+
+/// The atom with text `s`, from this thread's cache when it is there.
+fn cached_atom(s: &str) -> Atom {
+    // FNV-1a over the text, folded to a slot.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    let slot = (h ^ (h >> 16)) as usize % ATOM_CACHE;
+    ATOMS.with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return Atom::new(s);
+        };
+        match &cache[slot] {
+            Some(a) if a.as_str() == s => a.clone(),
+            _ => {
+                let a = Atom::new(s);
+                cache[slot] = Some(a.clone());
+                a
+            }
+        }
+    })
 }

@@ -88,7 +88,18 @@ fn put_big(negative: bool, magnitude: &[u8], out: &mut Vec<u8>) -> Result<(), En
     Ok(())
 }
 
-fn put(term: &Term, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+/// Appends a pid (`NEW_PID_EXT`).
+pub(crate) fn put_pid(p: &super::ExtPid, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    out.push(NEW_PID_EXT);
+    put_atom(&p.node, out)?;
+    out.extend_from_slice(&p.id.to_be_bytes());
+    out.extend_from_slice(&p.serial.to_be_bytes());
+    out.extend_from_slice(&p.creation.to_be_bytes());
+    Ok(())
+}
+
+/// Appends `term` without the version byte.
+pub(crate) fn put(term: &Term, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     match term {
         Term::Int(i) => {
             let i = *i;
@@ -166,13 +177,7 @@ fn put(term: &Term, out: &mut Vec<u8>) -> Result<(), EncodeError> {
                 put(v, out)?;
             }
         }
-        Term::Pid(p) => {
-            out.push(NEW_PID_EXT);
-            put_atom(&p.node, out)?;
-            out.extend_from_slice(&p.id.to_be_bytes());
-            out.extend_from_slice(&p.serial.to_be_bytes());
-            out.extend_from_slice(&p.creation.to_be_bytes());
-        }
+        Term::Pid(p) => put_pid(p, out)?,
         Term::Ref(r) => {
             out.push(NEWER_REFERENCE_EXT);
             out.extend_from_slice(&(r.id.len() as u16).to_be_bytes());

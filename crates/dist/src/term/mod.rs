@@ -5,9 +5,9 @@
 //! values out, no sockets) and treats its input as hostile: see [`decode`] for the bounds
 //! it keeps.
 
-mod decode;
+pub(crate) mod decode;
 mod display;
-mod encode;
+pub(crate) mod encode;
 
 pub use decode::{decode, decode_prefix, DecodeError, DecodeLimits};
 pub use encode::{encode, encode_into, EncodeError};

@@ -91,8 +91,8 @@ impl Child {
                 Status::Stopped => ChildStatus::Stopped,
                 Status::Restarting => ChildStatus::Restarting,
             },
-            kind: self.spec.kind(),
-            restart: self.spec.restart_type(),
+            kind: self.spec.get_child_type(),
+            restart: self.spec.get_restart(),
             restarts: self.restarts,
         }
     }
@@ -171,7 +171,7 @@ impl StaticServer {
     /// unless it is temporary (S57, S59's temporary bystanders).
     fn on_stopped(&mut self, pid: Pid) {
         if let Some(i) = self.index_of_pid(pid) {
-            if self.children[i].spec.restart_type() == Restart::Temporary {
+            if self.children[i].spec.get_restart() == Restart::Temporary {
                 self.children.remove(i);
             } else {
                 self.children[i].status = Status::Stopped;
@@ -191,7 +191,7 @@ impl StaticServer {
                 break;
             };
             if let Some(i) = self.index_of_pid(pid) {
-                let timer = begin_stop(ctx, pid, self.children[i].spec.shutdown_policy());
+                let timer = begin_stop(ctx, pid, self.children[i].spec.get_shutdown());
                 self.op.as_mut().expect("checked above").current = Some((pid, timer));
                 return Flow::Continue;
             }
@@ -299,7 +299,7 @@ impl StaticServer {
             return Flow::Continue;
         };
         report_exit(ctx.pid(), self.children[i].spec.id(), pid, &reason);
-        let restart = self.children[i].spec.restart_type();
+        let restart = self.children[i].spec.get_restart();
         let action = if self.shutdown.is_some() {
             ExitAction::ShuttingDown
         } else if !restart.restarts_after(&reason) {
@@ -362,7 +362,7 @@ impl StaticServer {
                     let _ = ctx.link(pid);
                 }
                 Err(StartError::Ignore) => {
-                    if self.children[i].spec.restart_type() == Restart::Temporary {
+                    if self.children[i].spec.get_restart() == Restart::Temporary {
                         self.children.remove(i);
                     } else {
                         self.children[i].status = Status::Stopped;
@@ -445,7 +445,7 @@ impl StaticServer {
                         let _ = self.begin_op(VecDeque::from([pid]), Then::Reply(from), ctx);
                     }
                     Status::Stopped | Status::Restarting => {
-                        if self.children[i].spec.restart_type() == Restart::Temporary {
+                        if self.children[i].spec.get_restart() == Restart::Temporary {
                             self.children.remove(i);
                         } else {
                             self.children[i].status = Status::Stopped;
@@ -503,7 +503,7 @@ impl StaticServer {
                 Ok(Some(pid))
             }
             Err(StartError::Ignore) => {
-                if spec.restart_type() != Restart::Temporary {
+                if spec.get_restart() != Restart::Temporary {
                     self.push(spec, Status::Stopped);
                 }
                 Ok(None)
@@ -522,7 +522,7 @@ impl StaticServer {
                 .iter()
                 .map(|c| ChildReport {
                     info: c.info(),
-                    shutdown: c.spec.shutdown_policy(),
+                    shutdown: c.spec.get_shutdown(),
                 })
                 .collect(),
             history: self.history.to_vec(),
@@ -588,7 +588,7 @@ impl GenServer for StaticServer {
                     sup.push(spec, Status::Running(pid));
                 }
                 Err(StartError::Ignore) => {
-                    if spec.restart_type() != Restart::Temporary {
+                    if spec.get_restart() != Restart::Temporary {
                         sup.push(spec, Status::Stopped);
                     }
                 }
@@ -600,7 +600,7 @@ impl GenServer for StaticServer {
                     );
                     for c in sup.children.iter().rev() {
                         if let Status::Running(pid) = c.status {
-                            stop_and_wait(ctx, pid, c.spec.shutdown_policy());
+                            stop_and_wait(ctx, pid, c.spec.get_shutdown());
                         }
                     }
                     let reason =
