@@ -507,6 +507,11 @@ impl<G: GenServer> Cell<G> {
             CrashReports::Auto => CrashReports::Log,
             other => other,
         };
+        if to == CrashReports::Log && !log::log_enabled!(log::Level::Error) {
+            // Routed to `log`, which would drop it: not formatted at all (formatting it
+            // was a sixth of a crash-and-restart's instructions, docs/performance.md).
+            return;
+        }
         // The name's `describe` and the reason's `Display` are user code: caught, like
         // every callback, so that a panic there cannot escape the runner.
         let report = catch(|| {
