@@ -127,6 +127,42 @@ impl<M> Mailbox<M> {
         Ok((inbox.mark_scheduled(), seen))
     }
 
+    /// Queues every message of `msgs`, in order, under one lock: a batch of
+    /// [`Mailbox::push_observed`]s that takes the lock senders contend for once and
+    /// schedules the process at most once. `Ok((true, _))`: the caller must schedule the
+    /// process. `Err(msgs)`: the process is dead and every message is handed back (none
+    /// was queued). On a traced mailbox, `observe` sees each message as queued and its
+    /// answers are returned in order (it runs under the lock: quick, no user code).
+    pub fn push_all_observed<T>(
+        &self,
+        msgs: Vec<M>,
+        mut observe: impl FnMut(&M) -> T,
+    ) -> Result<(bool, Vec<T>), Vec<M>> {
+        if msgs.is_empty() {
+            return Ok((false, Vec::new()));
+        }
+        let mut inbox = self.inbox.lock();
+        if inbox.closed {
+            return Err(msgs);
+        }
+        let before = inbox.queue.len();
+        inbox.queue.extend(msgs);
+        let seen = if inbox.traced {
+            inbox.queue.range(before..).map(&mut observe).collect()
+        } else {
+            Vec::new()
+        };
+        Ok((inbox.mark_scheduled(), seen))
+    }
+
+    /// Queues `msgs` in order under one lock. `Ok(true)`: the caller must schedule the
+    /// process. `Err(msgs)`: the process is dead and every message is handed back. (The
+    /// loom models' door to [`Mailbox::push_all_observed`].)
+    #[cfg(loom)]
+    pub fn push_all(&self, msgs: Vec<M>) -> Result<bool, Vec<M>> {
+        self.push_all_observed(msgs, |_| ()).map(|(schedule, _)| schedule)
+    }
+
     /// Queues `msg`. `Ok(true)`: the caller must schedule the process. `Err(msg)`: the
     /// process is dead and the message is handed back. (The loom models' door: it is
     /// [`Mailbox::push_observed`], which the runtime calls.)

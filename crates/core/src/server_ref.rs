@@ -70,6 +70,66 @@ impl<G: GenServer> ServerRef<G> {
         })
     }
 
+    /// Sends every message of `msgs` to `handle_info`, in order: what as many
+    /// [`send`](ServerRef::send)s do, but the server's mailbox is locked once for them all
+    /// and the server is woken at most once. For a sender that has a batch at hand (a
+    /// connection that read many messages in one go); between two batches of one sender,
+    /// and between a batch and that sender's other messages, order is kept as for `send`.
+    /// The iterator runs before anything is queued (never under the mailbox's lock).
+    ///
+    /// # Errors
+    ///
+    /// `SendError(msgs)`, handing every message back (none was delivered), if the server
+    /// is not alive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
+    ///
+    /// /// Sums what it is sent.
+    /// struct Sum(u64);
+    ///
+    /// impl GenServer for Sum {
+    ///     type Args = ();
+    ///     type Info = u64;
+    ///     type Call = ();
+    ///     type Reply = u64;
+    ///
+    ///     fn init((): (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+    ///         Ok(Sum(0))
+    ///     }
+    ///
+    ///     fn handle_info(&mut self, n: u64, _ctx: &mut Context<'_, Self>) -> Flow {
+    ///         self.0 += n;
+    ///         Flow::Continue
+    ///     }
+    ///
+    ///     fn handle_call(&mut self, (): (), _from: ReplyTo<u64>, _ctx: &mut Context<'_, Self>) -> CallFlow<u64> {
+    ///         CallFlow::Reply(self.0)
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let sum = rt.start::<Sum>(()).unwrap();
+    /// sum.send_all(1..=100).unwrap();
+    /// assert_eq!(sum.call(()).unwrap(), 5050);
+    /// rt.shutdown();
+    /// ```
+    pub fn send_all(&self, msgs: impl IntoIterator<Item = G::Info>) -> Result<(), SendError<Vec<G::Info>>> {
+        let envs: Vec<Envelope<G>> = msgs.into_iter().map(Envelope::Info).collect();
+        self.cell.push_all(envs).map_err(|envs| {
+            SendError(
+                envs.into_iter()
+                    .map(|env| match env {
+                        Envelope::Info(m) => m,
+                        _ => unreachable!("push_all hands back what it was given"),
+                    })
+                    .collect(),
+            )
+        })
+    }
+
     /// Delivers `msg` to the server's `handle_info` after `delay` (Elixir's
     /// `Process.send_after(pid, msg, ms)`), from any thread, inside a process or not.
     /// Returns a [`Timer`](crate::Timer) that whoever holds it may cancel or read. A timer

@@ -197,6 +197,28 @@ fn s10_send_to_dead_server_hands_message_back() {
 }
 
 #[test]
+fn s10_send_all_keeps_order_with_sends_and_a_dead_server_hands_all_back() {
+    let rt = rt(2);
+    let log = Log::default();
+    let s = probe(&rt, "a", &log, InitMode::Ok).unwrap();
+    // Batches between single sends, from one sender: one order, each message once.
+    for b in 0..50 {
+        s.send(format!("m{}", b * 4)).unwrap();
+        s.send_all((1..4).map(|i| format!("m{}", b * 4 + i))).unwrap();
+    }
+    s.send_all(Vec::new()).unwrap();
+    assert_eq!(s.call(Req::Echo(9)), Ok(Rep::N(9)));
+    let seen: Vec<String> = log.get().into_iter().filter(|e| e.starts_with("a:info:m")).collect();
+    let want: Vec<String> = (0..200).map(|i| format!("a:info:m{i}")).collect();
+    assert_eq!(seen, want);
+    s.kill();
+    assert_eq!(
+        s.send_all(["x".to_string(), "y".to_string()]),
+        Err(SendError(vec!["x".to_string(), "y".to_string()]))
+    );
+}
+
+#[test]
 fn s11_call_timeout_drops_the_late_reply() {
     let rt = rt(2);
     let log = Log::default();

@@ -154,3 +154,53 @@ fn close_during_a_batch_hands_back_everything_once() {
         assert_eq!(without_4, vec![1, 2, 3]);
     });
 }
+
+#[test]
+fn push_all_schedules_once_and_keeps_order_against_another_sender() {
+    loom::model(|| {
+        let mb = Arc::new(Mailbox::<u32>::new_running());
+        // The runner goes idle first, or races the pushes below.
+        let m2 = mb.clone();
+        let batcher = thread::spawn(move || usize::from(m2.push_all(vec![1, 2, 3]).unwrap()));
+        let m3 = mb.clone();
+        let single = thread::spawn(move || usize::from(m3.push(10).unwrap()));
+        let mut batch = VecDeque::new();
+        let (mut got, closed) = drain_all(&mb, &mut batch);
+        assert!(!closed);
+        let scheduled = batcher.join().unwrap() + single.join().unwrap();
+        // Whatever the runner left behind, exactly one of the two pushes scheduled it,
+        // once; nothing queued after the runner went idle is left without a schedule.
+        assert_eq!(scheduled, usize::from(got.len() < 4));
+        let (rest, _) = drain_all(&mb, &mut batch);
+        got.extend(rest);
+        // Every message once; the batch's three in their order.
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![1, 2, 3, 10]);
+        let from_batch: Vec<u32> = got.into_iter().filter(|m| *m != 10).collect();
+        assert_eq!(from_batch, vec![1, 2, 3]);
+    });
+}
+
+#[test]
+fn push_all_races_close_all_or_nothing() {
+    loom::model(|| {
+        let mb = Arc::new(Mailbox::<u32>::new_running());
+        let m2 = mb.clone();
+        let producer = thread::spawn(move || match m2.push_all(vec![1, 2]) {
+            Ok(_) => None,
+            Err(back) => Some(back),
+        });
+        let (queue, _schedule) = mb.close().unwrap();
+        let refused = producer.join().unwrap();
+        // Either the close handed back the whole batch, or the push handed it back whole.
+        match refused {
+            None => assert_eq!(queue.into_iter().collect::<Vec<_>>(), vec![1, 2]),
+            Some(back) => {
+                assert_eq!(back, vec![1, 2]);
+                assert!(queue.is_empty());
+            }
+        }
+        assert!(mb.push_all(vec![3]).is_err());
+    });
+}

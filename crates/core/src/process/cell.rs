@@ -206,6 +206,20 @@ impl<G: GenServer> Cell<G> {
         Ok(())
     }
 
+    /// Queues `envs` in order under one lock of the mailbox and schedules the process at
+    /// most once (a batch of [`Cell::push`]es, for a sender that has many messages at
+    /// hand). `Err(envs)`: the process is dead; nothing was queued.
+    pub(crate) fn push_all(self: &Arc<Self>, envs: Vec<Envelope<G>>) -> Result<(), Vec<Envelope<G>>> {
+        let (schedule, traced) = self.mailbox.push_all_observed(envs, kind_of)?;
+        for kind in traced {
+            self.trace_delivery(kind);
+        }
+        if schedule {
+            self.header.rt().pool.schedule(self.clone());
+        }
+        Ok(())
+    }
+
     #[cold]
     fn trace_delivery(&self, kind: crate::sim::MessageKind) {
         if let Some(driver) = self.header.rt().pool.sim() {
