@@ -26,6 +26,7 @@
 
 use crate::control::{self, Control};
 use crate::error::DistError;
+use crate::routing::Batch;
 use crate::term::{Atom, DecodeLimits, ExtPid};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
@@ -102,7 +103,8 @@ enum Drained {
 /// What the reader hands the node.
 pub(crate) trait Dispatch: Send + Sync + 'static {
     /// Routes a control message; never blocks (but for [`Conn::call_started`]'s bound).
-    fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control);
+    /// Messages for `handle_info` may wait in `batch` until the reader flushes it.
+    fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control, batch: &mut Batch);
     fn down(&self, conn: &std::sync::Arc<Conn>, reason: &str);
 }
 
@@ -170,6 +172,7 @@ impl Conn {
             conn: std::sync::Arc::clone(&conn),
             limits,
             dispatch,
+            batch: Batch::default(),
         };
         std::thread::Builder::new()
             .name(format!("dist-r-{}", conn.peer.as_str()))
@@ -409,12 +412,17 @@ struct Reader {
     conn: std::sync::Arc<Conn>,
     limits: Limits,
     dispatch: std::sync::Arc<dyn Dispatch>,
+    /// Messages of the frames parsed so far, pushed before the next `read` (or before any
+    /// frame that is not one).
+    batch: Batch,
 }
 
 impl Reader {
     fn run(mut self) {
         let _ = self.conn.reader.set(std::thread::current());
         let reason = self.read();
+        // What the frames before the end carried is delivered, as if read one by one.
+        self.batch.flush();
         self.conn.close();
         self.dispatch.down(&self.conn, &reason);
     }
@@ -456,7 +464,7 @@ impl Reader {
                     continue; // a tick
                 }
                 match control::parse(&self.buf[start + 4..start + 4 + len], limits.decode) {
-                    Ok(c) => self.dispatch.dispatch(&self.conn, c),
+                    Ok(c) => self.dispatch.dispatch(&self.conn, c, &mut self.batch),
                     Err(e) => {
                         let why = format!("malformed frame: {e}");
                         log::warn!(
@@ -467,6 +475,8 @@ impl Reader {
                     }
                 }
             }
+            // Every complete frame is routed: push their messages before waiting for more.
+            self.batch.flush();
             if self.start == self.end {
                 self.start = 0;
                 self.end = 0;

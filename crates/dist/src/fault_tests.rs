@@ -153,6 +153,79 @@ fn malformed_and_oversized_frames_close_only_that_connection() {
     assert_eq!(names, vec!["fb@127.0.0.1".to_string()]);
 }
 
+/// Reports each message to a channel, with its own name.
+struct Collector {
+    name: &'static str,
+    seen: std::sync::mpsc::Sender<(&'static str, Term)>,
+}
+
+impl GenServer for Collector {
+    type Args = (&'static str, std::sync::mpsc::Sender<(&'static str, Term)>);
+    type Info = Term;
+    type Call = ();
+    type Reply = ();
+
+    fn init((name, seen): Self::Args, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Collector { name, seen })
+    }
+
+    fn handle_info(&mut self, msg: Term, _ctx: &mut Context<'_, Self>) -> arbor_core::Flow {
+        let _ = self.seen.send((self.name, msg));
+        arbor_core::Flow::Continue
+    }
+}
+
+/// Many frames in one write (so one read takes them together): messages to two servers
+/// interleaved, a run longer than a batch to one of them, then a malformed frame. Every
+/// message before the bad frame arrives once, each server's in the order sent, and the
+/// bad frame closes the connection.
+#[test]
+fn frames_read_together_reach_each_server_in_order_up_to_a_bad_frame() {
+    use crate::control::{self, Control};
+    let e = epmd();
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let a = start(&rt, "ga@127.0.0.1", &e);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ca = rt.start::<Collector>(("ca", tx.clone())).unwrap();
+    let cb = rt.start::<Collector>(("cb", tx)).unwrap();
+    a.register("ca", &ca).unwrap();
+    a.register("cb", &cb).unwrap();
+    let from = crate::ExtPid {
+        node: crate::Atom::new("rawg@127.0.0.1"),
+        id: 1,
+        serial: 0,
+        creation: 7,
+    };
+    let mut bytes = Vec::new();
+    let mut want = (Vec::new(), Vec::new());
+    for i in 0..700i64 {
+        // interleaved first, then a run of 400 to `ca` alone
+        let to = if i < 300 && i % 3 == 0 { "cb" } else { "ca" };
+        let msg = Term::tuple([Term::atom("$gen_cast"), Term::Int(i)]);
+        let c = Control::RegSend {
+            from: from.clone(),
+            to: crate::Atom::new(to),
+            msg,
+        };
+        bytes.extend(control::frame(&c, None).unwrap());
+        if to == "ca" { &mut want.0 } else { &mut want.1 }.push(Term::Int(i));
+    }
+    bytes.extend([0, 0, 0, 4, 112, 131, 97, 1]);
+    let mut s = raw_peer(&e, "ga@127.0.0.1", "rawg@127.0.0.1");
+    s.write_all(&bytes).unwrap();
+    assert!(closed_by_node(&mut s));
+    let mut got = (Vec::new(), Vec::new());
+    for _ in 0..700 {
+        let (name, msg) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("every message before the bad frame");
+        if name == "ca" { &mut got.0 } else { &mut got.1 }.push(msg);
+    }
+    assert_eq!(got, want);
+    // and no more than those
+    assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+}
+
 #[test]
 fn simultaneous_connects_settle_on_one_connection() {
     let e = epmd();

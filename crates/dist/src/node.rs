@@ -569,8 +569,8 @@ impl Inner {
 }
 
 impl Dispatch for Inner {
-    fn dispatch(&self, conn: &Arc<Conn>, control: Control) {
-        self.tables.dispatch(self, conn, control)
+    fn dispatch(&self, conn: &Arc<Conn>, control: Control, batch: &mut crate::routing::Batch) {
+        self.tables.dispatch(self, conn, control, batch)
     }
 
     fn down(&self, conn: &Arc<Conn>, reason: &str) {

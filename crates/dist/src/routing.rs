@@ -27,11 +27,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-/// What arrives for an exported arbor process.
-pub(crate) enum Incoming {
-    Call { reply: ReplyPath, req: Term },
-    Cast(Term),
-    Info(Term),
+/// What a message for an exported arbor process is: a call (`{'$gen_call', {Pid, Tag},
+/// Req}`), or a message for `handle_info` (a cast's request, or anything else as it came).
+enum Classified {
+    Call { to: ExtPid, tag: Term, req: Term },
+    Message(Term),
 }
 
 /// Where the reply to an incoming call goes: the caller's alias when it sent one (a late
@@ -105,8 +105,47 @@ impl ReplyPath {
     }
 }
 
-/// Delivers to one arbor process (on the connection's reader thread: never blocks).
-pub(crate) type Deliver = Arc<dyn Fn(&Inner, Incoming) + Send + Sync>;
+/// Delivers to one arbor process (on the connection's reader thread: never blocks, but
+/// for the bound on a connection's calls in flight).
+pub(crate) trait Delivery: Send + Sync {
+    /// An incoming call, answered through `reply`.
+    fn call(&self, node: &Inner, reply: ReplyPath, req: Term);
+    /// Messages for `handle_info`, in the order they came, pushed in one go.
+    fn messages(&self, msgs: std::vec::Drain<'_, Term>);
+}
+
+/// A process's delivery, shared by the tables and the batches of the readers.
+pub(crate) type Deliver = Arc<dyn Delivery>;
+
+/// The most messages a batch gathers before it is pushed: bounds how long the first of
+/// them waits while the reader decodes the rest.
+const BATCH_MAX: usize = 128;
+
+/// Messages for one arbor process from consecutive frames of one connection, not yet
+/// pushed: a reader gathers the messages of what one `read` brought, and pushes them to
+/// their server with one `ServerRef::send_all` (one lock of its mailbox, at most one
+/// wake-up) instead of one send each. Any other frame pushes the batch first, and so does
+/// the end of the bytes read, so the order of a connection's frames is kept: per sender,
+/// and against its calls, links, monitors and exits.
+#[derive(Default)]
+pub(crate) struct Batch {
+    to: Option<Deliver>,
+    msgs: Vec<Term>,
+}
+
+impl Batch {
+    /// Pushes what is gathered, if anything.
+    pub(crate) fn flush(&mut self) {
+        if let Some(to) = self.to.take() {
+            to.messages(self.msgs.drain(..));
+        }
+    }
+
+    /// True if the batch gathers for `d` (and may take one more).
+    fn gathers_for(&self, d: &Deliver) -> bool {
+        self.to.as_ref().is_some_and(|to| Arc::ptr_eq(to, d)) && self.msgs.len() < BATCH_MAX
+    }
+}
 
 struct Local {
     pid: Pid,
@@ -338,41 +377,58 @@ impl Tables {
 
     // ---- the wire --------------------------------------------------------------------
 
-    pub(crate) fn dispatch(&self, node: &Inner, conn: &Arc<Conn>, control: Control) {
+    /// Routes one control message that came over `conn`. A message for `handle_info` joins
+    /// `batch` (see [`Batch`]); anything else pushes the batch first.
+    pub(crate) fn dispatch(&self, node: &Inner, conn: &Arc<Conn>, control: Control, batch: &mut Batch) {
         match control {
             Control::RegSend { from, to, msg } => {
-                let target = {
+                let msg = classify(msg);
+                let routed = {
                     let l = self.locals.read();
                     l.names
                         .get(&to)
                         .and_then(|id| l.by_id.get(id))
-                        .map(|e| (e.ext.clone(), e.deliver.clone()))
+                        .map(|e| route(e, msg, batch))
                 };
-                match target {
-                    Some((ext, Some(deliver))) => deliver(node, classify(conn, ext, msg)),
-                    Some((ext, None)) => log::debug!("arbor-dist: {ext} takes no messages; dropped one from {from}"),
+                match routed {
+                    Some(Routed::NoMessages(ext)) => {
+                        log::debug!("arbor-dist: {ext} takes no messages; dropped one from {from}")
+                    }
+                    Some(routed) => deliver(node, conn, routed, batch),
                     None => log::debug!("arbor-dist: no process named {to}; dropped a message from {from}"),
                 }
             }
             Control::Send { to, msg } => {
                 if to.id == 0 && to.node == node.name {
+                    batch.flush();
                     self.call_reply(msg);
                     return;
                 }
-                let target = if to.node == node.name && to.creation == node.creation {
-                    self.locals
-                        .read()
-                        .by_id
-                        .get(&to.id)
-                        .map(|e| (e.ext.clone(), e.deliver.clone()))
+                let routed = if to.node == node.name && to.creation == node.creation {
+                    let msg = classify(msg);
+                    self.locals.read().by_id.get(&to.id).map(|e| route(e, msg, batch))
                 } else {
                     None
                 };
-                match target {
-                    Some((ext, Some(deliver))) => deliver(node, classify(conn, ext, msg)),
-                    _ => log::debug!("arbor-dist: message to {to}, which takes none, dropped"),
+                match routed {
+                    Some(Routed::NoMessages(_)) | None => {
+                        log::debug!("arbor-dist: message to {to}, which takes none, dropped")
+                    }
+                    Some(routed) => deliver(node, conn, routed, batch),
                 }
             }
+            other => {
+                batch.flush();
+                self.dispatch_signal(node, conn, other);
+            }
+        }
+    }
+
+    /// Routes a control message that is not a message: links, monitors, exits, the
+    /// replies to arbor's calls.
+    fn dispatch_signal(&self, node: &Inner, conn: &Arc<Conn>, control: Control) {
+        match control {
+            Control::RegSend { .. } | Control::Send { .. } => unreachable!("messages are routed by dispatch"),
             Control::AliasSend { alias, msg } => {
                 if let Term::Tuple(mut t) = msg {
                     if t.len() == 2 {
@@ -678,8 +734,76 @@ fn guarded(what: &str, f: impl FnOnce()) {
     }
 }
 
-/// Splits a message for an exported process into a call, a cast, or a plain message.
-fn classify(conn: &Arc<Conn>, me: ExtPid, msg: Term) -> Incoming {
+/// A message with what the tables found for it: its process's delivery (and, for a call,
+/// the process's pid), cloned only where the batch does not hold them already.
+enum Routed {
+    Call {
+        me: ExtPid,
+        deliver: Deliver,
+        to: ExtPid,
+        tag: Term,
+        req: Term,
+    },
+    /// For `handle_info`, to a process the batch gathers for already.
+    Join(Term),
+    /// For `handle_info`, to another process: a new batch.
+    Start(Deliver, Term),
+    /// The process takes no messages: dropped.
+    NoMessages(ExtPid),
+}
+
+/// Reads what `msg` needs from its process's entry (under the tables' lock: clones, no
+/// user code).
+fn route(e: &Local, msg: Classified, batch: &Batch) -> Routed {
+    let Some(deliver) = &e.deliver else {
+        return Routed::NoMessages(e.ext.clone());
+    };
+    match msg {
+        Classified::Call { to, tag, req } => Routed::Call {
+            me: e.ext.clone(),
+            deliver: Arc::clone(deliver),
+            to,
+            tag,
+            req,
+        },
+        Classified::Message(m) if batch.gathers_for(deliver) => Routed::Join(m),
+        Classified::Message(m) => Routed::Start(Arc::clone(deliver), m),
+    }
+}
+
+/// Hands a routed message to its process: a call at once (after the batch), a message
+/// for `handle_info` to the batch.
+fn deliver(node: &Inner, conn: &Arc<Conn>, routed: Routed, batch: &mut Batch) {
+    match routed {
+        Routed::Call {
+            me,
+            deliver,
+            to,
+            tag,
+            req,
+        } => {
+            batch.flush();
+            let reply = ReplyPath {
+                conn: Arc::clone(conn),
+                to,
+                tag,
+                me,
+            };
+            deliver.call(node, reply, req);
+        }
+        Routed::Join(m) => batch.msgs.push(m),
+        Routed::Start(deliver, m) => {
+            batch.flush();
+            batch.to = Some(deliver);
+            batch.msgs.push(m);
+        }
+        Routed::NoMessages(_) => {}
+    }
+}
+
+/// Splits a message for an exported process into a call, or a message for `handle_info`
+/// (a cast's request, or the message as it came).
+fn classify(msg: Term) -> Classified {
     match msg {
         Term::Tuple(mut t) if t.len() == 3 && t[0].is_atom("$gen_call") => {
             let req = t.pop().unwrap_or(Term::List(Vec::new()));
@@ -687,23 +811,15 @@ fn classify(conn: &Arc<Conn>, me: ExtPid, msg: Term) -> Incoming {
                 Some(Term::Tuple(mut from)) if from.len() == 2 => {
                     let tag = from.pop().unwrap_or(Term::List(Vec::new()));
                     match from.pop() {
-                        Some(Term::Pid(to)) => Incoming::Call {
-                            reply: ReplyPath {
-                                conn: Arc::clone(conn),
-                                to,
-                                tag,
-                                me,
-                            },
-                            req,
-                        },
-                        other => Incoming::Info(Term::Tuple(vec![
+                        Some(Term::Pid(to)) => Classified::Call { to, tag, req },
+                        other => Classified::Message(Term::Tuple(vec![
                             Term::atom("$gen_call"),
                             Term::Tuple(vec![other.unwrap_or(Term::List(Vec::new())), tag]),
                             req,
                         ])),
                     }
                 }
-                other => Incoming::Info(Term::Tuple(vec![
+                other => Classified::Message(Term::Tuple(vec![
                     Term::atom("$gen_call"),
                     other.unwrap_or(Term::List(Vec::new())),
                     req,
@@ -711,17 +827,18 @@ fn classify(conn: &Arc<Conn>, me: ExtPid, msg: Term) -> Incoming {
             }
         }
         Term::Tuple(mut t) if t.len() == 2 && t[0].is_atom("$gen_cast") => {
-            Incoming::Cast(t.pop().unwrap_or(Term::List(Vec::new())))
+            Classified::Message(t.pop().unwrap_or(Term::List(Vec::new())))
         }
-        other => Incoming::Info(other),
+        other => Classified::Message(other),
     }
 }
 
 /// Builds the delivery of a `G`: a call is pushed with `call_with`, whose callback posts
 /// the reply (the reader goes on at once, so the frames of one connection reach their
-/// servers in the order they arrived); casts and plain messages go to `handle_info`. A request that does not fit `G::Call`
-/// fails its call at once (`{bad_request, Text}`); a message that does not fit `G::Info` is
-/// logged and dropped.
+/// servers in the order they arrived); casts and plain messages go to `handle_info`, a
+/// batch of them with one `send_all`. A request that does not fit `G::Call` fails its
+/// call at once (`{bad_request, Text}`); a message that does not fit `G::Info` is logged
+/// and dropped.
 pub(crate) fn deliver_to<G>(server: ServerRef<G>) -> Deliver
 where
     G: GenServer,
@@ -729,8 +846,21 @@ where
     G::Reply: ToTerm,
     G::Info: FromTerm,
 {
-    Arc::new(move |node: &Inner, incoming: Incoming| match incoming {
-        Incoming::Call { reply, req } => match G::Call::from_term(req) {
+    Arc::new(DeliverTo(server))
+}
+
+struct DeliverTo<G: GenServer>(ServerRef<G>);
+
+impl<G> Delivery for DeliverTo<G>
+where
+    G: GenServer,
+    G::Call: FromTerm,
+    G::Reply: ToTerm,
+    G::Info: FromTerm,
+{
+    fn call(&self, node: &Inner, reply: ReplyPath, req: Term) {
+        let server = &self.0;
+        match G::Call::from_term(req) {
             Ok(req) => {
                 let conn = Arc::clone(&reply.conn);
                 conn.call_started();
@@ -749,14 +879,20 @@ where
                 let why = Term::tuple([Term::atom("bad_request"), Term::binary(e.to_string())]);
                 reply.reject(&node.tables, why);
             }
-        },
-        Incoming::Cast(m) | Incoming::Info(m) => match G::Info::from_term(m) {
-            Ok(info) => {
-                let _ = server.send(info);
+        }
+    }
+
+    fn messages(&self, msgs: std::vec::Drain<'_, Term>) {
+        let server = &self.0;
+        // A server that has exited drops them, as `send` to a dead pid does.
+        let _ = server.send_all(msgs.filter_map(|m| match G::Info::from_term(m) {
+            Ok(info) => Some(info),
+            Err(e) => {
+                log::warn!("arbor-dist: message to {} dropped: {e}", server.pid());
+                None
             }
-            Err(e) => log::warn!("arbor-dist: message to {} dropped: {e}", server.pid()),
-        },
-    })
+        }));
+    }
 }
 
 /// The arbor process through which outgoing calls wait: its `handle_call` parks the
