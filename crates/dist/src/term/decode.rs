@@ -446,6 +446,11 @@ impl<'a> Decoder<'a> {
         let bytes = self.take(n)?;
         let name = match tag {
             ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => {
+                // The same bytes as an atom decoded before are that atom: no need to
+                // validate them again.
+                if let Some(a) = cached_utf8(bytes) {
+                    return Ok(a);
+                }
                 let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::BadAtom)?;
                 // (a character is at least a byte: only a long atom can have too many)
                 if s.len() > 255 && s.chars().count() > 255 {
@@ -479,14 +484,38 @@ thread_local! {
         const { std::cell::RefCell::new([const { None }; ATOM_CACHE]) };
 }
 
+/// The cache's slot for an atom of text `bytes`: a multiplicative hash of its length and
+/// its first and last eight bytes (a few instructions whatever the length; atoms that
+/// collide only evict each other, and a hit is confirmed by comparing the whole text).
+fn atom_slot(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    let word = |b: &[u8]| -> u64 {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    let (head, tail) = if n >= 8 {
+        (word(&bytes[..8]), word(&bytes[n - 8..]))
+    } else {
+        (word(bytes), 0)
+    };
+    let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 58) as usize % ATOM_CACHE
+}
+
+/// The cached atom whose text is `bytes` (UTF-8 bytes not yet validated), if there is
+/// one: equal bytes are the cached atom's valid text.
+fn cached_utf8(bytes: &[u8]) -> Option<Atom> {
+    let slot = atom_slot(bytes);
+    ATOMS.with(|cache| match &cache.try_borrow().ok()?[slot] {
+        Some(a) if a.as_str().as_bytes() == bytes => Some(a.clone()),
+        _ => None,
+    })
+}
+
 /// The atom with text `s`, from this thread's cache when it is there.
 fn cached_atom(s: &str) -> Atom {
-    // FNV-1a over the text, folded to a slot.
-    let mut h: u32 = 0x811c_9dc5;
-    for b in s.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    let slot = (h ^ (h >> 16)) as usize % ATOM_CACHE;
+    let slot = atom_slot(s.as_bytes());
     ATOMS.with(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else {
             return Atom::new(s);
