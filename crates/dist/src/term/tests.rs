@@ -220,3 +220,27 @@ fn random_terms_round_trip() {
         assert_eq!(encode(&back).unwrap(), bytes, "term {i}: {t}");
     }
 }
+
+#[test]
+fn the_atom_cache_answers_only_for_the_same_text() {
+    // SMALL_ATOM_UTF8_EXT "é" (C3 A9), then SMALL_ATOM_EXT (Latin-1) of the same two bytes,
+    // which is "Ã©": equal bytes under another encoding are another atom.
+    let utf8 = [131, 119, 2, 0xc3, 0xa9];
+    let latin1 = [131, 115, 2, 0xc3, 0xa9];
+    for _ in 0..2 {
+        assert_eq!(decode(&utf8).unwrap(), Term::atom("é"));
+        assert_eq!(decode(&latin1).unwrap(), Term::atom("Ã©"));
+    }
+    // Many atoms of one length and the same first and last eight bytes' neighbours: each
+    // decodes to itself, whatever evicts whom.
+    for round in 0..3 {
+        for i in 0..200u32 {
+            let text = format!("node_{i:04}_x@127.0.0.1");
+            let mut bytes = vec![131, 119, text.len() as u8];
+            bytes.extend_from_slice(text.as_bytes());
+            assert_eq!(decode(&bytes).unwrap(), Term::atom(&text), "round {round}");
+        }
+    }
+    // Bytes that are not UTF-8 stay an error, also once a valid atom sits in their slot.
+    assert_eq!(decode(&[131, 119, 2, 0xc3, 0x28]), Err(DecodeError::BadAtom));
+}
