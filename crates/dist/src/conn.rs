@@ -173,6 +173,7 @@ impl Conn {
             limits,
             dispatch,
             batch: Batch::default(),
+            memo: control::Memo::default(),
         };
         std::thread::Builder::new()
             .name(format!("dist-r-{}", conn.peer.as_str()))
@@ -415,6 +416,8 @@ struct Reader {
     /// Messages of the frames parsed so far, pushed before the next `read` (or before any
     /// frame that is not one).
     batch: Batch,
+    /// The last message frame's control message (see [`control::Memo`]).
+    memo: control::Memo,
 }
 
 impl Reader {
@@ -463,7 +466,7 @@ impl Reader {
                 if len == 0 {
                     continue; // a tick
                 }
-                match control::parse(&self.buf[start + 4..start + 4 + len], limits.decode) {
+                match control::parse_remembering(&self.buf[start + 4..start + 4 + len], limits.decode, &mut self.memo) {
                     Ok(c) => self.dispatch.dispatch(&self.conn, c, &mut self.batch),
                     Err(e) => {
                         let why = format!("malformed frame: {e}");

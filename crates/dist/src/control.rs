@@ -159,10 +159,40 @@ fn reference(t: &Term) -> Option<ExtRef> {
     }
 }
 
+/// The control message of the last message frame a reader parsed, with its bytes. The
+/// frames of a stream of messages from one sender to one process repeat it byte for
+/// byte, and bytes that begin with a term's encoding hold that term (a term's encoding
+/// ends where its own bytes say it does: none is a prefix of another), so a frame that
+/// begins with these bytes has this control message, without decoding it again.
+#[derive(Default)]
+pub(crate) struct Memo {
+    bytes: Vec<u8>,
+    control: Option<Remembered>,
+}
+
+enum Remembered {
+    RegSend { from: ExtPid, to: Atom },
+    Send { to: ExtPid },
+}
+
+/// Control messages longer than this are not remembered (a message's is well under).
+const MEMO_MAX: usize = 512;
+
+impl Memo {
+    fn remember(&mut self, bytes: &[u8], control: Remembered) {
+        if bytes.len() <= MEMO_MAX {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(bytes);
+            self.control = Some(control);
+        }
+    }
+}
+
 /// The frames that carry messages (`SEND`, `SEND_SENDER`, `REG_SEND`: nearly all of a busy
-/// connection's), read without the control tuple's vector and clones; `None` for any
-/// other frame, which [`parse`] reads the general way. Same result as the general way.
-fn parse_message(rest: &[u8], limits: DecodeLimits) -> Option<Result<Control, FrameError>> {
+/// connection's), read without the control tuple's vector and clones, and without
+/// decoding a control message equal to the last one (`memo`); `None` for any other
+/// frame, which [`parse`] reads the general way. Same result as the general way.
+fn parse_message(rest: &[u8], limits: DecodeLimits, memo: &mut Memo) -> Option<Result<Control, FrameError>> {
     use term::decode::{decode_tuple_prefix, SMALL_INTEGER_EXT};
     if rest.len() < 5 || rest[3] != SMALL_INTEGER_EXT {
         return None;
@@ -182,17 +212,39 @@ fn parse_message(rest: &[u8], limits: DecodeLimits) -> Option<Result<Control, Fr
         Ok(Some(t))
     };
     let need = |p: Option<Term>| p.ok_or_else(|| FrameError::Control(format!("operation {op} without its payload")));
+    if let Some(control) = &memo.control {
+        if rest.starts_with(&memo.bytes) {
+            let used = memo.bytes.len();
+            return Some(payload(used).and_then(|p| {
+                Ok(match control {
+                    Remembered::RegSend { from, to } => Control::RegSend {
+                        from: from.clone(),
+                        to: to.clone(),
+                        msg: need(p)?,
+                    },
+                    Remembered::Send { to } => Control::Send {
+                        to: to.clone(),
+                        msg: need(p)?,
+                    },
+                })
+            }));
+        }
+    }
     match (rest[2], op) {
         (4, REG_SEND) => {
             let decoded = decode_tuple_prefix::<4>(rest, limits)?;
             Some(decoded.map_err(FrameError::Term).and_then(|(t, used)| {
                 let p = payload(used)?;
                 match t {
-                    [_, Term::Pid(from), _, Term::Atom(to)] => Ok(Control::RegSend {
-                        from,
-                        to,
-                        msg: need(p)?,
-                    }),
+                    [_, Term::Pid(from), _, Term::Atom(to)] => {
+                        let msg = need(p)?;
+                        let remembered = Remembered::RegSend {
+                            from: from.clone(),
+                            to: to.clone(),
+                        };
+                        memo.remember(&rest[..used], remembered);
+                        Ok(Control::RegSend { from, to, msg })
+                    }
                     t => Err(bad("reg_send", &t)),
                 }
             }))
@@ -202,7 +254,11 @@ fn parse_message(rest: &[u8], limits: DecodeLimits) -> Option<Result<Control, Fr
             Some(decoded.map_err(FrameError::Term).and_then(|(t, used)| {
                 let p = payload(used)?;
                 match t {
-                    [_, _, Term::Pid(to)] => Ok(Control::Send { to, msg: need(p)? }),
+                    [_, _, Term::Pid(to)] => {
+                        let msg = need(p)?;
+                        memo.remember(&rest[..used], Remembered::Send { to: to.clone() });
+                        Ok(Control::Send { to, msg })
+                    }
                     t => Err(bad("send", &t)),
                 }
             }))
@@ -212,12 +268,19 @@ fn parse_message(rest: &[u8], limits: DecodeLimits) -> Option<Result<Control, Fr
 }
 
 /// Reads a frame body (the bytes after the length; never empty: ticks are handled before).
+#[cfg(test)]
 pub(crate) fn parse(body: &[u8], limits: DecodeLimits) -> Result<Control, FrameError> {
+    parse_remembering(body, limits, &mut Memo::default())
+}
+
+/// [`parse`] for a reader of a stream of frames, which keeps `memo` from one frame to the
+/// next (see [`Memo`]).
+pub(crate) fn parse_remembering(body: &[u8], limits: DecodeLimits, memo: &mut Memo) -> Result<Control, FrameError> {
     if body[0] != PASS_THROUGH {
         return Err(FrameError::NotPassThrough(body[0]));
     }
     let rest = &body[1..];
-    if let Some(c) = parse_message(rest, limits) {
+    if let Some(c) = parse_message(rest, limits, memo) {
         return c;
     }
     parse_general(rest, limits)
@@ -583,25 +646,40 @@ mod tests {
         ];
         let limits = DecodeLimits::default();
         let mut fast = 0;
-        for f in &frames {
-            let rest = &f[5..];
-            assert_eq!(parse_message(rest, limits), Some(parse_general(rest, limits)));
-            for i in 0..rest.len() {
-                for b in [0u8, 1, 2, 3, 4, 6, 22, 97, 100, 104, 119, 255] {
-                    let mut m = rest.to_vec();
-                    m[i] = b;
-                    if let Some(r) = parse_message(&m, limits) {
-                        fast += 1;
-                        assert_eq!(r, parse_general(&m, limits), "byte {i} = {b}");
+        // Once with a fresh memo each time, once with one memo kept across every frame,
+        // mutated or not (as a reader keeps it): a remembered control message changes
+        // nothing in what is read.
+        let mut kept = Memo::default();
+        for keep in [false, true] {
+            let memo = |kept: &mut Memo| if keep { std::mem::take(kept) } else { Memo::default() };
+            for f in &frames {
+                let rest = &f[5..];
+                let mut m0 = memo(&mut kept);
+                assert_eq!(parse_message(rest, limits, &mut m0), Some(parse_general(rest, limits)));
+                // the same frame again, from what it left in the memo
+                assert_eq!(parse_message(rest, limits, &mut m0), Some(parse_general(rest, limits)));
+                kept = m0;
+                for i in 0..rest.len() {
+                    for b in [0u8, 1, 2, 3, 4, 6, 22, 97, 100, 104, 119, 255] {
+                        let mut m = rest.to_vec();
+                        m[i] = b;
+                        let mut mm = memo(&mut kept);
+                        if let Some(r) = parse_message(&m, limits, &mut mm) {
+                            fast += 1;
+                            assert_eq!(r, parse_general(&m, limits), "byte {i} = {b}, memo kept: {keep}");
+                        }
+                        kept = mm;
                     }
-                }
-                // cut short
-                if let Some(r) = parse_message(&rest[..i], limits) {
-                    assert_eq!(r, parse_general(&rest[..i], limits), "cut at {i}");
+                    // cut short
+                    let mut mm = memo(&mut kept);
+                    if let Some(r) = parse_message(&rest[..i], limits, &mut mm) {
+                        assert_eq!(r, parse_general(&rest[..i], limits), "cut at {i}, memo kept: {keep}");
+                    }
+                    kept = mm;
                 }
             }
         }
-        assert!(fast > 100, "the fast path was taken {fast} times");
+        assert!(fast > 200, "the fast path was taken {fast} times");
     }
 
     #[test]
