@@ -109,6 +109,18 @@ pub(crate) enum Control {
         alias: ExtRef,
         msg: Term,
     },
+    /// A `Send` whose message is `{'$gen_cast', req}` (as the parser reads it: the
+    /// tuple is never built).
+    Cast {
+        to: ExtPid,
+        req: Term,
+    },
+    /// A `RegSend` whose message is `{'$gen_cast', req}`.
+    RegCast {
+        from: ExtPid,
+        to: Atom,
+        req: Term,
+    },
     UnlinkId {
         id: u64,
         from: ExtPid,
@@ -188,6 +200,38 @@ impl Memo {
     }
 }
 
+/// A message frame's payload: a cast's request, or any other message.
+enum Payload {
+    Cast(Term),
+    Msg(Term),
+}
+
+impl Payload {
+    /// Tells a cast (`{'$gen_cast', Req}`) from any other message.
+    fn of(msg: Term) -> Payload {
+        match msg {
+            Term::Tuple(mut t) if t.len() == 2 && t[0].is_atom("$gen_cast") => {
+                Payload::Cast(t.pop().unwrap_or(Term::List(Vec::new())))
+            }
+            other => Payload::Msg(other),
+        }
+    }
+
+    fn send(self, to: ExtPid) -> Control {
+        match self {
+            Payload::Cast(req) => Control::Cast { to, req },
+            Payload::Msg(msg) => Control::Send { to, msg },
+        }
+    }
+
+    fn reg_send(self, from: ExtPid, to: Atom) -> Control {
+        match self {
+            Payload::Cast(req) => Control::RegCast { from, to, req },
+            Payload::Msg(msg) => Control::RegSend { from, to, msg },
+        }
+    }
+}
+
 /// The frames that carry messages (`SEND`, `SEND_SENDER`, `REG_SEND`: nearly all of a busy
 /// connection's), read without the control tuple's vector and clones, and without
 /// decoding a control message equal to the last one (`memo`); `None` for any other
@@ -200,32 +244,30 @@ fn parse_message(rest: &[u8], limits: DecodeLimits, memo: &mut Memo) -> Option<R
     let op = i64::from(rest[4]);
     // As the general path: the payload is decoded (if there is one) before the control
     // message's elements are checked, and its absence is an error only after them.
-    let payload = |used: usize| -> Result<Option<Term>, FrameError> {
+    // The payload, read as a cast's request (without the tuple) when it is one.
+    let payload = |used: usize| -> Result<Option<Payload>, FrameError> {
         let rest = &rest[used..];
         if rest.is_empty() {
             return Ok(None);
         }
-        let (t, n) = term::decode_prefix(rest, limits).map_err(FrameError::Term)?;
+        let (t, n) = match term::decode::decode_cast_prefix(rest, limits) {
+            Some(r) => r.map(|(req, n)| (Payload::Cast(req), n)),
+            None => term::decode_prefix(rest, limits).map(|(t, n)| (Payload::of(t), n)),
+        }
+        .map_err(FrameError::Term)?;
         if n != rest.len() {
             return Err(FrameError::Term(DecodeError::TrailingBytes(rest.len() - n)));
         }
         Ok(Some(t))
     };
-    let need = |p: Option<Term>| p.ok_or_else(|| FrameError::Control(format!("operation {op} without its payload")));
+    let need = |p: Option<Payload>| p.ok_or_else(|| FrameError::Control(format!("operation {op} without its payload")));
     if let Some(control) = &memo.control {
         if rest.starts_with(&memo.bytes) {
             let used = memo.bytes.len();
             return Some(payload(used).and_then(|p| {
                 Ok(match control {
-                    Remembered::RegSend { from, to } => Control::RegSend {
-                        from: from.clone(),
-                        to: to.clone(),
-                        msg: need(p)?,
-                    },
-                    Remembered::Send { to } => Control::Send {
-                        to: to.clone(),
-                        msg: need(p)?,
-                    },
+                    Remembered::RegSend { from, to } => need(p)?.reg_send(from.clone(), to.clone()),
+                    Remembered::Send { to } => need(p)?.send(to.clone()),
                 })
             }));
         }
@@ -243,7 +285,7 @@ fn parse_message(rest: &[u8], limits: DecodeLimits, memo: &mut Memo) -> Option<R
                             to: to.clone(),
                         };
                         memo.remember(&rest[..used], remembered);
-                        Ok(Control::RegSend { from, to, msg })
+                        Ok(msg.reg_send(from, to))
                     }
                     t => Err(bad("reg_send", &t)),
                 }
@@ -257,7 +299,7 @@ fn parse_message(rest: &[u8], limits: DecodeLimits, memo: &mut Memo) -> Option<R
                     [_, _, Term::Pid(to)] => {
                         let msg = need(p)?;
                         memo.remember(&rest[..used], Remembered::Send { to: to.clone() });
-                        Ok(Control::Send { to, msg })
+                        Ok(msg.send(to))
                     }
                     t => Err(bad("send", &t)),
                 }
@@ -314,18 +356,18 @@ fn parse_general(rest: &[u8], limits: DecodeLimits) -> Result<Control, FrameErro
             from: pid(&t[1]).ok_or_else(|| bad("link", &t))?,
             to: pid(&t[2]).ok_or_else(|| bad("link", &t))?,
         },
-        (SEND, 3) | (SEND_TT, 4) | (SEND_SENDER, 3) | (SEND_SENDER_TT, 4) => Control::Send {
-            to: pid(&t[2]).ok_or_else(|| bad("send", &t))?,
-            msg: need_payload(payload)?,
-        },
-        (REG_SEND, 4) | (REG_SEND_TT, 5) => Control::RegSend {
-            from: pid(&t[1]).ok_or_else(|| bad("reg_send", &t))?,
-            to: match &t[3] {
+        (SEND, 3) | (SEND_TT, 4) | (SEND_SENDER, 3) | (SEND_SENDER_TT, 4) => {
+            let to = pid(&t[2]).ok_or_else(|| bad("send", &t))?;
+            Payload::of(need_payload(payload)?).send(to)
+        }
+        (REG_SEND, 4) | (REG_SEND_TT, 5) => {
+            let from = pid(&t[1]).ok_or_else(|| bad("reg_send", &t))?;
+            let to = match &t[3] {
                 Term::Atom(a) => a.clone(),
                 _ => return Err(bad("reg_send", &t)),
-            },
-            msg: need_payload(payload)?,
-        },
+            };
+            Payload::of(need_payload(payload)?).reg_send(from, to)
+        }
         (EXIT, 4) | (EXIT_TT, 5) | (EXIT2, 4) | (EXIT2_TT, 5) => {
             let from = pid(&t[1]).ok_or_else(|| bad("exit", &t))?;
             let to = pid(&t[2]).ok_or_else(|| bad("exit", &t))?;
@@ -457,18 +499,40 @@ pub(crate) fn message_frame(
 /// A complete frame (length included) for a control message, with its payload.
 /// `from` is the sending process where the control carries one.
 pub(crate) fn frame(c: &Control, from: Option<&ExtPid>) -> Result<Vec<u8>, EncodeError> {
-    let (ctl, payload): (Term, Option<&Term>) = match c {
+    use std::borrow::Cow;
+    let cast = |req: &Term| Cow::Owned(Term::Tuple(vec![Term::atom("$gen_cast"), req.clone()]));
+    let (ctl, payload): (Term, Option<Cow<'_, Term>>) = match c {
+        Control::Cast { to, req } => match from {
+            Some(f) => (Term::Tuple(vec![int(SEND_SENDER), p(f), p(to)]), Some(cast(req))),
+            None => (Term::Tuple(vec![int(SEND), Term::atom(""), p(to)]), Some(cast(req))),
+        },
+        Control::RegCast { from, to, req } => (
+            Term::Tuple(vec![int(REG_SEND), p(from), Term::atom(""), Term::Atom(to.clone())]),
+            Some(cast(req)),
+        ),
         Control::Link { from, to } => (Term::Tuple(vec![int(LINK), p(from), p(to)]), None),
         Control::Send { to, msg } => match from {
-            Some(f) => (Term::Tuple(vec![int(SEND_SENDER), p(f), p(to)]), Some(msg)),
-            None => (Term::Tuple(vec![int(SEND), Term::atom(""), p(to)]), Some(msg)),
+            Some(f) => (
+                Term::Tuple(vec![int(SEND_SENDER), p(f), p(to)]),
+                Some(Cow::Borrowed(msg)),
+            ),
+            None => (
+                Term::Tuple(vec![int(SEND), Term::atom(""), p(to)]),
+                Some(Cow::Borrowed(msg)),
+            ),
         },
-        Control::Exit { from, to, reason } => (Term::Tuple(vec![int(PAYLOAD_EXIT), p(from), p(to)]), Some(reason)),
-        Control::Exit2 { from, to, reason } => (Term::Tuple(vec![int(PAYLOAD_EXIT2), p(from), p(to)]), Some(reason)),
+        Control::Exit { from, to, reason } => (
+            Term::Tuple(vec![int(PAYLOAD_EXIT), p(from), p(to)]),
+            Some(Cow::Borrowed(reason)),
+        ),
+        Control::Exit2 { from, to, reason } => (
+            Term::Tuple(vec![int(PAYLOAD_EXIT2), p(from), p(to)]),
+            Some(Cow::Borrowed(reason)),
+        ),
         Control::Unlink { from, to } => (Term::Tuple(vec![int(UNLINK), p(from), p(to)]), None),
         Control::RegSend { from, to, msg } => (
             Term::Tuple(vec![int(REG_SEND), p(from), Term::atom(""), Term::Atom(to.clone())]),
-            Some(msg),
+            Some(Cow::Borrowed(msg)),
         ),
         Control::GroupLeader => return Err(EncodeError::TooLong),
         Control::MonitorP { from, to, reference } => (
@@ -486,11 +550,14 @@ pub(crate) fn frame(c: &Control, from: Option<&ExtPid>) -> Result<Vec<u8>, Encod
             reason,
         } => (
             Term::Tuple(vec![int(PAYLOAD_MONITOR_P_EXIT), from.to_term(), p(to), r(reference)]),
-            Some(reason),
+            Some(Cow::Borrowed(reason)),
         ),
         Control::AliasSend { alias, msg } => {
             let f = from.map(p).unwrap_or_else(|| Term::atom(""));
-            (Term::Tuple(vec![int(ALIAS_SEND), f, r(alias)]), Some(msg))
+            (
+                Term::Tuple(vec![int(ALIAS_SEND), f, r(alias)]),
+                Some(Cow::Borrowed(msg)),
+            )
         }
         Control::UnlinkId { id, from, to } => (
             Term::Tuple(vec![int(UNLINK_ID), Term::Int(*id as i64), p(from), p(to)]),
@@ -505,7 +572,7 @@ pub(crate) fn frame(c: &Control, from: Option<&ExtPid>) -> Result<Vec<u8>, Encod
     out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
     term::encode_into(&ctl, &mut out)?;
     if let Some(m) = payload {
-        term::encode_into(m, &mut out)?;
+        term::encode_into(&m, &mut out)?;
     }
     let len = u32::try_from(out.len() - 4).map_err(|_| EncodeError::TooLong)?;
     out[..4].copy_from_slice(&len.to_be_bytes());
@@ -604,7 +671,52 @@ mod tests {
             };
             let f = message_frame(&pid(1), To::Pid(&pid(2)), is_cast, &msg).unwrap();
             assert_eq!(f, frame(&by_pid, Some(&pid(1))).unwrap());
-            assert_eq!(parse(&f[4..], DecodeLimits::default()).unwrap(), by_pid);
+            // A cast reads back as one (its request, without the tuple), and writes as
+            // the `Send` it stands for.
+            let (read_pid, read_name) = if is_cast {
+                let c = Control::Cast {
+                    to: pid(2),
+                    req: msg.clone(),
+                };
+                assert_eq!(frame(&c, Some(&pid(1))).unwrap(), f);
+                let rc = Control::RegCast {
+                    from: pid(1),
+                    to: name.clone(),
+                    req: msg.clone(),
+                };
+                assert_eq!(frame(&rc, None).unwrap(), frame(&by_name, None).unwrap());
+                (c, rc)
+            } else {
+                (by_pid, by_name.clone())
+            };
+            assert_eq!(parse(&f[4..], DecodeLimits::default()).unwrap(), read_pid);
+            let f = frame(&by_name, None).unwrap();
+            assert_eq!(parse(&f[4..], DecodeLimits::default()).unwrap(), read_name);
+        }
+        // Every encoding of the tag reads as a cast: SMALL_ATOM_UTF8, ATOM_UTF8, SMALL_ATOM, ATOM.
+        let tag = b"$gen_cast";
+        for head in [vec![119u8, 9], vec![118, 0, 9], vec![115, 9], vec![100, 0, 9]] {
+            let mut f = frame(
+                &Control::Send {
+                    to: pid(2),
+                    msg: Term::Int(0),
+                },
+                None,
+            )
+            .unwrap();
+            f.truncate(f.len() - 3); // the payload: 131, 97, 0
+            f.extend_from_slice(&[131, 104, 2]);
+            f.extend_from_slice(&head);
+            f.extend_from_slice(tag);
+            f.extend_from_slice(&[97, 5]);
+            assert_eq!(
+                parse(&f[4..], DecodeLimits::default()).unwrap(),
+                Control::Cast {
+                    to: pid(2),
+                    req: Term::Int(5)
+                },
+                "{head:?}"
+            );
         }
         // A value that is not a `Term` goes through its `to_term`.
         let f = message_frame(&pid(1), To::Name(&name), false, &(1u8, "x".to_string())).unwrap();

@@ -381,41 +381,16 @@ impl Tables {
     /// `batch` (see [`Batch`]); anything else pushes the batch first.
     pub(crate) fn dispatch(&self, node: &Inner, conn: &Arc<Conn>, control: Control, batch: &mut Batch) {
         match control {
-            Control::RegSend { from, to, msg } => {
-                let msg = classify(msg);
-                let routed = {
-                    let l = self.locals.read();
-                    l.names
-                        .get(&to)
-                        .and_then(|id| l.by_id.get(id))
-                        .map(|e| route(e, msg, batch))
-                };
-                match routed {
-                    Some(Routed::NoMessages(ext)) => {
-                        log::debug!("arbor-dist: {ext} takes no messages; dropped one from {from}")
-                    }
-                    Some(routed) => deliver(node, conn, routed, batch),
-                    None => log::debug!("arbor-dist: no process named {to}; dropped a message from {from}"),
-                }
-            }
+            Control::RegCast { from, to, req } => self.reg_send(node, conn, from, to, Classified::Message(req), batch),
+            Control::RegSend { from, to, msg } => self.reg_send(node, conn, from, to, classify(msg), batch),
+            Control::Cast { to, req } => self.send(node, conn, to, Classified::Message(req), batch),
             Control::Send { to, msg } => {
                 if to.id == 0 && to.node == node.name {
                     batch.flush();
                     self.call_reply(msg);
                     return;
                 }
-                let routed = if to.node == node.name && to.creation == node.creation {
-                    let msg = classify(msg);
-                    self.locals.read().by_id.get(&to.id).map(|e| route(e, msg, batch))
-                } else {
-                    None
-                };
-                match routed {
-                    Some(Routed::NoMessages(_)) | None => {
-                        log::debug!("arbor-dist: message to {to}, which takes none, dropped")
-                    }
-                    Some(routed) => deliver(node, conn, routed, batch),
-                }
+                self.send(node, conn, to, classify(msg), batch)
             }
             other => {
                 batch.flush();
@@ -424,11 +399,49 @@ impl Tables {
         }
     }
 
+    /// A message to a registered name.
+    fn reg_send(&self, node: &Inner, conn: &Arc<Conn>, from: ExtPid, to: Atom, msg: Classified, batch: &mut Batch) {
+        let routed = {
+            let l = self.locals.read();
+            l.names
+                .get(&to)
+                .and_then(|id| l.by_id.get(id))
+                .map(|e| route(e, msg, batch))
+        };
+        match routed {
+            Some(Routed::NoMessages(ext)) => {
+                log::debug!("arbor-dist: {ext} takes no messages; dropped one from {from}")
+            }
+            Some(routed) => deliver(node, conn, routed, batch),
+            None => log::debug!("arbor-dist: no process named {to}; dropped a message from {from}"),
+        }
+    }
+
+    /// A message to a pid.
+    fn send(&self, node: &Inner, conn: &Arc<Conn>, to: ExtPid, msg: Classified, batch: &mut Batch) {
+        let routed = if to.node == node.name && to.creation == node.creation {
+            self.locals.read().by_id.get(&to.id).map(|e| route(e, msg, batch))
+        } else {
+            None
+        };
+        match routed {
+            Some(Routed::NoMessages(_)) | None => {
+                log::debug!("arbor-dist: message to {to}, which takes none, dropped")
+            }
+            Some(routed) => deliver(node, conn, routed, batch),
+        }
+    }
+
     /// Routes a control message that is not a message: links, monitors, exits, the
     /// replies to arbor's calls.
     fn dispatch_signal(&self, node: &Inner, conn: &Arc<Conn>, control: Control) {
         match control {
-            Control::RegSend { .. } | Control::Send { .. } => unreachable!("messages are routed by dispatch"),
+            // (`dispatch` routes these itself; here they would go alone, in order all the same)
+            c @ (Control::RegSend { .. } | Control::Send { .. } | Control::RegCast { .. } | Control::Cast { .. }) => {
+                let mut alone = Batch::default();
+                self.dispatch(node, conn, c, &mut alone);
+                alone.flush();
+            }
             Control::AliasSend { alias, msg } => {
                 if let Term::Tuple(mut t) = msg {
                     if t.len() == 2 {

@@ -173,6 +173,36 @@ pub(crate) fn decode_tuple_prefix<const N: usize>(
     })
 }
 
+/// Decodes a cast, `{'$gen_cast', Req}`, at the start of `bytes` (version byte first)
+/// into `Req`, with the number of bytes it took: `decode_prefix` for a cast's payload,
+/// without the tuple's vector or the tag's atom. `None` if `bytes` does not start with
+/// a small tuple of two whose first element is the atom `'$gen_cast'` (in any of the
+/// atom encodings).
+pub(crate) fn decode_cast_prefix(bytes: &[u8], limits: DecodeLimits) -> Option<Result<(Term, usize), DecodeError>> {
+    const TAG: &[u8] = b"$gen_cast";
+    if bytes.len() < 3 || bytes[0] != VERSION || bytes[1] != SMALL_TUPLE_EXT || bytes[2] != 2 {
+        return None;
+    }
+    let header = match *bytes.get(3)? {
+        SMALL_ATOM_UTF8_EXT | SMALL_ATOM_EXT => 5,
+        ATOM_UTF8_EXT | ATOM_EXT => 6,
+        _ => return None,
+    };
+    if bytes.get(header - 1) != Some(&(TAG.len() as u8))
+        || (header == 6 && bytes[4] != 0)
+        || bytes.get(header..header + TAG.len()) != Some(TAG)
+    {
+        return None;
+    }
+    let mut d = Decoder {
+        buf: bytes,
+        pos: header + TAG.len(),
+        limits,
+    };
+    // The request is the tuple's element: at depth 1, as `tuple` reads it.
+    Some(d.term(1).map(|t| (t, d.pos)))
+}
+
 struct Decoder<'a> {
     buf: &'a [u8],
     pos: usize,
