@@ -207,10 +207,9 @@ impl Conn {
         self.submit(frame)
     }
 
-    /// Sends a reply from a `call_with` callback (an arbor worker): as `send_frame`, but
-    /// never waits for the queue, and writes only if no write is stuck.
-    pub(crate) fn send_reply(&self, c: &Control, from: Option<&ExtPid>) -> Result<(), DistError> {
-        let frame = control::frame(c, from)?;
+    /// Sends a reply's frame from a `call_with` callback (an arbor worker): as
+    /// `send_frame`, but never waits for the queue, and writes only if no write is stuck.
+    pub(crate) fn send_reply_frame(&self, frame: Vec<u8>) -> Result<(), DistError> {
         self.submit(frame)
     }
 

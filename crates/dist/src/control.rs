@@ -496,6 +496,46 @@ pub(crate) fn message_frame(
     Ok(out)
 }
 
+/// Where [`reply_frame`] sends: the caller's alias, or its pid.
+pub(crate) enum ReplyTo<'a> {
+    Alias(&'a ExtRef),
+    Pid(&'a ExtPid),
+}
+
+/// A complete frame for the reply `{tag, reply}` to a BEAM caller, from `from`
+/// (`ALIAS_SEND` to an alias, `SEND_SENDER` to a pid), written straight from `tag` and
+/// `reply`: what [`frame`] writes for the `AliasSend` or `Send` of that tuple, without
+/// building the tuple, the control message, or the reply's term.
+pub(crate) fn reply_frame(
+    from: &ExtPid,
+    to: ReplyTo<'_>,
+    tag: &Term,
+    reply: &(impl crate::ToTerm + ?Sized),
+) -> Result<Vec<u8>, EncodeError> {
+    use term::decode::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, VERSION};
+    use term::encode::{put, put_pid, put_ref};
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH, VERSION, SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT]);
+    match to {
+        ReplyTo::Alias(alias) => {
+            out.push(ALIAS_SEND as u8);
+            put_pid(from, &mut out)?;
+            put_ref(alias, &mut out)?;
+        }
+        ReplyTo::Pid(pid) => {
+            out.push(SEND_SENDER as u8);
+            put_pid(from, &mut out)?;
+            put_pid(pid, &mut out)?;
+        }
+    }
+    out.extend_from_slice(&[VERSION, SMALL_TUPLE_EXT, 2]);
+    put(tag, &mut out)?;
+    reply.encode_term(&mut out)?;
+    let len = u32::try_from(out.len() - 4).map_err(|_| EncodeError::TooLong)?;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out)
+}
+
 /// A complete frame (length included) for a control message, with its payload.
 /// `from` is the sending process where the control carries one.
 pub(crate) fn frame(c: &Control, from: Option<&ExtPid>) -> Result<Vec<u8>, EncodeError> {
@@ -727,6 +767,45 @@ mod tests {
                 from: pid(1),
                 to: name,
                 msg: Term::tuple([Term::Int(1), Term::binary("x")]),
+            }
+        );
+    }
+
+    #[test]
+    fn reply_frames_are_the_frames_of_alias_send_and_send() {
+        let alias = ExtRef {
+            node: Atom::new("c@h"),
+            creation: 9,
+            id: vec![4, 5, 6],
+        };
+        let tag = Term::ImproperList(Box::new((
+            vec![Term::atom("alias")],
+            Term::Ref(Box::new(alias.clone())),
+        )));
+        let reply = Term::tuple([Term::atom("ping"), Term::Int(70000)]);
+        let msg = Term::tuple([tag.clone(), reply.clone()]);
+        assert_eq!(
+            reply_frame(&pid(1), ReplyTo::Alias(&alias), &tag, &reply).unwrap(),
+            frame(
+                &Control::AliasSend {
+                    alias: alias.clone(),
+                    msg: msg.clone()
+                },
+                Some(&pid(1))
+            )
+            .unwrap()
+        );
+        assert_eq!(
+            reply_frame(&pid(1), ReplyTo::Pid(&pid(2)), &tag, &reply).unwrap(),
+            frame(&Control::Send { to: pid(2), msg }, Some(&pid(1))).unwrap()
+        );
+        // A reply that is not a `Term` goes through its `encode_term`.
+        let f = reply_frame(&pid(1), ReplyTo::Pid(&pid(2)), &Term::Int(1), &(7u8, "x".to_string())).unwrap();
+        assert_eq!(
+            parse(&f[4..], DecodeLimits::default()).unwrap(),
+            Control::Send {
+                to: pid(2),
+                msg: Term::tuple([Term::Int(1), Term::tuple([Term::Int(7), Term::binary("x")])]),
             }
         );
     }

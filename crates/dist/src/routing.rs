@@ -15,7 +15,7 @@
 //! - `links`: (arbor pid, BEAM pid) pairs, both ways.
 
 use crate::conn::Conn;
-use crate::control::{Control, Proc};
+use crate::control::{self, Control, Proc};
 use crate::error::RemoteCallError;
 use crate::node::Inner;
 use crate::reason::{exit_to_term, term_to_exit};
@@ -45,25 +45,25 @@ pub(crate) struct ReplyPath {
 
 impl ReplyPath {
     /// Sends the reply (it runs in a `call_with` callback, on the replying server's worker
-    /// thread): written at once if no write is under way, a write blocking at most a
-    /// couple of milliseconds; else left to the connection's writer thread.
-    pub(crate) fn post(&self, reply: Term) {
+    /// thread), encoded straight from `reply`: written at once if no write is under way,
+    /// a write blocking at most a couple of milliseconds; else left to the connection's
+    /// writer thread.
+    pub(crate) fn post(&self, reply: &(impl ToTerm + ?Sized)) {
         let alias = match &self.tag {
             Term::ImproperList(b) if b.0.len() == 1 && b.0[0].is_atom("alias") => match &b.1 {
-                Term::Ref(r) if self.conn.has(crate::handshake::flags::ALIAS) => Some((**r).clone()),
+                Term::Ref(r) if self.conn.has(crate::handshake::flags::ALIAS) => Some(&**r),
                 _ => None,
             },
             _ => None,
         };
-        let msg = Term::Tuple(vec![self.tag.clone(), reply]);
-        let c = match alias {
-            Some(alias) => Control::AliasSend { alias, msg },
-            None => Control::Send {
-                to: self.to.clone(),
-                msg,
-            },
+        let to = match alias {
+            Some(alias) => control::ReplyTo::Alias(alias),
+            None => control::ReplyTo::Pid(&self.to),
         };
-        if let Err(e) = self.conn.send_reply(&c, Some(&self.me)) {
+        let sent = control::reply_frame(&self.me, to, &self.tag, reply)
+            .map_err(crate::DistError::from)
+            .and_then(|frame| self.conn.send_reply_frame(frame));
+        if let Err(e) = sent {
             log::debug!("arbor-dist: reply to {} not sent: {e}", self.to);
         }
     }
@@ -882,7 +882,7 @@ where
                 // dropped reply handle leaves it to its timeout, as on the BEAM.
                 server.call_with(req, Duration::MAX, move |r| {
                     if let Ok(r) = r {
-                        reply.post(r.to_term());
+                        reply.post(&r);
                     }
                     conn.call_ended();
                 });

@@ -89,6 +89,18 @@ fn put_big(negative: bool, magnitude: &[u8], out: &mut Vec<u8>) -> Result<(), En
 }
 
 /// Appends a pid (`NEW_PID_EXT`).
+/// Appends a reference (`NEWER_REFERENCE_EXT`).
+pub(crate) fn put_ref(r: &super::ExtRef, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    out.push(NEWER_REFERENCE_EXT);
+    out.extend_from_slice(&(r.id.len() as u16).to_be_bytes());
+    put_atom(&r.node, out)?;
+    out.extend_from_slice(&r.creation.to_be_bytes());
+    for w in &r.id {
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+    Ok(())
+}
+
 pub(crate) fn put_pid(p: &super::ExtPid, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     out.push(NEW_PID_EXT);
     put_atom(&p.node, out)?;
@@ -178,15 +190,7 @@ pub(crate) fn put(term: &Term, out: &mut Vec<u8>) -> Result<(), EncodeError> {
             }
         }
         Term::Pid(p) => put_pid(p, out)?,
-        Term::Ref(r) => {
-            out.push(NEWER_REFERENCE_EXT);
-            out.extend_from_slice(&(r.id.len() as u16).to_be_bytes());
-            put_atom(&r.node, out)?;
-            out.extend_from_slice(&r.creation.to_be_bytes());
-            for w in &r.id {
-                out.extend_from_slice(&w.to_be_bytes());
-            }
-        }
+        Term::Ref(r) => put_ref(r, out)?,
         Term::Port(p) => {
             out.push(V4_PORT_EXT);
             put_atom(&p.node, out)?;
