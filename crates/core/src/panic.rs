@@ -82,7 +82,9 @@ pub(crate) fn install_hook() {
     });
 }
 
-/// Runs `f`, catching a panic and turning it into its message.
+/// Runs `f`, catching a panic and turning it into its message. Always inlined: it wraps
+/// every callback, and out of line it cost a call a few percent (docs/performance.md).
+#[inline(always)]
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     IN_CALLBACK.with(|c| c.set(c.get() + 1));
     let result = catch_unwind(AssertUnwindSafe(f));
