@@ -72,10 +72,6 @@ struct Inbox<M> {
     queue: VecDeque<M>,
     sched: Sched,
     closed: bool,
-    /// On a deterministic runtime: pushes are shown to an observer (its trace). Kept here,
-    /// in the padding beside `closed`, so that it costs no memory and is read in the cache
-    /// line the push holds anyway.
-    traced: bool,
 }
 
 /// A multi-producer, single-consumer queue with the scheduling handshake built in.
@@ -86,89 +82,46 @@ pub struct Mailbox<M> {
 }
 
 impl<M> Mailbox<M> {
-    /// A mailbox owned by its creator (state `Running`) until its first [`Mailbox::yield_now`].
-    /// (The loom models' constructor: the runtime uses [`Mailbox::new_running_traced`].)
-    #[cfg(loom)]
-    pub fn new_running() -> Self {
-        Self::new_running_traced(false)
-    }
-
     /// A mailbox owned by its creator (state `Running`) until its first
-    /// [`Mailbox::yield_now`]; if `traced`, [`Mailbox::push_observed`] shows each push to
-    /// its observer (a deterministic runtime's trace).
-    pub fn new_running_traced(traced: bool) -> Self {
+    /// [`Mailbox::yield_now`].
+    pub fn new_running() -> Self {
         Mailbox {
             inbox: Mutex::new(Inbox {
                 queue: VecDeque::new(),
                 sched: Sched::Running,
                 closed: false,
-                traced,
             }),
             batch_len: AtomicUsize::new(0),
         }
     }
 
-    /// Queues `msg`. `Ok((true, _))`: the caller must schedule the process. `Err(msg)`: the
-    /// process is dead and the message is handed back. On a traced mailbox, `observe` sees
-    /// the message as queued and its answer is returned (it runs under the lock: it must be
-    /// quick and run no user code).
+    /// Queues `msg`. `Ok(true)`: the caller must schedule the process. `Err(msg)`: the
+    /// process is dead and the message is handed back.
     #[inline(always)]
-    pub fn push_observed<T>(&self, msg: M, observe: impl FnOnce(&M) -> T) -> Result<(bool, Option<T>), M> {
+    pub fn push(&self, msg: M) -> Result<bool, M> {
         let mut inbox = self.inbox.lock();
         if inbox.closed {
             return Err(msg);
         }
         inbox.queue.push_back(msg);
-        let seen = if inbox.traced {
-            inbox.queue.back().map(observe)
-        } else {
-            None
-        };
-        Ok((inbox.mark_scheduled(), seen))
+        Ok(inbox.mark_scheduled())
     }
 
     /// Queues every message of `msgs`, in order, under one lock: a batch of
-    /// [`Mailbox::push_observed`]s that takes the lock senders contend for once and
-    /// schedules the process at most once. `Ok((true, _))`: the caller must schedule the
-    /// process. `Err(msgs)`: the process is dead and every message is handed back (none
-    /// was queued). On a traced mailbox, `observe` sees each message as queued and its
-    /// answers are returned in order (it runs under the lock: quick, no user code).
-    pub fn push_all_observed<T>(
-        &self,
-        msgs: Vec<M>,
-        mut observe: impl FnMut(&M) -> T,
-    ) -> Result<(bool, Vec<T>), Vec<M>> {
+    /// [`Mailbox::push`]es that takes the lock senders contend for once and schedules the
+    /// process at most once. `Ok(true)`: the caller must schedule the process.
+    /// `Err(msgs)`: the process is dead and every message is handed back (none was
+    /// queued).
+    pub fn push_all(&self, msgs: Vec<M>) -> Result<bool, Vec<M>> {
         if msgs.is_empty() {
-            return Ok((false, Vec::new()));
+            return Ok(false);
         }
         let mut inbox = self.inbox.lock();
         if inbox.closed {
             return Err(msgs);
         }
-        let before = inbox.queue.len();
         inbox.queue.extend(msgs);
-        let seen = if inbox.traced {
-            inbox.queue.range(before..).map(&mut observe).collect()
-        } else {
-            Vec::new()
-        };
-        Ok((inbox.mark_scheduled(), seen))
-    }
-
-    /// Queues `msgs` in order under one lock. `Ok(true)`: the caller must schedule the
-    /// process. `Err(msgs)`: the process is dead and every message is handed back. (The
-    /// loom models' door to [`Mailbox::push_all_observed`].)
-    #[cfg(loom)]
-    pub fn push_all(&self, msgs: Vec<M>) -> Result<bool, Vec<M>> {
-        self.push_all_observed(msgs, |_| ()).map(|(schedule, _)| schedule)
-    }
-
-    /// Queues `msg`. `Ok(true)`: the caller must schedule the process. `Err(msg)`: the
-    /// process is dead and the message is handed back. (The loom models' door: it is
-    /// [`Mailbox::push_observed`], which the runtime calls.)
-    #[cfg(loom)]
-    pub fn push(&self, msg: M) -> Result<bool, M> {
-        self.push_observed(msg, |_| ()).map(|(schedule, _)| schedule)
+        Ok(inbox.mark_scheduled())
     }
 
     /// Runner only: takes the next message (from `batch`, the runner's own, first), or
