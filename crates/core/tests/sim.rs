@@ -748,3 +748,39 @@ fn a_wait_nested_above_the_process_it_needs_lasts_until_its_deadline() {
         format!("middle got Ok(7) at {:?}", t0 + Duration::from_secs(11))
     );
 }
+
+/// Counts what it is sent.
+struct Counter(u64);
+
+impl GenServer for Counter {
+    type Args = ();
+    type Info = u64;
+    type Call = ();
+    type Reply = u64;
+    fn init((): (), _: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Counter(0))
+    }
+    fn handle_info(&mut self, n: u64, _: &mut Context<'_, Self>) -> Flow {
+        self.0 += n;
+        Flow::Continue
+    }
+    fn handle_call(&mut self, (): (), _: ReplyTo<u64>, _: &mut Context<'_, Self>) -> CallFlow<u64> {
+        CallFlow::Reply(self.0)
+    }
+}
+
+#[test]
+fn a_batch_of_sends_is_in_the_trace_one_delivery_per_message() {
+    let sim = SimRuntime::new(5);
+    let c = sim.start::<Counter>(()).unwrap();
+    let infos = |sim: &SimRuntime| {
+        sim.trace()
+            .iter()
+            .filter(|e| matches!(e, TraceEvent::Deliver { kind, .. } if format!("{kind:?}") == "Info"))
+            .count()
+    };
+    let before = infos(&sim);
+    c.send_all([1, 2, 3, 4]).unwrap();
+    assert_eq!(c.call(()), Ok(10));
+    assert_eq!(infos(&sim) - before, 4);
+}
