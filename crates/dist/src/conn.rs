@@ -518,8 +518,8 @@ impl Reader {
             // one at a time, and slower than this reader. Waiting a moment lets the
             // next read take many of them at once (one system call, one push into the
             // server's mailbox, one wake-up of the server) instead of a few, each read
-            // paying for the reader's own wake-up. Nobody waits on a cast; a call or any
-            // other frame ends the wait at the next read.
+            // paying for the reader's own wake-up. Nobody waits on a cast; a read that
+            // held anything else (a call, a reply) is followed by no wait.
             if self.casts.take() == Some(true) && self.last_read < COALESCE_BELOW {
                 std::thread::sleep(COALESCE);
             }
