@@ -75,7 +75,7 @@ const BURST_GAP_NS: u64 = 10_000;
 /// How long the reader waits before it reads again after a short read of casts only
 /// (see `Reader::read`): what the peer sends meanwhile is read in one go. (The system's
 /// timer slack adds to it: about 50 µs more on Linux.)
-const COALESCE: Duration = Duration::from_micros(20);
+const COALESCE: Duration = Duration::from_micros(100);
 
 /// A read of at least this many bytes is not short: the reader is behind, and reads on
 /// without waiting.
