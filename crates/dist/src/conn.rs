@@ -74,7 +74,9 @@ const BURST_GAP_NS: u64 = 10_000;
 
 /// How long the reader waits before it reads again after a short read of casts only
 /// (see `Reader::read`): what the peer sends meanwhile is read in one go. (The system's
-/// timer slack adds to it: about 50 µs more on Linux.)
+/// timer slack adds to it: about 50 µs more on Linux.) Long enough that a batch holds
+/// tens of casts: the server's worker spins for more work after each batch before it
+/// parks, a cost per batch that larger batches share (see docs/performance.md).
 const COALESCE: Duration = Duration::from_micros(100);
 
 /// A read of at least this many bytes is not short: the reader is behind, and reads on
