@@ -401,7 +401,6 @@ mod handle {
     }
 
     impl<R: Send + 'static, S: AsRef<Bonds>> Inner<R, S> {
-        #[inline]
         fn new(slot: Arc<dyn ReplySlot<R>>, server: Arc<S>, key: usize) -> Self {
             Inner {
                 slot,
@@ -412,7 +411,6 @@ mod handle {
         }
 
         /// Removes this call from the server's held calls, once.
-        #[inline]
         fn forget(&self) {
             if self.held.swap(false, Ordering::AcqRel) {
                 (*self.server).as_ref().forget_call(self.key);
@@ -420,7 +418,6 @@ mod handle {
         }
 
         /// The reply: see [`ReplyTo::reply`].
-        #[inline]
         fn reply(&self, value: R) -> bool {
             if !(*self.server).as_ref().is_alive() {
                 return false;
