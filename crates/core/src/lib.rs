@@ -181,7 +181,9 @@ pub mod loom_api {
 
     /// The link and monitor protocols, as `signal.rs` calls them.
     pub mod bonds {
-        pub use crate::process::bonds::{demonitor, link, monitor, remove_monitor, signal_as_linked, unlink};
+        pub use crate::process::bonds::{
+            demonitor, link, link_new_child, link_pair, monitor, remove_monitor, signal_as_linked, unlink,
+        };
     }
     pub use crate::reply::{Abort, ReplyHandle, Slot};
     pub use crate::scheduler::loom_face as pool;

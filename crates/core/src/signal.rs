@@ -45,6 +45,11 @@ pub(crate) fn link(me: &Arc<dyn Process>, other: Pid) -> Result<(), NoProc> {
     bonds::link(&**me.header().rt(), me, other)
 }
 
+/// Links `a` and `b` from outside either: see [`bonds::link_pair`].
+pub(crate) fn link_pair(rt: &RtShared, a: Pid, b: Pid) -> Result<(), NoProc> {
+    bonds::link_pair(rt, a, b)
+}
+
 /// Removes the link between `me` and `other`, if any.
 pub(crate) fn unlink(me: &Header, other: Pid) {
     bonds::unlink(&**me.rt(), me.bonds(), other)

@@ -14,7 +14,7 @@
 //! Each model is checked without a preemption bound (all of them take a few seconds).
 #![cfg(loom)]
 
-use arbor_core::loom_api::bonds::{link, monitor};
+use arbor_core::loom_api::bonds::{link, link_new_child, link_pair, monitor};
 use arbor_core::loom_api::{pid, Abort, Bonds, Peers, ReplyHandle, Slot};
 use arbor_core::{CallError, ExitReason, MonitorRef, NoProc, Pid};
 use loom::sync::Mutex;
@@ -232,6 +232,89 @@ fn link_while_both_sides_exit() {
             assert!(!b.is_alive());
             assert_eq!(b.counts().links, 0);
             assert!(w.exits(me, other).len() <= 1, "an exit signal sent twice");
+        }
+    });
+}
+
+/// `start_link`: a parent (0), killed while its handler still runs, links a new child (1)
+/// before the child's `init`. Either the start fails with the parent's reason and the
+/// child vanishes (what `cell::vanish` does to its bonds), or the link is in place and the
+/// parent's exit kills the child: the child never outlives the parent unlinked (the
+/// orphan of issue 9, item 1).
+#[test]
+fn start_link_races_the_parents_exit() {
+    model(|| {
+        let w = World::new(2, &[]);
+        let w2 = w.clone();
+        let killer = thread::spawn(move || w2.die(0, ExitReason::Killed));
+        let (parent, child) = (&w.p(0).bonds, &w.p(1).bonds);
+        let started = link_new_child(child, parent);
+        if started.is_err() {
+            // `vanish`: the child never ran and goes without notice.
+            child.remove_links();
+            child.begin_exit(&ExitReason::Normal);
+            child.announce(&*w, &ExitReason::Normal);
+        }
+        killer.join().unwrap();
+
+        assert!(!parent.is_alive());
+        assert_eq!(parent.counts().links, 0);
+        assert_eq!(child.counts().links, 0);
+        match started {
+            Err(reason) => {
+                assert_eq!(reason, ExitReason::Killed, "the start fails with the parent's reason");
+                assert_eq!(child.exit_reason(), Some(ExitReason::Normal), "the child vanished");
+            }
+            Ok(()) => assert_eq!(
+                child.exit_reason(),
+                Some(ExitReason::Killed),
+                "the child outlived its parent"
+            ),
+        }
+    });
+}
+
+/// `RuntimeHandle::link(a, b)` from outside while `b` (1) exits; `a` (0) traps, so its
+/// messages are counted. Either no link was made (`Err`), or `a` hears of `b`'s exit
+/// exactly once; a live `a` keeps no link to the dead `b`.
+#[test]
+fn link_from_outside_races_an_exit() {
+    model(|| {
+        let w = World::new(2, &[0]);
+        let w2 = w.clone();
+        let b_exits = thread::spawn(move || w2.die(1, ExitReason::Shutdown));
+        let linked = link_pair(&*w, pid(0), pid(1));
+        b_exits.join().unwrap();
+
+        let (a, b) = (&w.p(0).bonds, &w.p(1).bonds);
+        assert!(a.is_alive());
+        assert!(a.links().is_empty(), "a live process linked to a dead one");
+        assert_eq!(b.counts().links, 0);
+        let got = w.exits(0, 1);
+        assert!(got.len() <= 1, "an exit signal sent twice: {got:?}");
+        if linked.is_ok() {
+            assert_eq!(got, vec![ExitReason::Shutdown], "linked, so told of the exit");
+        }
+    });
+}
+
+/// The same while `a` (0) exits; `b` (1) traps: `b` hears of `a`'s exit at most once, and
+/// exactly once if the link was reported made; `b` keeps no link to the dead `a`.
+#[test]
+fn link_from_outside_races_the_first_sides_exit() {
+    model(|| {
+        let w = World::new(2, &[1]);
+        let w2 = w.clone();
+        let a_exits = thread::spawn(move || w2.die(0, ExitReason::Shutdown));
+        let linked = link_pair(&*w, pid(0), pid(1));
+        a_exits.join().unwrap();
+
+        let b = &w.p(1).bonds;
+        assert!(b.links().is_empty(), "a live process linked to a dead one");
+        let got = w.exits(1, 0);
+        assert!(got.len() <= 1, "an exit signal sent twice: {got:?}");
+        if linked.is_ok() {
+            assert_eq!(got, vec![ExitReason::Shutdown], "linked, so told of the exit");
         }
     });
 }

@@ -469,6 +469,48 @@ pub fn link<P: Peers>(peers: &P, me: &P::Proc, other: Pid) -> Result<(), NoProc>
     }
 }
 
+/// Links `a` and `b` from outside either (`RuntimeHandle::link`): `a`'s side first, then
+/// `b`'s, then `a` is looked at again (an exit announced in between may have missed `b`).
+///
+/// # Errors
+/// `Err(NoProc)` unless both are alive; then no link is left on either side. If one of
+/// them exits while the link is being made, the other gets its exit signal (the link came
+/// first) or no link (it came too late).
+pub fn link_pair<P: Peers>(peers: &P, a: Pid, b: Pid) -> Result<(), NoProc> {
+    let pa = peers.find(a).ok_or(NoProc)?;
+    let pb = peers.find(b).ok_or(NoProc)?;
+    let (ha, hb) = (P::bonds(&pa), P::bonds(&pb));
+    if !ha.add_link(b) {
+        return Err(NoProc);
+    }
+    if !hb.add_link(a) {
+        ha.remove_link(b);
+        return Err(NoProc);
+    }
+    if ha.is_closed() {
+        // `a` began its exit meanwhile and signalled `b` (or will): nothing is left.
+        hb.remove_link(a);
+        return Err(NoProc);
+    }
+    Ok(())
+}
+
+/// The link `start_link` makes, before `init`, between a new process `child` (known to no
+/// one yet) and its caller `parent`: the child's side first, then the parent's.
+///
+/// # Errors
+/// The parent's exit reason if it is already exiting (killed while the handler calling
+/// `start_link` still runs): it has told its links already, so the child would never hear
+/// of its exit. The start then fails before `init` and the child vanishes, its link with
+/// it. A parent that begins its exit after this signals the child like any link.
+pub fn link_new_child(child: &Bonds, parent: &Bonds) -> Result<(), ExitReason> {
+    child.add_link(parent.pid());
+    if !parent.add_link(child.pid()) {
+        return Err(parent.exit_reason().unwrap_or(ExitReason::Killed));
+    }
+    Ok(())
+}
+
 /// `me` is exiting and asked to link to `other`: `other` gets `me`'s exit signal, as a
 /// link made just before the exit would have given it.
 pub fn signal_as_linked<P: Peers>(peers: &P, me: &Bonds, other: Pid) {

@@ -265,17 +265,6 @@ impl Header {
         self.bonds.announce(&*self.rt, reason)
     }
 
-    /// Adds a link to `other`; false if this process is already exiting.
-    pub(crate) fn add_link(&self, other: Pid) -> bool {
-        self.bonds.add_link(other)
-    }
-
-    /// True once this process has told its links and monitors of its exit (or is telling
-    /// them): a link or monitor added to it from now on would never be served.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.bonds.is_closed()
-    }
-
     /// The target of a monitor this process holds, if it is still active.
     pub(crate) fn held_monitor_target(&self, monitor: MonitorRef) -> Option<Pid> {
         self.bonds.held_monitor_target(monitor)
