@@ -162,6 +162,7 @@ pub trait GenServer: Sized + Send + 'static {
     /// let reason = sum.wait_exit(Duration::from_secs(60)).expect("stopped within a minute");
     /// assert!(reason.to_string().contains("invalid digit"), "{reason}");
     /// ```
+    #[inline]
     fn try_handle_info(&mut self, msg: Self::Info, ctx: &mut Context<'_, Self>) -> Result<Flow, ExitReason> {
         Ok(self.handle_info(msg, ctx))
     }
@@ -189,6 +190,7 @@ pub trait GenServer: Sized + Send + 'static {
     /// # Errors
     ///
     /// Return `Err(reason)` to stop the server with `reason`.
+    #[inline]
     fn try_handle_call(
         &mut self,
         req: Self::Call,

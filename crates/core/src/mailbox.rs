@@ -72,10 +72,6 @@ struct Inbox<M> {
     queue: VecDeque<M>,
     sched: Sched,
     closed: bool,
-    /// On a deterministic runtime: pushes are shown to an observer (its trace). Kept here,
-    /// in the padding beside `closed`, so that it costs no memory and is read in the cache
-    /// line the push holds anyway.
-    traced: bool,
 }
 
 /// A multi-producer, single-consumer queue with the scheduling handshake built in.
@@ -86,53 +82,29 @@ pub struct Mailbox<M> {
 }
 
 impl<M> Mailbox<M> {
-    /// A mailbox owned by its creator (state `Running`) until its first [`Mailbox::yield_now`].
-    /// (The loom models' constructor: the runtime uses [`Mailbox::new_running_traced`].)
-    #[cfg(loom)]
-    pub fn new_running() -> Self {
-        Self::new_running_traced(false)
-    }
-
     /// A mailbox owned by its creator (state `Running`) until its first
-    /// [`Mailbox::yield_now`]; if `traced`, [`Mailbox::push_observed`] shows each push to
-    /// its observer (a deterministic runtime's trace).
-    pub fn new_running_traced(traced: bool) -> Self {
+    /// [`Mailbox::yield_now`].
+    pub fn new_running() -> Self {
         Mailbox {
             inbox: Mutex::new(Inbox {
                 queue: VecDeque::new(),
                 sched: Sched::Running,
                 closed: false,
-                traced,
             }),
             batch_len: AtomicUsize::new(0),
         }
     }
 
-    /// Queues `msg`. `Ok((true, _))`: the caller must schedule the process. `Err(msg)`: the
-    /// process is dead and the message is handed back. On a traced mailbox, `observe` sees
-    /// the message as queued and its answer is returned (it runs under the lock: it must be
-    /// quick and run no user code).
+    /// Queues `msg`. `Ok(true)`: the caller must schedule the process. `Err(msg)`: the
+    /// process is dead and the message is handed back.
     #[inline(always)]
-    pub fn push_observed<T>(&self, msg: M, observe: impl FnOnce(&M) -> T) -> Result<(bool, Option<T>), M> {
+    pub fn push(&self, msg: M) -> Result<bool, M> {
         let mut inbox = self.inbox.lock();
         if inbox.closed {
             return Err(msg);
         }
         inbox.queue.push_back(msg);
-        let seen = if inbox.traced {
-            inbox.queue.back().map(observe)
-        } else {
-            None
-        };
-        Ok((inbox.mark_scheduled(), seen))
-    }
-
-    /// Queues `msg`. `Ok(true)`: the caller must schedule the process. `Err(msg)`: the
-    /// process is dead and the message is handed back. (The loom models' door: it is
-    /// [`Mailbox::push_observed`], which the runtime calls.)
-    #[cfg(loom)]
-    pub fn push(&self, msg: M) -> Result<bool, M> {
-        self.push_observed(msg, |_| ()).map(|(schedule, _)| schedule)
+        Ok(inbox.mark_scheduled())
     }
 
     /// Runner only: takes the next message (from `batch`, the runner's own, first), or

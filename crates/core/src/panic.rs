@@ -82,7 +82,9 @@ pub(crate) fn install_hook() {
     });
 }
 
-/// Runs `f`, catching a panic and turning it into its message.
+/// Runs `f`, catching a panic and turning it into its message. (Not forced inline: in
+/// the runner's big function its landing pad made each panic's unwinding scan a longer
+/// table, +15 % on restart_storm; docs/performance.md.)
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     IN_CALLBACK.with(|c| c.set(c.get() + 1));
     let result = catch_unwind(AssertUnwindSafe(f));

@@ -124,6 +124,10 @@ impl<R: Send> Abort for Slot<R> {
 /// Spins before parking: a reply from another worker often lands within this.
 const SPIN_ROUNDS: u32 = 200;
 
+/// Timeouts from this long on count from the end of the spin (see [`Slot::wait_for`]).
+#[cfg(not(loom))]
+pub const LATE_START: Duration = Duration::from_secs(1);
+
 impl<R> Slot<R> {
     /// A slot whose waiter is the calling thread.
     pub fn new() -> Self {
@@ -199,22 +203,32 @@ impl<R> Slot<R> {
             drop(value);
             return false;
         }
-        if matches!(g.waiting, Waiting::Callback(..)) {
-            return self.resolve_callback(g, value);
+        match g.waiting {
+            // A thread waits (or nobody yet): the common case, kept short.
+            Waiting::Nobody => {
+                g.state = State::Full(value);
+                self.done.store(true, Ordering::Release);
+                drop(g);
+                if let Some(t) = &self.waiter {
+                    t.unpark();
+                }
+                true
+            }
+            Waiting::Callback(..) => self.resolve_callback(g, value),
+            Waiting::Task(_) => self.resolve_task(g, value),
         }
+    }
+
+    /// `resolve` for a slot whose task has polled it: the waker is taken under the lock
+    /// and woken after releasing it (a waker may run arbitrary code, an executor's).
+    #[inline(never)]
+    fn resolve_task(&self, mut g: crate::sync::MutexGuard<'_, Guarded<R>>, value: Result<R, CallError>) -> bool {
         g.state = State::Full(value);
         self.done.store(true, Ordering::Release);
-        let waker = match std::mem::replace(&mut g.waiting, Waiting::Nobody) {
-            Waiting::Task(w) => Some(w),
-            _ => None,
-        };
+        let waiting = std::mem::replace(&mut g.waiting, Waiting::Nobody);
         drop(g);
-        // Woken outside the lock: a waker may run arbitrary code (an executor's).
-        if let Some(w) = waker {
+        if let Waiting::Task(w) = waiting {
             w.wake();
-        }
-        if let Some(t) = &self.waiter {
-            t.unpark();
         }
         true
     }
@@ -303,22 +317,58 @@ impl<R> Slot<R> {
     #[cfg(not(loom))]
     pub fn wait(&self, deadline: Option<Instant>) -> Result<R, CallError> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
-            // A zero timeout: no wait at all.
+            // A deadline already passed: no wait at all.
             return self.abandon().unwrap_or(Err(CallError::Timeout));
         }
-        for i in 0..SPIN_ROUNDS {
+        if let Some(v) = self.spin() {
+            return v;
+        }
+        self.park_until(deadline)
+    }
+
+    /// Waits for the outcome for `timeout` (`Duration::MAX`: forever), as [`Slot::wait`],
+    /// reading the clock only when it must: a zero timeout does not wait at all, and a
+    /// timeout of [`LATE_START`] or more counts from the end of the spin, so that a reply
+    /// that lands within the spin (most of them) costs no clock read. The spin lasts
+    /// microseconds (a few thread yields under load), nothing against such a timeout; a
+    /// shorter timeout counts from the call.
+    #[cfg(not(loom))]
+    pub fn wait_for(&self, timeout: Duration) -> Result<R, CallError> {
+        if timeout.is_zero() {
+            return self.abandon().unwrap_or(Err(CallError::Timeout));
+        }
+        let start = (timeout < LATE_START).then(Instant::now);
+        if let Some(v) = self.spin() {
+            return v;
+        }
+        self.park_until(start.unwrap_or_else(Instant::now).checked_add(timeout))
+    }
+
+    /// Spins until resolved or for [`SPIN_ROUNDS`] (the last ten yield the thread); the
+    /// outcome if it came meanwhile. Out of line, so that a profile shows the spin apart:
+    /// under callgrind, which runs one thread at a time, it always runs all its rounds
+    /// (docs/performance.md).
+    #[cfg(not(loom))]
+    #[inline(never)]
+    fn spin(&self) -> Option<Result<R, CallError>> {
+        for _ in 0..SPIN_ROUNDS - 10 {
+            if self.is_done() {
+                return self.try_take();
+            }
+            spin_hint();
+        }
+        for _ in 0..10 {
             if self.is_done() {
                 break;
             }
-            if i < SPIN_ROUNDS - 10 {
-                spin_hint();
-            } else {
-                thread::yield_now();
-            }
+            thread::yield_now();
         }
-        if let Some(v) = self.try_take() {
-            return v;
-        }
+        self.try_take()
+    }
+
+    /// Parks (compensated) until resolved or `deadline` (None: forever).
+    #[cfg(not(loom))]
+    fn park_until(&self, deadline: Option<Instant>) -> Result<R, CallError> {
         crate::scheduler::block_in_place(|| loop {
             if let Some(v) = self.try_take() {
                 return v;

@@ -195,7 +195,7 @@ impl RtShared {
     /// thread until the slot is resolved or the virtual deadline passes.
     pub(crate) fn wait<R>(&self, slot: &crate::reply::Slot<R>, timeout: Duration) -> Result<R, crate::CallError> {
         match self.pool.sim() {
-            None => slot.wait(Instant::now().checked_add(timeout)),
+            None => slot.wait_for(timeout),
             Some(driver) => driver.wait(self, slot, self.clock.deadline(timeout)),
         }
     }

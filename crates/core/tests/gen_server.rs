@@ -210,6 +210,21 @@ fn s11_call_timeout_drops_the_late_reply() {
     assert!(s.is_alive());
 }
 
+/// A timeout of a second or more counts from the end of the caller's spin rather than
+/// from the call (no clock read when the reply comes within the spin): it still never
+/// fires before the timeout has passed.
+#[test]
+fn s11_long_timeout_never_fires_early() {
+    let rt = rt(2);
+    let log = Log::default();
+    let s = probe(&rt, "a", &log, InitMode::Ok).unwrap();
+    let timeout = Duration::from_millis(1100);
+    let start = Instant::now();
+    let r = s.call_timeout(Req::Sleep(Duration::from_secs(3), 1), timeout);
+    assert_eq!(r, Err(CallError::Timeout));
+    assert!(start.elapsed() >= timeout, "timed out after {:?}", start.elapsed());
+}
+
 #[test]
 fn s11_zero_timeout_sends_and_does_not_wait() {
     let rt = rt(1);
