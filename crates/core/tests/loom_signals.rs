@@ -70,7 +70,10 @@ impl World {
     fn die(&self, i: u32, reason: ExitReason) {
         let b = &self.p(i).bonds;
         if b.begin_exit(&reason) {
-            drop(b.take_hooks());
+            // `release_names`: the hooks run before anyone else learns of the exit.
+            for (_, hook) in b.take_hooks() {
+                hook.on_exit(b.pid(), &reason);
+            }
             b.announce(self, &reason);
         }
     }
@@ -380,6 +383,49 @@ fn watcher_and_target_exit_at_once() {
         assert_eq!(w.p(0).bonds.counts().held_monitors, 0);
         assert!(w.downs(0, m).len() <= 1, "a Down sent twice");
     });
+}
+
+/// An exit hook added (and, if `remove`, removed) while its process exits: a hook whose
+/// `add_hook` was refused never runs; one that was added runs exactly once, unless
+/// `remove_hook` took it first (then never): whether it landed before `release_names`
+/// took the hooks or after (then `announce` runs it); no hook is left behind.
+fn exit_hook_races_the_exit(remove: bool) {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    model(move || {
+        let w = World::new(1, &[]);
+        let w2 = w.clone();
+        let exits = thread::spawn(move || w2.die(0, ExitReason::Shutdown));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        let hook = w.p(0).bonds.add_hook(Arc::new(move |p: Pid, reason: &ExitReason| {
+            assert_eq!((p, reason), (pid(0), &ExitReason::Shutdown));
+            r.fetch_add(1, Ordering::SeqCst);
+        }));
+        let removed = hook.filter(|_| remove).map(|h| w.p(0).bonds.remove_hook(h));
+        exits.join().unwrap();
+
+        let expected = match (hook, removed) {
+            (None, _) => 0,       // refused: the process was closed
+            (_, Some(true)) => 0, // taken back before it ran
+            (Some(_), _) => 1,    // it ran (the exit took it): exactly once
+        };
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            expected,
+            "hook added: {hook:?}, removed: {removed:?}"
+        );
+        assert_eq!(w.p(0).bonds.counts().hooks, 0, "a hook left behind");
+    });
+}
+
+#[test]
+fn exit_hook_races_the_exit_kept() {
+    exit_hook_races_the_exit(false);
+}
+
+#[test]
+fn exit_hook_races_the_exit_removed() {
+    exit_hook_races_the_exit(true);
 }
 
 /// The calls module: a server's `Bonds` alone (no other process is reached).
