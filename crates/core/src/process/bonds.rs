@@ -436,7 +436,7 @@ impl HeldCalls<'_> {
 ///
 /// # Errors
 /// `Err(NoProc)` when no link was made: `me` is exiting, or `other` is not alive and
-/// `me` does not trap exits.
+/// `me` does not trap exits (or began its exit meanwhile).
 pub fn link<P: Peers>(peers: &P, me: &P::Proc, other: Pid) -> Result<(), NoProc> {
     let h = P::bonds(me);
     if other == h.pid() {
@@ -459,6 +459,10 @@ pub fn link<P: Peers>(peers: &P, me: &P::Proc, other: Pid) -> Result<(), NoProc>
         }
         None => {
             h.remove_link(other);
+            if h.is_closed() {
+                // Exiting meanwhile: nobody is left to read an `EXIT` message.
+                return Err(NoProc);
+            }
             if h.trap_exits() {
                 peers.exit_message(me, other, ExitReason::NoProc);
                 Ok(())
