@@ -53,6 +53,7 @@ mod error;
 mod exit;
 mod mailbox;
 mod pid;
+mod process;
 mod reply;
 mod scheduler;
 mod sync;
@@ -69,8 +70,6 @@ mod info;
 mod naming;
 #[cfg(not(loom))]
 mod panic;
-#[cfg(not(loom))]
-mod process;
 #[cfg(not(loom))]
 mod request;
 #[cfg(not(loom))]
@@ -97,9 +96,8 @@ pub use gen_server::{CallFlow, Down, Flow, GenServer};
 #[cfg(not(loom))]
 pub use info::ProcessInfo;
 #[cfg(not(loom))]
-pub use naming::{ExitObserver, LocalName, NameError, Naming, StartOpts};
-#[cfg(not(loom))]
-pub use process::{HookRef, MonitorRef};
+pub use naming::{LocalName, NameError, Naming, StartOpts};
+pub use process::{ExitObserver, HookRef, MonitorRef};
 #[cfg(not(loom))]
 pub use reply::ReplyTo;
 #[cfg(not(loom))]
@@ -179,7 +177,25 @@ pub fn is_alive(pid: Pid) -> bool {
 #[doc(hidden)]
 pub mod loom_api {
     pub use crate::mailbox::{Mailbox, Pop};
-    pub use crate::reply::Slot;
+    pub use crate::process::bonds::{Bonds, Counts, HeldCalls, Peers, Watcher};
+
+    /// The link and monitor protocols, as `signal.rs` calls them.
+    pub mod bonds {
+        pub use crate::process::bonds::{
+            demonitor, link, link_new_child, link_pair, monitor, remove_monitor, signal_as_linked, unlink,
+        };
+    }
+    pub use crate::reply::{Abort, ReplyHandle, Slot};
     pub use crate::scheduler::loom_face as pool;
     pub use crate::scheduler::{LifoSlot, Sleep};
+
+    /// A pid for a model's process number `index` (a model's own table maps it back).
+    pub fn pid(index: u32) -> crate::Pid {
+        crate::Pid::new(1, index, u64::from(index) + 1)
+    }
+
+    /// The number a model gave the process `pid` (see [`pid`]).
+    pub fn index(pid: crate::Pid) -> u32 {
+        pid.index()
+    }
 }

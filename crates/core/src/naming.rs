@@ -1,7 +1,7 @@
 //! The seams other crates plug into: naming (for start options), exit observers, and the
 //! options a start takes.
 
-use crate::{ExitReason, Pid, RuntimeHandle};
+use crate::{Pid, RuntimeHandle};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,23 +131,6 @@ impl fmt::Display for NameError {
 }
 
 impl std::error::Error for NameError {}
-
-/// Told when a process exits: the seam behind which a remote monitor or link can stand,
-/// and how code outside any process waits for an exit.
-pub trait ExitObserver: Send + Sync + 'static {
-    /// `pid` exited with `reason`. Runs on the thread that ended the process: keep it
-    /// short and never block.
-    fn on_exit(&self, pid: Pid, reason: &ExitReason);
-}
-
-impl<F> ExitObserver for F
-where
-    F: Fn(Pid, &ExitReason) + Send + Sync + 'static,
-{
-    fn on_exit(&self, pid: Pid, reason: &ExitReason) {
-        self(pid, reason)
-    }
-}
 
 /// Options for [`GenServer::start`](crate::GenServer::start) and
 /// [`GenServer::start_link`](crate::GenServer::start_link).

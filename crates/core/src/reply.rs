@@ -110,7 +110,7 @@ impl<R: Send + 'static> ReplySlot<R> for Slot<R> {
 }
 
 /// Type-erased resolution with an error: how a dying server fails the calls it holds.
-pub(crate) trait Abort: Send + Sync {
+pub trait Abort: Send + Sync {
     /// Resolves the slot with `err` unless it is already resolved.
     fn abort(&self, err: CallError);
 }
@@ -403,16 +403,21 @@ impl<R> Slot<R> {
     }
 }
 
+#[cfg(loom)]
+pub use handle::ReplyHandle;
 #[cfg(not(loom))]
 pub use handle::ReplyTo;
 
-#[cfg(not(loom))]
 mod handle {
     use super::ReplySlot;
     use crate::error::CallError;
+    use crate::process::bonds::Bonds;
+    #[cfg(not(loom))]
     use crate::process::Header;
     use crate::sync::{AtomicBool, Ordering};
+    #[cfg(not(loom))]
     use crate::Pid;
+    #[cfg(not(loom))]
     use std::fmt;
     use std::sync::Arc;
 
@@ -427,13 +432,17 @@ mod handle {
     ///
     /// (The first design called this `From`; renamed so that `use arbor::prelude::*` does not
     /// shadow `std::convert::From`.)
+    #[cfg(not(loom))]
     pub struct ReplyTo<R: Send + 'static> {
-        inner: Arc<Inner<R>>,
+        inner: Arc<Inner<R, Header>>,
     }
 
-    struct Inner<R: Send + 'static> {
+    /// What every copy of one call's reply handle shares: the slot, and the call's entry
+    /// in the server's held calls. Generic over the server (its `Header`; a bare `Bonds`
+    /// in a loom model, which drives this same code through [`ReplyHandle`]).
+    struct Inner<R: Send + 'static, S: AsRef<Bonds>> {
         slot: Arc<dyn ReplySlot<R>>,
-        server: Arc<Header>,
+        server: Arc<S>,
         key: usize,
         /// True until the call's entry in the server's held calls is removed: it is
         /// removed once, by the first reply or by the drop, so that a second reply
@@ -441,24 +450,38 @@ mod handle {
         held: AtomicBool,
     }
 
-    impl<R: Send + 'static> Inner<R> {
+    impl<R: Send + 'static, S: AsRef<Bonds>> Inner<R, S> {
+        fn new(slot: Arc<dyn ReplySlot<R>>, server: Arc<S>, key: usize) -> Self {
+            Inner {
+                slot,
+                server,
+                key,
+                held: AtomicBool::new(true),
+            }
+        }
+
         /// Removes this call from the server's held calls, once.
         fn forget(&self) {
             if self.held.swap(false, Ordering::AcqRel) {
-                self.server.forget_call(self.key);
+                (*self.server).as_ref().forget_call(self.key);
             }
+        }
+
+        /// The reply: see [`ReplyTo::reply`].
+        fn reply(&self, value: R) -> bool {
+            if !(*self.server).as_ref().is_alive() {
+                return false;
+            }
+            self.forget();
+            self.slot.slot().resolve(Ok(value))
         }
     }
 
+    #[cfg(not(loom))]
     impl<R: Send + 'static> ReplyTo<R> {
         pub(crate) fn new(slot: Arc<dyn ReplySlot<R>>, server: Arc<Header>, key: usize) -> Self {
             ReplyTo {
-                inner: Arc::new(Inner {
-                    slot,
-                    server,
-                    key,
-                    held: AtomicBool::new(true),
-                }),
+                inner: Arc::new(Inner::new(slot, server, key)),
             }
         }
 
@@ -466,12 +489,7 @@ mod handle {
         /// gave up (timeout), or the server has exited (its callers then get the exit
         /// reason instead).
         pub fn reply(&self, value: R) -> bool {
-            let inner = &*self.inner;
-            if !inner.server.is_alive() {
-                return false;
-            }
-            inner.forget();
-            inner.slot.slot().resolve(Ok(value))
+            self.inner.reply(value)
         }
 
         /// The calling process, if the call came from one (not from an outside thread).
@@ -480,6 +498,7 @@ mod handle {
         }
     }
 
+    #[cfg(not(loom))]
     impl<R: Send + 'static> Clone for ReplyTo<R> {
         fn clone(&self) -> Self {
             ReplyTo {
@@ -488,13 +507,14 @@ mod handle {
         }
     }
 
+    #[cfg(not(loom))]
     impl<R: Send + 'static> fmt::Debug for ReplyTo<R> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("ReplyTo").field("caller", &self.caller()).finish()
         }
     }
 
-    impl<R: Send + 'static> Drop for Inner<R> {
+    impl<R: Send + 'static, S: AsRef<Bonds>> Drop for Inner<R, S> {
         fn drop(&mut self) {
             // Whether or not the caller is still waiting (it may have timed out), the
             // entry goes: an unanswered call must not stay held for the server's life.
@@ -503,11 +523,42 @@ mod handle {
             if slot.is_done() {
                 return;
             }
-            let err = match self.server.exit_reason() {
+            let err = match (*self.server).as_ref().exit_reason() {
                 Some(reason) => CallError::Exited(reason),
                 None => CallError::NoReply,
             };
             slot.resolve(Err(err));
+        }
+    }
+
+    /// loom: `ReplyTo` with the server's [`Bonds`] standing for its header: the same
+    /// shared part (`Inner`: reply, forget-once, drop), so a model runs the real code.
+    #[cfg(loom)]
+    pub struct ReplyHandle<R: Send + 'static> {
+        inner: Arc<Inner<R, Bonds>>,
+    }
+
+    #[cfg(loom)]
+    impl<R: Send + 'static> ReplyHandle<R> {
+        /// As `ReplyTo::new`: the handle of the call held under `key` by `server`.
+        pub fn new(slot: Arc<dyn ReplySlot<R>>, server: Arc<Bonds>, key: usize) -> Self {
+            ReplyHandle {
+                inner: Arc::new(Inner::new(slot, server, key)),
+            }
+        }
+
+        /// As `ReplyTo::reply`.
+        pub fn reply(&self, value: R) -> bool {
+            self.inner.reply(value)
+        }
+    }
+
+    #[cfg(loom)]
+    impl<R: Send + 'static> Clone for ReplyHandle<R> {
+        fn clone(&self) -> Self {
+            ReplyHandle {
+                inner: Arc::clone(&self.inner),
+            }
         }
     }
 }

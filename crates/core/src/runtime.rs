@@ -859,21 +859,7 @@ impl RuntimeHandle {
     /// either side. If one of them exits while the link is being made, the other gets
     /// its exit signal (the link came first) and this returns `Err(NoProc)`.
     pub fn link(&self, a: Pid, b: Pid) -> Result<(), NoProc> {
-        let pa = self.shared.table.get(a).ok_or(NoProc)?;
-        let pb = self.shared.table.get(b).ok_or(NoProc)?;
-        if !pa.header().add_link(b) {
-            return Err(NoProc);
-        }
-        if !pb.header().add_link(a) {
-            pa.header().remove_link(b);
-            return Err(NoProc);
-        }
-        if pa.header().is_closed() {
-            // `a` began its exit meanwhile and signalled `b` (or will): nothing is left.
-            pb.header().remove_link(a);
-            return Err(NoProc);
-        }
-        Ok(())
+        signal::link_pair(&self.shared, a, b)
     }
 
     fn shutdown_inner(&self, timeout: Duration) -> ShutdownReport {

@@ -1,106 +1,69 @@
-//! Links, monitors and exit signals between processes, by pid.
+//! Links, monitors and exit signals between processes, by pid: the runtime's door to the
+//! protocols of `process/bonds.rs`, with the runtime's process table as their [`Peers`].
 
-use crate::process::{deliver_exit, Header, HookRef, MonitorRef, Process, SysMsg, Watcher};
+use crate::process::bonds::{self, Bonds, Peers, Watcher};
+use crate::process::{deliver_exit, Header, HookRef, MonitorRef, Process, SysMsg};
 use crate::runtime::RtShared;
 use crate::{Down, ExitObserver, ExitReason, NoProc, Pid};
 use std::sync::Arc;
 
-/// Links `me` and `other` both ways (S34, S37).
+/// The runtime's processes, for the protocols of `bonds.rs`: found in its table (until
+/// finalized), told through their mailboxes and `deliver_exit`.
+impl Peers for RtShared {
+    type Proc = Arc<dyn Process>;
+
+    #[inline]
+    fn find(&self, pid: Pid) -> Option<Arc<dyn Process>> {
+        self.table.get(pid)
+    }
+
+    #[inline]
+    fn bonds(p: &Arc<dyn Process>) -> &Bonds {
+        p.header().bonds()
+    }
+
+    fn exit_signal(&self, p: &Arc<dyn Process>, from: Pid, reason: ExitReason) {
+        deliver_exit(p, from, reason, false);
+    }
+
+    fn exit_message(&self, p: &Arc<dyn Process>, from: Pid, reason: ExitReason) {
+        Arc::clone(p).deliver(SysMsg::Exit { from, reason });
+    }
+
+    fn down(&self, p: Arc<dyn Process>, monitor: MonitorRef, pid: Pid, reason: ExitReason) {
+        p.deliver(SysMsg::Down(Down { monitor, pid, reason }));
+    }
+}
+
+/// Links `me` and `other` both ways (S34, S37): see [`bonds::link`].
 ///
 /// A process that is already exiting (killed while its handler still runs) makes no
 /// link: the other side gets its exit signal instead, as if the link had been made just
 /// before the exit, and the caller gets `Err(NoProc)`. So no live process is ever left
 /// linked to a dead one that will never signal it.
 pub(crate) fn link(me: &Arc<dyn Process>, other: Pid) -> Result<(), NoProc> {
-    let h = me.header();
-    if other == h.pid() {
-        return Ok(());
-    }
-    // This side first: once it is in, this process's own exit tells `other`.
-    if !h.add_link(other) {
-        signal_as_linked(h, other);
-        return Err(NoProc);
-    }
-    let target = h.rt().table.get(other).filter(|p| p.header().add_link(h.pid()));
-    match target {
-        Some(p) => {
-            if h.is_closed() {
-                // This process began its exit meanwhile; its announcement signalled
-                // `other` (or will), but may have run before `other` recorded the link.
-                p.header().remove_link(h.pid());
-                return Err(NoProc);
-            }
-            Ok(())
-        }
-        None => {
-            h.remove_link(other);
-            if h.trap_exits() {
-                Arc::clone(me).deliver(SysMsg::Exit {
-                    from: other,
-                    reason: ExitReason::NoProc,
-                });
-                Ok(())
-            } else {
-                Err(NoProc)
-            }
-        }
-    }
+    bonds::link(&**me.header().rt(), me, other)
 }
 
-/// `me` is exiting and asked to link to `other`: `other` gets `me`'s exit signal, as a
-/// link made just before the exit would have given it.
-pub(crate) fn signal_as_linked(me: &Header, other: Pid) {
-    if let (Some(p), Some(reason)) = (me.rt().table.get(other), me.exit_reason()) {
-        deliver_exit(&p, me.pid(), reason, false);
-    }
+/// Links `a` and `b` from outside either: see [`bonds::link_pair`].
+pub(crate) fn link_pair(rt: &RtShared, a: Pid, b: Pid) -> Result<(), NoProc> {
+    bonds::link_pair(rt, a, b)
 }
 
 /// Removes the link between `me` and `other`, if any.
 pub(crate) fn unlink(me: &Header, other: Pid) {
-    me.remove_link(other);
-    if let Some(p) = me.rt().table.get(other) {
-        p.header().remove_link(me.pid());
-    }
+    bonds::unlink(&**me.rt(), me.bonds(), other)
 }
 
-/// `me` monitors `target`; a dead target fires at once with `NoProc` (S32). The monitor
-/// is recorded on both sides: the target tells `me` when it exits, and `me`'s own exit
-/// removes the monitor from the target, so a dead watcher leaves nothing behind.
+/// `me` monitors `target`; a dead target fires at once with `NoProc` (S32): see
+/// [`bonds::monitor`].
 pub(crate) fn monitor_from(me: &Header, target: Pid) -> MonitorRef {
-    let monitor = MonitorRef::fresh();
-    let watched = me
-        .rt()
-        .table
-        .get(target)
-        .filter(|p| p.header().add_monitor(monitor, Watcher::Process(me.pid())));
-    match watched {
-        Some(p) => {
-            if !me.add_held_monitor(monitor, target) {
-                // This process is exiting: the monitor dies with it.
-                p.header().remove_monitor(monitor);
-            } else if p.header().is_closed() {
-                // The target is telling its watchers (it may have looked at this side
-                // before the monitor was recorded here): its `Down` comes all the same.
-                me.forget_held_monitor(monitor);
-            }
-        }
-        None => {
-            if let Some(p) = me.rt().table.get(me.pid()) {
-                p.deliver(SysMsg::Down(Down {
-                    monitor,
-                    pid: target,
-                    reason: ExitReason::NoProc,
-                }));
-            }
-        }
-    }
-    monitor
+    bonds::monitor(&**me.rt(), me.bonds(), target)
 }
 
 /// `me` removes its monitor `monitor` of `target`; true if it was active.
 pub(crate) fn demonitor_from(me: &Header, target: Pid, monitor: MonitorRef) -> bool {
-    me.forget_held_monitor(monitor);
-    demonitor(me.rt(), target, monitor)
+    bonds::demonitor(&**me.rt(), me.bonds(), target, monitor)
 }
 
 /// An observer watches `target`; `Err(NoProc)` if it is not alive.
@@ -131,10 +94,7 @@ pub(crate) fn remove_hook(rt: &RtShared, target: Pid, hook: HookRef) -> bool {
 
 /// Removes a monitor from `target`; true if it was active.
 pub(crate) fn demonitor(rt: &RtShared, target: Pid, monitor: MonitorRef) -> bool {
-    match rt.table.get(target) {
-        Some(p) => p.header().remove_monitor(monitor),
-        None => false,
-    }
+    bonds::remove_monitor(rt, target, monitor)
 }
 
 /// An exit signal from `from` to `target` (S36).

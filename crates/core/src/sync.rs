@@ -9,10 +9,11 @@
 //! ours; `std::sync::OnceLock` and `Once` (a process's name and exit reason, the pool's
 //! stall hook, the timer thread's handle, the panic hook), each written once before it is
 //! read by the protocol that publishes it; and `thread_local!`, which the pool declares
-//! through loom's macro under `cfg(loom)` (the parts of core built under loom: mailbox,
-//! reply slot, LIFO slot, sleep list, pool). The process layer (header, cell, table,
-//! signals), the timers and the runtime are not built under loom yet: their atomics and
-//! locks come from here all the same, so they can be.
+//! through loom's macro under `cfg(loom)`; and [`Serial`], a counter in a `static` (the
+//! parts of core built under loom: mailbox, reply slot and reply handle, LIFO slot, sleep
+//! list, pool, a process's bonds with the link, monitor and exit protocols). The rest of
+//! the process layer (header, cell, table), the timers and the runtime are not built under
+//! loom: their atomics and locks come from here all the same, so they can be.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -30,6 +31,25 @@ pub(crate) use parking_lot::{Condvar, Mutex as PlainMutex, RwLock};
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::thread;
+
+/// A counter in a `static` that orders nothing (fresh monitor and hook references): std's
+/// atomic, under loom too, since a loom atomic belongs to one execution of a model and
+/// cannot live in a `static`. A model never races on what it counts (each reference is
+/// only compared with others).
+#[derive(Debug)]
+pub(crate) struct Serial(std::sync::atomic::AtomicU64);
+
+impl Serial {
+    pub(crate) const fn new(first: u64) -> Self {
+        Serial(std::sync::atomic::AtomicU64::new(first))
+    }
+
+    /// The next number of the sequence.
+    #[inline]
+    pub(crate) fn next(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// A mutex with `parking_lot`'s non-poisoning interface, or loom's under `cfg(loom)`.
 #[derive(Debug, Default)]

@@ -943,9 +943,7 @@ pub(crate) fn start<G: GenServer>(args: G::Args, opts: StartOpts, link: bool) ->
     // linked to it now would never hear of its exit. Such a start fails before `init`.
     // A caller that begins its exit after this point signals the child like any link.
     if let Some(c) = &linked_caller {
-        cell.header.add_link(c.header().pid());
-        if !c.header().add_link(pid) {
-            let reason = c.header().exit_reason().unwrap_or(ExitReason::Killed);
+        if let Err(reason) = super::bonds::link_new_child(cell.header.bonds(), c.header().bonds()) {
             vanish(&cell, None);
             return Err(StartError::CallerExited(reason));
         }

@@ -1,53 +1,26 @@
 //! The untyped half of a process, and exit signals.
 //!
-//! Invariants:
-//! - `exit_reason` is set once, by the first `die`; `alive` turns false right after, and
-//!   never back. Everything that reads the reason checks `alive` first.
-//! - `watchers.closed` turns true once, in `announce`, after the process's names are
-//!   released; links, monitors and hooks added later are refused (the caller then acts as
-//!   if the target were already dead: `NoProc`).
-//! - `calls.closed` turns true once, when the calls the process holds are failed with its
-//!   exit reason; a call it dequeues later is failed at once.
-//! - No two of these locks are ever held at once, and no lock is held while user code
-//!   (a hook, an observer, a message's `Drop`) runs.
+//! Its links, monitors, exit hooks, held calls and life state (alive, exit reason, closed)
+//! are a [`Bonds`] (`bonds.rs`, with their invariants and the protocols that work on
+//! them, built under loom too); the header adds what needs the runtime (its names, its
+//! runtime, the deadlock detector's wait, the runner's statistics) and forwards the rest.
 //!
 //! Exit propagation is iterative: a signal that kills a process whose links must then be
 //! signalled queues those signals on a per-thread work list that the outermost
 //! [`deliver_exit`] drains, so a long chain or a cycle of links uses constant stack, and a
 //! process already dead ignores further signals, so cycles end.
 
+use super::bonds::{Bonds, Counts, HeldCalls, HookRef, MonitorRef, Watcher};
 use crate::error::CallError;
-use crate::reply::Abort;
 use crate::runtime::RtShared;
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crate::{Down, ExitObserver, ExitReason, Naming, Pid};
-use slab::Slab;
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
-
-/// Identifies one monitor: fresh for each `monitor` call (S31).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MonitorRef(pub(crate) u64);
-
-static NEXT_REF: AtomicU64 = AtomicU64::new(1);
-
-impl MonitorRef {
-    pub(crate) fn fresh() -> MonitorRef {
-        MonitorRef(NEXT_REF.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-/// Who hears of a process's exit through a monitor.
-pub(crate) enum Watcher {
-    /// A process: gets `handle_down`.
-    Process(Pid),
-    /// Anything else (an outside waiter, a remote node): its callback runs.
-    Observer(Arc<dyn ExitObserver>),
-}
 
 /// System messages that travel in the user lane (they are ordered with user messages,
 /// as Erlang orders them).
@@ -83,52 +56,21 @@ pub(crate) trait Process: Send + Sync + 'static {
     fn memory_estimate(&self, queued: usize) -> usize;
 }
 
-struct Watchers {
-    closed: bool,
-    links: Vec<Pid>,
-    /// Monitors on this process: who to tell when it exits.
-    monitors: Vec<(MonitorRef, Watcher)>,
-    /// Monitors this process holds on others (the target of each): removed from their
-    /// targets when this process exits, so a dead watcher leaves nothing behind.
-    held_monitors: Vec<(MonitorRef, Pid)>,
-    hooks: Vec<(HookRef, Arc<dyn ExitObserver>)>,
-}
-
-/// Identifies one exit hook (see `RuntimeHandle::on_exit`), for its removal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HookRef(pub(crate) u64);
-
 /// Counts of what a process holds: for introspection and leak tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct HeaderCounts {
-    pub(crate) links: usize,
-    pub(crate) monitors: usize,
-    pub(crate) held_monitors: usize,
-    pub(crate) hooks: usize,
-    pub(crate) held_calls: usize,
-}
-
-struct Calls {
-    closed: bool,
-    held: Slab<Arc<dyn Abort>>,
-}
+pub(crate) type HeaderCounts = Counts;
 
 /// The untyped half of a process.
 pub(crate) struct Header {
-    pid: Pid,
+    /// Links, monitors, hooks, held calls, and the life state (with the pid).
+    bonds: Bonds,
     parent: Pid,
     type_name: &'static str,
     rt: Arc<RtShared>,
     name: OnceLock<Arc<dyn Naming>>,
-    trap: AtomicBool,
-    alive: AtomicBool,
-    exit_reason: OnceLock<ExitReason>,
     /// The serial of the process this one is blocked calling, or 0: for cycle detection.
     waiting_on: AtomicU64,
     /// Where that process lives: its runtime and slot (see `begin_wait`).
     waiting_at: AtomicU64,
-    watchers: Mutex<Watchers>,
-    calls: Mutex<Calls>,
     /// What the runner writes as it runs.
     hot: Hot,
     /// When the process was created (wall clock), for `info`.
@@ -179,34 +121,22 @@ impl Callback {
 
 impl Header {
     pub(crate) fn new(pid: Pid, parent: Pid, type_name: &'static str, rt: Arc<RtShared>) -> Header {
+        // Read before the header is built: with the call in the middle of the literal, the
+        // bonds were built aside and copied in (a `memcpy` per spawn under callgrind).
+        let started = SystemTime::now();
         Header {
-            pid,
+            bonds: Bonds::new(pid),
             parent,
             type_name,
             rt,
             name: OnceLock::new(),
-            trap: AtomicBool::new(false),
-            alive: AtomicBool::new(true),
-            exit_reason: OnceLock::new(),
             waiting_on: AtomicU64::new(0),
             waiting_at: AtomicU64::new(0),
-            watchers: Mutex::new(Watchers {
-                closed: false,
-                links: Vec::new(),
-                monitors: Vec::new(),
-                held_monitors: Vec::new(),
-                hooks: Vec::new(),
-            }),
-            calls: Mutex::new(Calls {
-                closed: false,
-                held: Slab::new(),
-            }),
-
             hot: Hot {
                 handled: AtomicU64::new(0),
                 callback: AtomicUsize::new(0),
             },
-            started: SystemTime::now(),
+            started,
         }
     }
 
@@ -231,7 +161,12 @@ impl Header {
     }
 
     pub(crate) fn pid(&self) -> Pid {
-        self.pid
+        self.bonds.pid()
+    }
+
+    /// Its links, monitors, hooks, held calls and life state.
+    pub(crate) fn bonds(&self) -> &Bonds {
+        &self.bonds
     }
 
     pub(crate) fn parent(&self) -> Pid {
@@ -258,7 +193,7 @@ impl Header {
             .map(|n| catch_unwind(AssertUnwindSafe(|| n.describe())).unwrap_or_else(|_| "<describe panicked>".into()));
         let c = self.counts();
         crate::ProcessInfo {
-            pid: self.pid,
+            pid: self.pid(),
             parent: self.parent,
             name,
             type_name: self.type_name,
@@ -279,39 +214,31 @@ impl Header {
     /// Name for logs: the registered name if any, else the pid.
     pub(crate) fn display_name(&self) -> String {
         match self.name.get() {
-            Some(n) => format!("{} ({})", n.describe(), self.pid),
-            None => self.pid.to_string(),
+            Some(n) => format!("{} ({})", n.describe(), self.pid()),
+            None => self.pid().to_string(),
         }
     }
 
     pub(crate) fn trap_exits(&self) -> bool {
-        self.trap.load(Ordering::SeqCst)
+        self.bonds.trap_exits()
     }
 
     pub(crate) fn set_trap_exits(&self, on: bool) -> bool {
-        self.trap.swap(on, Ordering::SeqCst)
+        self.bonds.set_trap_exits(on)
     }
 
     pub(crate) fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
+        self.bonds.is_alive()
     }
 
     /// The exit reason, once the process has begun to exit.
     pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
-        if self.is_alive() {
-            None
-        } else {
-            self.exit_reason.get().cloned()
-        }
+        self.bonds.exit_reason()
     }
 
     /// First step of every death: records the reason. False if another death came first.
     pub(crate) fn begin_exit(&self, reason: &ExitReason) -> bool {
-        if self.exit_reason.set(reason.as_exit()).is_err() {
-            return false;
-        }
-        self.alive.store(false, Ordering::Release);
-        true
+        self.bonds.begin_exit(reason)
     }
 
     /// Releases the process's names (its via-name, then every exit hook): before anyone
@@ -319,214 +246,73 @@ impl Header {
     pub(crate) fn release_names(&self, reason: &ExitReason) {
         if let Some(name) = self.name.get() {
             let name = Arc::clone(name);
-            let pid = self.pid;
+            let pid = self.pid();
             if catch_unwind(AssertUnwindSafe(|| name.unregister(pid))).is_err() {
                 log::error!("arbor: a name's unregister panicked for {pid}");
             }
         }
-        let hooks = {
-            let mut w = self.watchers.lock();
-            std::mem::take(&mut w.hooks)
-        };
-        for (_, hook) in hooks {
-            let pid = self.pid;
+        for (_, hook) in self.bonds.take_hooks() {
+            let pid = self.pid();
             if catch_unwind(AssertUnwindSafe(|| hook.on_exit(pid, reason))).is_err() {
                 log::error!("arbor: an exit hook panicked for {pid}");
             }
         }
     }
 
-    /// Tells everyone else: fails held calls, signals links, fires monitors.
+    /// Tells everyone else: fails held calls, signals links, fires monitors (through the
+    /// runtime's table: see `Bonds::announce`).
     pub(crate) fn announce(&self, reason: &ExitReason) {
-        let reason = reason.as_exit();
-        let held = {
-            let mut calls = self.calls.lock();
-            calls.closed = true;
-            std::mem::take(&mut calls.held)
-        };
-        for (_, slot) in held {
-            slot.abort(CallError::Exited(reason.clone()));
-        }
-        let (links, monitors, held_monitors, hooks) = {
-            let mut w = self.watchers.lock();
-            w.closed = true;
-            (
-                std::mem::take(&mut w.links),
-                std::mem::take(&mut w.monitors),
-                std::mem::take(&mut w.held_monitors),
-                std::mem::take(&mut w.hooks),
-            )
-        };
-        // Hooks added after release_names ran (a race with registration): run them now.
-        for (_, hook) in hooks {
-            let pid = self.pid;
-            let _ = catch_unwind(AssertUnwindSafe(|| hook.on_exit(pid, &reason)));
-        }
-        // The monitors this process held die with it: their targets forget them.
-        for (monitor, target) in held_monitors {
-            if let Some(p) = self.rt.table.get(target) {
-                p.header().remove_monitor(monitor);
-            }
-        }
-        for other in links {
-            if let Some(p) = self.rt.table.get(other) {
-                p.header().remove_link(self.pid);
-                deliver_exit(&p, self.pid, reason.clone(), false);
-            }
-        }
-        for (monitor, watcher) in monitors {
-            match watcher {
-                Watcher::Process(w) => {
-                    if let Some(p) = self.rt.table.get(w) {
-                        p.header().forget_held_monitor(monitor);
-                        p.deliver(SysMsg::Down(Down {
-                            monitor,
-                            pid: self.pid,
-                            reason: reason.clone(),
-                        }));
-                    }
-                }
-                Watcher::Observer(o) => {
-                    let pid = self.pid;
-                    if catch_unwind(AssertUnwindSafe(|| o.on_exit(pid, &reason))).is_err() {
-                        log::error!("arbor: an exit observer panicked for {pid}");
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds a link to `other`; false if this process is already exiting.
-    pub(crate) fn add_link(&self, other: Pid) -> bool {
-        let mut w = self.watchers.lock();
-        if w.closed {
-            return false;
-        }
-        if !w.links.contains(&other) {
-            w.links.push(other);
-        }
-        true
-    }
-
-    /// True once this process has told its links and monitors of its exit (or is telling
-    /// them): a link or monitor added to it from now on would never be served.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.watchers.lock().closed
-    }
-
-    /// Records a monitor this process holds on `target`; false if this process is
-    /// already exiting (the caller then removes the monitor from the target).
-    pub(crate) fn add_held_monitor(&self, monitor: MonitorRef, target: Pid) -> bool {
-        let mut w = self.watchers.lock();
-        if w.closed {
-            return false;
-        }
-        w.held_monitors.push((monitor, target));
-        true
+        self.bonds.announce(&*self.rt, reason)
     }
 
     /// The target of a monitor this process holds, if it is still active.
     pub(crate) fn held_monitor_target(&self, monitor: MonitorRef) -> Option<Pid> {
-        let w = self.watchers.lock();
-        w.held_monitors.iter().find(|(r, _)| *r == monitor).map(|(_, p)| *p)
-    }
-
-    /// Forgets a monitor this process held (it fired, or was removed).
-    pub(crate) fn forget_held_monitor(&self, monitor: MonitorRef) {
-        let mut w = self.watchers.lock();
-        if let Some(i) = w.held_monitors.iter().position(|(r, _)| *r == monitor) {
-            w.held_monitors.swap_remove(i);
-        }
+        self.bonds.held_monitor_target(monitor)
     }
 
     /// What this process holds, counted.
     pub(crate) fn counts(&self) -> HeaderCounts {
-        let held_calls = self.calls.lock().held.len();
-        let w = self.watchers.lock();
-        HeaderCounts {
-            links: w.links.len(),
-            monitors: w.monitors.len(),
-            held_monitors: w.held_monitors.len(),
-            hooks: w.hooks.len(),
-            held_calls,
-        }
+        self.bonds.counts()
     }
 
     /// The pids this process is linked to.
     pub(crate) fn links(&self) -> Vec<Pid> {
-        self.watchers.lock().links.clone()
+        self.bonds.links()
     }
 
     /// Drops every link (of a process that never ran: see `cell::vanish`).
     pub(crate) fn remove_links(&self) {
-        self.watchers.lock().links.clear();
+        self.bonds.remove_links()
     }
 
     pub(crate) fn remove_link(&self, other: Pid) {
-        let mut w = self.watchers.lock();
-        w.links.retain(|p| *p != other);
+        self.bonds.remove_link(other)
     }
 
     /// Adds a monitor; false if this process is already exiting.
     pub(crate) fn add_monitor(&self, monitor: MonitorRef, watcher: Watcher) -> bool {
-        let mut w = self.watchers.lock();
-        if w.closed {
-            return false;
-        }
-        w.monitors.push((monitor, watcher));
-        true
-    }
-
-    /// Removes a monitor; true if it was active.
-    pub(crate) fn remove_monitor(&self, monitor: MonitorRef) -> bool {
-        // Order among watchers does not matter: each gets its own `Down`. An observer's
-        // `Drop` (user code) runs after the lock is released.
-        let removed = {
-            let mut w = self.watchers.lock();
-            w.monitors
-                .iter()
-                .position(|(r, _)| *r == monitor)
-                .map(|i| w.monitors.swap_remove(i))
-        };
-        removed.is_some()
+        self.bonds.add_monitor(monitor, watcher)
     }
 
     /// Adds an exit hook, run before links and monitors are told; `None` if exiting.
     pub(crate) fn add_hook(&self, hook: Arc<dyn ExitObserver>) -> Option<HookRef> {
-        let mut w = self.watchers.lock();
-        if w.closed {
-            return None;
-        }
-        let r = HookRef(NEXT_REF.fetch_add(1, Ordering::Relaxed));
-        w.hooks.push((r, hook));
-        Some(r)
+        self.bonds.add_hook(hook)
     }
 
     /// Removes an exit hook; true if it was there (it has not run and will not).
     pub(crate) fn remove_hook(&self, hook: HookRef) -> bool {
-        let removed = {
-            let mut w = self.watchers.lock();
-            w.hooks
-                .iter()
-                .position(|(r, _)| *r == hook)
-                .map(|i| w.hooks.swap_remove(i))
-        };
-        // The hook's own `Drop` runs outside the lock.
-        removed.is_some()
+        self.bonds.remove_hook(hook)
     }
 
     /// The calls (and stop requests) this process holds, locked: register them with
     /// [`HeldCalls::hold`] so that its death fails them.
     pub(crate) fn held_calls(&self) -> HeldCalls<'_> {
-        HeldCalls(self.calls.lock())
+        self.bonds.held_calls()
     }
 
     /// The call was answered (or its handle dropped).
     pub(crate) fn forget_call(&self, key: usize) {
-        let mut calls = self.calls.lock();
-        if !calls.closed {
-            calls.held.try_remove(key);
-        }
+        self.bonds.forget_call(key)
     }
 
     /// Marks this process as blocked calling `target`, unless that closes a cycle, within
@@ -539,13 +325,13 @@ impl Header {
     /// the lookup then finds no such process and the walk ends: a missed cycle at worst,
     /// never a false `Deadlock`, which needs this process's own serial in the chain.
     pub(crate) fn begin_wait(&self, target: Pid) -> Result<WaitGuard<'_>, CallError> {
-        let me = self.pid.serial();
+        let me = self.pid().serial();
         self.waiting_at.store(place(target), Ordering::SeqCst);
         self.waiting_on.store(target.serial(), Ordering::SeqCst);
         let guard = WaitGuard { header: self };
         let mut next = target;
         for _ in 0..4096 {
-            let found = if next.rt() == self.pid.rt() {
+            let found = if next.rt() == self.pid().rt() {
                 self.rt.table.get(next)
             } else {
                 crate::RuntimeHandle::of(next).and_then(|rt| rt.shared().table.get(next))
@@ -570,19 +356,6 @@ impl Header {
 /// A pid's runtime and slot, packed for `waiting_at`.
 fn place(pid: Pid) -> u64 {
     ((pid.rt() as u64) << 32) | pid.index() as u64
-}
-
-/// The lock over a process's held calls. Runs no user code while held.
-pub(crate) struct HeldCalls<'a>(crate::sync::MutexGuard<'a, Calls>);
-
-impl HeldCalls<'_> {
-    /// Registers a call or stop request; `None` if the process is already exiting.
-    pub(crate) fn hold(&mut self, slot: Arc<dyn Abort>) -> Option<usize> {
-        if self.0.closed {
-            return None;
-        }
-        Some(self.0.held.insert(slot))
-    }
 }
 
 /// Clears `waiting_on` when the wait ends.
@@ -653,5 +426,11 @@ fn signal_one(target: Arc<dyn Process>, from: Pid, reason: ExitReason, kill: boo
         }
     } else {
         target.die(reason);
+    }
+}
+
+impl AsRef<Bonds> for Header {
+    fn as_ref(&self) -> &Bonds {
+        &self.bonds
     }
 }
