@@ -211,6 +211,7 @@ pub struct Builder {
     max_blocking_threads: usize,
     watchdog: Duration,
     crash_reports: CrashReports,
+    busy_wait: bool,
 }
 
 /// Where crash reports go ([`Builder::crash_reports`]).
@@ -245,6 +246,7 @@ impl Default for Builder {
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
             watchdog: DEFAULT_WATCHDOG_THRESHOLD,
             crash_reports: CrashReports::Auto,
+            busy_wait: true,
         }
     }
 }
@@ -292,6 +294,17 @@ impl Builder {
         self
     }
 
+    /// Whether a worker that runs out of work spins for a moment (a few microseconds)
+    /// before it parks (default `true`). The spin picks up a message that arrives within
+    /// it (a caller's next request, the next hop of a ring) without a thread wake-up;
+    /// `false` parks at once, and the runtime then spends CPU only on work: for a host
+    /// shared with other programs, for measuring what work costs, and the analogue of the
+    /// BEAM's `+sbwt none`. Only one worker at a time spins.
+    pub fn busy_wait(mut self, on: bool) -> Builder {
+        self.busy_wait = on;
+        self
+    }
+
     /// How long a handler may run before the watchdog reports it as stuck (default
     /// [`DEFAULT_WATCHDOG_THRESHOLD`], 5 s; `Duration::MAX` turns the reports off). Rust
     /// cannot pre-empt a handler: the watchdog logs a warning once per stuck handler (the
@@ -332,6 +345,7 @@ impl Builder {
             stack_size: self.stack_size,
             max_blocking_threads: self.max_blocking_threads,
             watchdog: self.watchdog,
+            busy_wait: self.busy_wait,
         })?;
         let timers = match TimerService::start(&self.name) {
             Ok(t) => t,
@@ -540,6 +554,9 @@ pub struct RuntimeStats {
     /// Tasks handed from a stalled worker (one running a handler for over a millisecond)
     /// to the others.
     pub lifo_handoffs: u64,
+    /// Times an idle worker spun for work before parking ([`Builder::busy_wait`]; zero
+    /// when it is off).
+    pub idle_spins: u64,
 }
 
 impl std::ops::Deref for Runtime {
@@ -757,6 +774,7 @@ impl RuntimeHandle {
             timers: self.shared.timers.len(),
             compensation_refused: pool.compensation_refused,
             lifo_handoffs: pool.lifo_handoffs,
+            idle_spins: pool.idle_spins,
         }
     }
 

@@ -283,3 +283,41 @@ fn enter_guards_and_dead_runtimes_leave_the_right_runtime_current() {
     }
     assert_eq!(start_plain().unwrap().runtime().name(), "a");
 }
+
+/// Answers every call with its request plus one.
+struct Incr;
+
+impl GenServer for Incr {
+    type Args = ();
+    type Info = ();
+    type Call = u64;
+    type Reply = u64;
+    fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Incr)
+    }
+    fn handle_call(&mut self, n: u64, _f: ReplyTo<u64>, _ctx: &mut Context<'_, Self>) -> CallFlow<u64> {
+        CallFlow::Reply(n + 1)
+    }
+}
+
+/// Calls from outside, each leaving the pool without work until the next: an idle worker
+/// spins for work after each unless `busy_wait` is off.
+fn idle_spins_after_calls(busy_wait: bool) -> u64 {
+    let rt = Runtime::builder()
+        .worker_threads(1)
+        .busy_wait(busy_wait)
+        .build()
+        .unwrap();
+    let s = rt.start::<Incr>(()).unwrap();
+    for n in 0..1_000u64 {
+        assert_eq!(s.call(n), Ok(n + 1), "every call answered");
+    }
+    rt.stats().idle_spins
+}
+
+#[test]
+fn busy_wait_off_parks_an_idle_worker_without_spinning() {
+    assert_eq!(idle_spins_after_calls(false), 0);
+    // The default spins: the counter above would see it.
+    assert!(idle_spins_after_calls(true) > 0);
+}

@@ -2,7 +2,7 @@
 //! beside the same between two `erl` nodes, in one run on loopback.
 //!
 //! ```text
-//! cargo run --release -p arbor-dist --example dist_bench -- [--calls 20000] [--casts 200000]
+//! cargo run --release -p arbor-dist --example dist_bench -- [--calls 20000] [--casts 200000] [--coalesce-us 0] [--arbor-busy-wait 1]
 //! ```
 //!
 //! Needs `epmd`, `erl` and `erlc` on the PATH. Starts a private epmd on a free port of
@@ -16,11 +16,16 @@
 //!   C → B, A → B.
 //! - CPU per message, a second round with fresh BEAM nodes B' and C' started with their
 //!   schedulers' busy-waiting off (`+sbwt none`, so that a BEAM node's CPU time is its
-//!   work, not its spinning): the CPU time (user + system, from `/proc/PID/stat`) each OS
-//!   process spends per cast while C' → A, C' → B' and A → B' casts run, one phase after
-//!   the other (C' waits for arbor's go between phases). It measures each side on its own:
-//!   a throughput between two nodes is bounded by the slower of the two, and on a machine
-//!   of two cores by their sum. Ratios are the BEAM's cost over arbor's, same run.
+//!   work, not its spinning), and a fresh arbor node A' on a runtime of its own (whose
+//!   workers spin for work before parking, as by default, unless `--arbor-busy-wait 0`):
+//!   the CPU time (user + system, from `/proc/PID/stat`) each OS process spends per cast
+//!   while C' → A', C' → B' and A' → B' casts run, one phase after the other (C' waits for
+//!   arbor's go between phases). It measures each side on its own: a throughput between
+//!   two nodes is bounded by the slower of the two, and on a machine of two cores by their
+//!   sum. Ratios are the BEAM's cost over arbor's, same run.
+//!
+//! `--coalesce-us N` starts arbor's nodes with `receive_coalesce(N µs)` (default 0: off,
+//! the node's default); `--arbor-busy-wait 0` builds A''s runtime with `busy_wait(false)`.
 
 use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
 use arbor_dist::{Node, Term};
@@ -151,6 +156,8 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
 fn main() {
     let calls = arg("--calls", 20_000);
     let casts = arg("--casts", 200_000);
+    let coalesce = Duration::from_micros(arg("--coalesce-us", 0) as u64);
+    let busy_wait = arg("--arbor-busy-wait", 1) != 0;
     let warm = (calls / 10).max(100);
 
     let dir = std::env::temp_dir().join(format!("arbor-dist-bench-{}", std::process::id()));
@@ -191,6 +198,7 @@ fn main() {
         .cookie(COOKIE)
         .epmd_port(port)
         .listen_addr("127.0.0.1".parse().unwrap())
+        .receive_coalesce(coalesce)
         .start(rt.handle())
         .unwrap();
     let sink = rt.start::<Sink>(()).unwrap();
@@ -273,7 +281,21 @@ fn main() {
     println!("{:<34} {:>12.0}", "arbor A -> erl B", t3);
     drop(c_node);
     drop(b_first);
-    cpu_round(&node, port, &dir, casts);
+    // The CPU round's arbor node A', on a runtime of its own: with `--arbor-busy-wait 0`
+    // its idle workers park at once, as the BEAM nodes of that round run without their
+    // schedulers' busy-waiting (by default they spin, as a runtime does by default).
+    let rt2 = Runtime::builder().busy_wait(busy_wait).build().unwrap();
+    let node2 = Node::builder(&format!("a2{id}@127.0.0.1"))
+        .cookie(COOKIE)
+        .epmd_port(port)
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .receive_coalesce(coalesce)
+        .start(rt2.handle())
+        .unwrap();
+    let sink2 = rt2.start::<Sink>(()).unwrap();
+    node2.register("sink", &sink2).unwrap();
+    cpu_round(&node2, port, &dir, casts);
+    node2.stop();
     node.stop();
 }
 

@@ -72,13 +72,6 @@ pub(crate) struct Conn {
 /// written by their senders; a loop of casts is about a microsecond apart and is batched.
 const BURST_GAP_NS: u64 = 10_000;
 
-/// How long the reader waits before it reads again after a short read of casts only
-/// (see `Reader::read`): what the peer sends meanwhile is read in one go. (The system's
-/// timer slack adds to it: about 50 µs more on Linux.) Long enough that a batch holds
-/// tens of casts: the server's worker spins for more work after each batch before it
-/// parks, a cost per batch that larger batches share (see docs/performance.md).
-const COALESCE: Duration = Duration::from_micros(100);
-
 /// A read of at least this many bytes is not short: the reader is behind, and reads on
 /// without waiting.
 const COALESCE_BELOW: usize = 16 * 1024;
@@ -128,6 +121,9 @@ pub(crate) struct Limits {
     /// Incoming calls that may wait for their replies at once.
     pub(crate) max_calls: usize,
     pub(crate) decode: DecodeLimits,
+    /// How long the reader waits before it reads again after a short read of casts only
+    /// (`Builder::receive_coalesce`; zero: it reads as bytes arrive, as the BEAM does).
+    pub(crate) coalesce: Duration,
 }
 
 impl Conn {
@@ -516,14 +512,15 @@ impl Reader {
             if self.conn.is_closed() {
                 return "closed".into();
             }
-            // A read of casts only, and a short one: the peer streams casts faster than
-            // one at a time, and slower than this reader. Waiting a moment lets the
-            // next read take many of them at once (one system call, one push into the
-            // server's mailbox, one wake-up of the server) instead of a few, each read
-            // paying for the reader's own wake-up. Nobody waits on a cast; a read that
-            // held anything else (a call, a reply) is followed by no wait.
-            if self.casts.take() == Some(true) && self.last_read < COALESCE_BELOW {
-                std::thread::sleep(COALESCE);
+            // With `receive_coalesce` set (off by default): after a read of casts only,
+            // and a short one (the peer streams casts faster than one at a time and slower
+            // than this reader), waiting a moment lets the next read take many of them at
+            // once (one system call, one push into the server's mailbox, one wake-up of
+            // the server) instead of a few. The price is latency: what arrives during the
+            // wait, a call included, waits for it. A read that held anything else (a call,
+            // a reply) is followed by no wait.
+            if self.casts.take() == Some(true) && self.last_read < COALESCE_BELOW && !limits.coalesce.is_zero() {
+                std::thread::sleep(limits.coalesce);
             }
             match self.stream.read(&mut self.buf[self.end..]) {
                 Ok(0) => return "connection closed by peer".into(),

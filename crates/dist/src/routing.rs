@@ -20,7 +20,7 @@ use crate::error::RemoteCallError;
 use crate::node::Inner;
 use crate::reason::{exit_to_term, term_to_exit};
 use crate::term::{Atom, ExtPid, ExtRef, Term};
-use crate::{FromTerm, ToTerm};
+use crate::{FromTerm, TermError, ToTerm};
 use arbor_core::{CallFlow, Context, ExitReason, GenServer, MonitorRef, Pid, ReplyTo, RuntimeHandle, ServerRef};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -873,7 +873,7 @@ where
 {
     fn call(&self, node: &Inner, reply: ReplyPath, req: Term) {
         let server = &self.0;
-        match G::Call::from_term(req) {
+        match read_term::<G::Call>(req) {
             Ok(req) => {
                 let conn = Arc::clone(&reply.conn);
                 conn.call_started();
@@ -898,7 +898,7 @@ where
     fn messages(&self, msgs: std::vec::Drain<'_, Term>) {
         let server = &self.0;
         // A server that has exited drops them, as `send` to a dead pid does.
-        let _ = server.send_all(msgs.filter_map(|m| match G::Info::from_term(m) {
+        let _ = server.send_all(msgs.filter_map(|m| match read_term::<G::Info>(m) {
             Ok(info) => Some(info),
             Err(e) => {
                 log::warn!("arbor-dist: message to {} dropped: {e}", server.pid());
@@ -906,6 +906,23 @@ where
             }
         }));
     }
+}
+
+/// Reads a term as the user's type on the connection's reader. `FromTerm` is user code:
+/// a panic in it is that term's error (logged where the error is), never the end of the
+/// reader and so of the connection.
+fn read_term<T: FromTerm>(term: Term) -> Result<T, TermError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| T::from_term(term))).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        Err(TermError {
+            expected: format!("a term that {} reads", std::any::type_name::<T>()),
+            got: format!("a term whose FromTerm panicked: {msg}"),
+        })
+    })
 }
 
 /// The arbor process through which outgoing calls wait: its `handle_call` parks the

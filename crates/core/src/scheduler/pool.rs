@@ -121,6 +121,8 @@ pub(crate) struct PoolConfig {
     pub(crate) max_blocking_threads: usize,
     /// How long one task may run before the watchdog reports it (`Duration::MAX`: never).
     pub(crate) watchdog: Duration,
+    /// Whether an idle worker spins briefly for new work before it parks.
+    pub(crate) busy_wait: bool,
 }
 
 /// How long a worker may run one task while a task waits in its LIFO slot before the
@@ -154,6 +156,7 @@ pub(crate) struct PoolStats {
     pub(crate) injector_len: usize,
     pub(crate) compensation_refused: u64,
     pub(crate) lifo_handoffs: u64,
+    pub(crate) idle_spins: u64,
 }
 
 struct Counts {
@@ -183,9 +186,13 @@ pub(crate) struct Pool {
     name: String,
     stack_size: Option<usize>,
     max_blocking_threads: usize,
+    /// Whether an idle worker spins for work before it parks (`Builder::busy_wait`).
+    busy_wait: bool,
     shutdown: AtomicBool,
     /// Tasks the monitor took from a stalled worker's LIFO slot.
     handoffs: AtomicUsize,
+    /// Spins of idle workers for work (`Builder::busy_wait`).
+    idle_spins: AtomicUsize,
     /// The monitor thread, joined at shutdown.
     monitor: Mutex<Option<thread::JoinHandle<()>>>,
     /// The watchdog's threshold.
@@ -237,8 +244,10 @@ impl Pool {
             name: config.name,
             stack_size: config.stack_size,
             max_blocking_threads: config.max_blocking_threads,
+            busy_wait: config.busy_wait,
             shutdown: AtomicBool::new(false),
             handoffs: AtomicUsize::new(0),
+            idle_spins: AtomicUsize::new(0),
             monitor: Mutex::new(None),
             watchdog: config.watchdog,
             stalls: Mutex::new(Vec::new()),
@@ -464,9 +473,10 @@ impl Pool {
     /// so that a profile shows the idle spin apart (docs/performance.md).
     #[inline(never)]
     fn spin_for_work(&self) -> bool {
-        if !self.sleep.start_spinning() {
+        if !self.busy_wait || !self.sleep.start_spinning() {
             return false;
         }
+        self.idle_spins.fetch_add(1, Ordering::Relaxed);
         let mut found = false;
         for i in 0..SPIN_ROUNDS {
             if self.has_work() {
@@ -558,6 +568,7 @@ impl Pool {
             injector_len: self.injector_len.load(Ordering::Relaxed),
             compensation_refused: counts.refused,
             lifo_handoffs: self.handoffs.load(Ordering::Relaxed) as u64,
+            idle_spins: self.idle_spins.load(Ordering::Relaxed) as u64,
         }
     }
 
@@ -796,6 +807,7 @@ pub mod loom_face {
                 stack_size: None,
                 max_blocking_threads,
                 watchdog: Duration::MAX,
+                busy_wait: true,
             })
             .expect("loom spawns threads without fail");
             PoolHandle(pool)
@@ -897,6 +909,7 @@ mod tests {
             stack_size: None,
             max_blocking_threads: 4,
             watchdog: Duration::MAX,
+            busy_wait: true,
         })
         .expect("a pool");
         let (tx, rx) = mpsc::channel();
