@@ -75,6 +75,12 @@ struct Inbox<M> {
 }
 
 /// A multi-producer, single-consumer queue with the scheduling handshake built in.
+///
+/// Aligned to a cache line of its own: senders take its lock on every push, and the
+/// runner writes its own state (the batch it pops from, the server's state) on every
+/// message; sharing a line made each pop cost the senders a cache miss (fan_in ran at
+/// half speed; docs/performance.md, session 5).
+#[repr(align(64))]
 pub struct Mailbox<M> {
     inbox: Mutex<Inbox<M>>,
     /// Length of the runner's batch, as of its last refill or run (for [`Mailbox::len`]).
