@@ -152,7 +152,12 @@ impl Header {
 
     /// Records the callback about to run.
     pub(crate) fn set_callback(&self, c: Callback) {
-        self.hot.callback.store(c as usize, Ordering::Relaxed);
+        // Stored only when it changes: a server handling one kind of message after another
+        // then writes nothing here per message (a line of the header may neighbour its
+        // cell, which senders write on every push; docs/performance.md, session 5).
+        if self.hot.callback.load(Ordering::Relaxed) != c as usize {
+            self.hot.callback.store(c as usize, Ordering::Relaxed);
+        }
     }
 
     /// The callback running now (or last run).
