@@ -209,9 +209,17 @@ fn interval_does_not_drift() {
         passed + 10 >= elapsed_deadlines,
         "drift: {passed} deadlines passed, {elapsed_deadlines} elapsed"
     );
-    // Every deadline passed was queued and handled, or counted missed.
+    // Every deadline passed was queued and handled, or counted missed; but for the one
+    // tick that may have been waiting in the mailbox when `cancel` won (at most one is
+    // queued at a time), which `cancel` drops.
     let handled = f.server.call(Ask::Count).unwrap() as u64;
-    assert_eq!(handled + t.missed(), t.deadlines());
+    let accounted = handled + t.missed();
+    assert!(
+        accounted == t.deadlines() || accounted + 1 == t.deadlines(),
+        "handled {handled} + missed {} against {} deadlines",
+        t.missed(),
+        t.deadlines()
+    );
 }
 
 #[test]
