@@ -263,7 +263,14 @@ fn interval_to_a_slow_receiver_queues_one_tick_at_a_time() {
     );
     t.cancel().unwrap();
     let handled = f.server.call(Ask::Count).unwrap() as u64;
-    assert_eq!(handled + t.missed(), t.deadlines());
+    // As in `interval_does_not_drift`: the tick queued when `cancel` won is dropped.
+    let accounted = handled + t.missed();
+    assert!(
+        accounted == t.deadlines() || accounted + 1 == t.deadlines(),
+        "handled {handled} + missed {} against {} deadlines",
+        t.missed(),
+        t.deadlines()
+    );
 }
 
 #[test]
