@@ -21,7 +21,8 @@ struct Tag(u64);
 
 enum Ask {
     Count,
-    Block(mpsc::Receiver<()>),
+    /// Says it has begun (the sender), then blocks until released (the receiver).
+    Block(mpsc::Sender<()>, mpsc::Receiver<()>),
 }
 
 impl GenServer for Counter {
@@ -47,7 +48,8 @@ impl GenServer for Counter {
     }
 
     fn handle_call(&mut self, ask: Ask, _: ReplyTo<usize>, _: &mut Context<'_, Self>) -> CallFlow<usize> {
-        if let Ask::Block(rx) = ask {
+        if let Ask::Block(begun, rx) = ask {
+            let _ = begun.send(());
             let _ = rx.recv_timeout(common::DEADLINE);
         }
         CallFlow::Reply(self.seen.lock().unwrap().len())
@@ -60,6 +62,17 @@ struct Fixture {
     seen: Arc<Mutex<Vec<u64>>>,
     cancelled: Arc<AtomicBool>,
     violations: Arc<AtomicU64>,
+}
+
+/// Blocks the server in a call from another thread, and returns once its handler has
+/// begun (so that what the test sends next queues behind it): the release, and the call.
+fn block(f: &Fixture) -> (mpsc::Sender<()>, std::thread::JoinHandle<Result<usize, CallError>>) {
+    let (release, blocked) = mpsc::channel();
+    let (begun_tx, begun) = mpsc::channel();
+    let server = f.server.clone();
+    let busy = std::thread::spawn(move || server.call(Ask::Block(begun_tx, blocked)));
+    begun.recv_timeout(common::DEADLINE).expect("the blocking call began");
+    (release, busy)
 }
 
 fn fixture() -> Fixture {
@@ -137,9 +150,7 @@ fn cancel_from_another_thread_returns_time_left_and_the_message_never_comes() {
 #[test]
 fn cancel_from_another_process_suppresses_a_message_already_in_the_mailbox() {
     let f = fixture();
-    let (release, blocked) = mpsc::channel();
-    let server = f.server.clone();
-    let busy = std::thread::spawn(move || server.call(Ask::Block(blocked)));
+    let (release, busy) = block(&f);
     let t = f.server.send_after(Duration::from_millis(1), Tag(0));
     // Fired: off the wheel, queued behind the blocked call.
     assert!(wait_until(|| f.rt.timer_count() == 0 && f.server.mailbox_len() == 1));
@@ -249,9 +260,7 @@ fn interval_cancelled_from_a_plain_thread_delivers_nothing_after() {
 #[test]
 fn interval_to_a_slow_receiver_queues_one_tick_at_a_time() {
     let f = fixture();
-    let (release, blocked) = mpsc::channel();
-    let server = f.server.clone();
-    let busy = std::thread::spawn(move || server.call(Ask::Block(blocked)));
+    let (release, busy) = block(&f);
     let t = f.server.send_interval(Duration::from_millis(1), Tag(1));
     assert!(wait_until(|| t.missed() >= 20));
     assert_eq!(f.server.mailbox_len(), 1, "one tick waits, the rest are counted missed");
