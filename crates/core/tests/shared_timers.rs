@@ -75,6 +75,20 @@ fn block(f: &Fixture) -> (mpsc::Sender<()>, std::thread::JoinHandle<Result<usize
     (release, busy)
 }
 
+/// After a cancelled interval: every deadline it passed was queued and handled, or counted
+/// missed; but for the one tick that may have been waiting in the mailbox when `cancel`
+/// won (at most one is queued at a time), which `cancel` drops.
+fn assert_every_deadline_accounted(f: &Fixture, t: &Timer) {
+    let handled = f.server.call(Ask::Count).unwrap() as u64;
+    let accounted = handled + t.missed();
+    assert!(
+        accounted == t.deadlines() || accounted + 1 == t.deadlines(),
+        "handled {handled} + missed {} against {} deadlines",
+        t.missed(),
+        t.deadlines()
+    );
+}
+
 fn fixture() -> Fixture {
     let rt = rt(2);
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -220,17 +234,7 @@ fn interval_does_not_drift() {
         passed + 10 >= elapsed_deadlines,
         "drift: {passed} deadlines passed, {elapsed_deadlines} elapsed"
     );
-    // Every deadline passed was queued and handled, or counted missed; but for the one
-    // tick that may have been waiting in the mailbox when `cancel` won (at most one is
-    // queued at a time), which `cancel` drops.
-    let handled = f.server.call(Ask::Count).unwrap() as u64;
-    let accounted = handled + t.missed();
-    assert!(
-        accounted == t.deadlines() || accounted + 1 == t.deadlines(),
-        "handled {handled} + missed {} against {} deadlines",
-        t.missed(),
-        t.deadlines()
-    );
+    assert_every_deadline_accounted(&f, &t);
 }
 
 #[test]
@@ -271,15 +275,7 @@ fn interval_to_a_slow_receiver_queues_one_tick_at_a_time() {
         "ticks flow again once the receiver is free"
     );
     t.cancel().unwrap();
-    let handled = f.server.call(Ask::Count).unwrap() as u64;
-    // As in `interval_does_not_drift`: the tick queued when `cancel` won is dropped.
-    let accounted = handled + t.missed();
-    assert!(
-        accounted == t.deadlines() || accounted + 1 == t.deadlines(),
-        "handled {handled} + missed {} against {} deadlines",
-        t.missed(),
-        t.deadlines()
-    );
+    assert_every_deadline_accounted(&f, &t);
 }
 
 #[test]

@@ -83,6 +83,17 @@ fn arg(flag: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// An arbor node on 127.0.0.1, registered with the private epmd.
+fn start_node(name: &str, epmd: u16, coalesce: Duration, rt: &Runtime) -> Node {
+    Node::builder(name)
+        .cookie(COOKIE)
+        .epmd_port(epmd)
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .receive_coalesce(coalesce)
+        .start(rt.handle())
+        .unwrap()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -194,13 +205,7 @@ fn main() {
         format!("c{id}@127.0.0.1"),
     );
     let rt = Runtime::new().unwrap();
-    let node = Node::builder(&a)
-        .cookie(COOKIE)
-        .epmd_port(port)
-        .listen_addr("127.0.0.1".parse().unwrap())
-        .receive_coalesce(coalesce)
-        .start(rt.handle())
-        .unwrap();
+    let node = start_node(&a, port, coalesce, &rt);
     let sink = rt.start::<Sink>(()).unwrap();
     node.register("sink", &sink).unwrap();
 
@@ -285,13 +290,7 @@ fn main() {
     // its idle workers park at once, as the BEAM nodes of that round run without their
     // schedulers' busy-waiting (by default they spin, as a runtime does by default).
     let rt2 = Runtime::builder().busy_wait(busy_wait).build().unwrap();
-    let node2 = Node::builder(&format!("a2{id}@127.0.0.1"))
-        .cookie(COOKIE)
-        .epmd_port(port)
-        .listen_addr("127.0.0.1".parse().unwrap())
-        .receive_coalesce(coalesce)
-        .start(rt2.handle())
-        .unwrap();
+    let node2 = start_node(&format!("a2{id}@127.0.0.1"), port, coalesce, &rt2);
     let sink2 = rt2.start::<Sink>(()).unwrap();
     node2.register("sink", &sink2).unwrap();
     cpu_round(&node2, port, &dir, casts);
