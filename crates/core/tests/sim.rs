@@ -2,6 +2,8 @@
 //! (compared by trace), time is virtual, calls work inside handlers without a thread,
 //! cycles still answer `Deadlock`, and the helpers drive the clock.
 
+mod common;
+
 use arbor_core::sim::{Faults, SimConfig, SimRuntime, TraceEvent};
 use arbor_core::*;
 use parking_lot::Mutex;
@@ -749,30 +751,10 @@ fn a_wait_nested_above_the_process_it_needs_lasts_until_its_deadline() {
     );
 }
 
-/// Counts what it is sent.
-struct Counter(u64);
-
-impl GenServer for Counter {
-    type Args = ();
-    type Info = u64;
-    type Call = ();
-    type Reply = u64;
-    fn init((): (), _: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
-        Ok(Counter(0))
-    }
-    fn handle_info(&mut self, n: u64, _: &mut Context<'_, Self>) -> Flow {
-        self.0 += n;
-        Flow::Continue
-    }
-    fn handle_call(&mut self, (): (), _: ReplyTo<u64>, _: &mut Context<'_, Self>) -> CallFlow<u64> {
-        CallFlow::Reply(self.0)
-    }
-}
-
 #[test]
 fn a_batch_of_sends_is_in_the_trace_one_delivery_per_message() {
     let sim = SimRuntime::new(5);
-    let c = sim.start::<Counter>(()).unwrap();
+    let c = sim.start::<common::Summer>(()).unwrap();
     let infos = |sim: &SimRuntime| {
         sim.trace()
             .iter()

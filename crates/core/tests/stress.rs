@@ -5,25 +5,6 @@ mod common;
 use arbor_core::*;
 use common::*;
 
-struct Counter(u64);
-
-impl GenServer for Counter {
-    type Args = ();
-    type Info = u64;
-    type Call = ();
-    type Reply = u64;
-    fn init(_: (), _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
-        Ok(Counter(0))
-    }
-    fn handle_info(&mut self, n: u64, _ctx: &mut Context<'_, Self>) -> Flow {
-        self.0 += n;
-        Flow::Continue
-    }
-    fn handle_call(&mut self, _: (), _from: ReplyTo<u64>, _ctx: &mut Context<'_, Self>) -> CallFlow<u64> {
-        CallFlow::Reply(self.0)
-    }
-}
-
 fn scale() -> f64 {
     std::env::var("ARBOR_STRESS")
         .ok()
@@ -37,7 +18,7 @@ fn stress_many_processes_many_messages_exactly_once() {
     let messages = ((10_000_000.0 * scale()) as usize).max(1000);
     let per = messages / procs;
     let rt = rt(2);
-    let servers: Vec<ServerRef<Counter>> = (0..procs).map(|_| rt.start::<Counter>(()).unwrap()).collect();
+    let servers: Vec<ServerRef<Summer>> = (0..procs).map(|_| rt.start::<Summer>(()).unwrap()).collect();
     assert_eq!(rt.process_count(), procs);
     let senders = 4;
     std::thread::scope(|s| {

@@ -305,3 +305,23 @@ pub fn job(
 ) -> Job {
     Box::new(f)
 }
+
+/// Adds up the numbers it is sent; a call answers the sum.
+pub struct Summer(pub u64);
+
+impl GenServer for Summer {
+    type Args = ();
+    type Info = u64;
+    type Call = ();
+    type Reply = u64;
+    fn init((): (), _: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Summer(0))
+    }
+    fn handle_info(&mut self, n: u64, _: &mut Context<'_, Self>) -> Flow {
+        self.0 += n;
+        Flow::Continue
+    }
+    fn handle_call(&mut self, (): (), _: ReplyTo<u64>, _: &mut Context<'_, Self>) -> CallFlow<u64> {
+        CallFlow::Reply(self.0)
+    }
+}
