@@ -83,15 +83,30 @@ fn arg(flag: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// An arbor node on 127.0.0.1, registered with the private epmd.
+/// An arbor node on 127.0.0.1, registered with the private epmd, exporting a `Sink` as
+/// `sink`.
 fn start_node(name: &str, epmd: u16, coalesce: Duration, rt: &Runtime) -> Node {
-    Node::builder(name)
+    let node = Node::builder(name)
         .cookie(COOKIE)
         .epmd_port(epmd)
         .listen_addr("127.0.0.1".parse().unwrap())
         .receive_coalesce(coalesce)
         .start(rt.handle())
-        .unwrap()
+        .unwrap();
+    let sink = rt.start::<Sink>(()).unwrap();
+    node.register("sink", &sink).unwrap();
+    node
+}
+
+/// Waits until the BEAM node `beam`'s `sink` answers `node`.
+fn await_sink(node: &Node, beam: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node
+        .call(("sink", beam), &Term::atom("count"), Duration::from_secs(1))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "node {beam} did not start");
+    }
 }
 
 fn free_port() -> u16 {
@@ -206,17 +221,9 @@ fn main() {
     );
     let rt = Runtime::new().unwrap();
     let node = start_node(&a, port, coalesce, &rt);
-    let sink = rt.start::<Sink>(()).unwrap();
-    node.register("sink", &sink).unwrap();
 
     let b_first = erl(port, &b, &dir, "arbor_bench:start(sink).", Stdio::null());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while node
-        .call(("sink", b.as_str()), &Term::atom("count"), Duration::from_secs(1))
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "node B did not start");
-    }
+    await_sink(&node, &b);
 
     // C's measurements: against arbor, then against B, in the same run.
     let eval = format!(
@@ -291,8 +298,6 @@ fn main() {
     // schedulers' busy-waiting (by default they spin, as a runtime does by default).
     let rt2 = Runtime::builder().busy_wait(busy_wait).build().unwrap();
     let node2 = start_node(&format!("a2{id}@127.0.0.1"), port, coalesce, &rt2);
-    let sink2 = rt2.start::<Sink>(()).unwrap();
-    node2.register("sink", &sink2).unwrap();
     cpu_round(&node2, port, &dir, casts);
     node2.stop();
     node.stop();
@@ -311,13 +316,7 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
     );
     let quiet = ["+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"];
     let b_node = erl_with(port, &b, dir, "arbor_bench:start(sink).", Stdio::null(), &quiet);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while node
-        .call(("sink", b.as_str()), &Term::atom("count"), Duration::from_secs(1))
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "node B' did not start");
-    }
+    await_sink(node, &b);
     let eval = format!(
         "register(driver, self()), A = {{sink, '{a}'}}, B = {{sink, '{b}'}}, \
          W = fun() -> receive go -> ok end end, \
