@@ -4,7 +4,7 @@
 
 mod common;
 use arbor_core::*;
-use common::{job, rt, wait_until, Jobs, DEADLINE};
+use common::{hold, job, rt, wait_until, Jobs, DEADLINE};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -157,14 +157,7 @@ fn timeout_at_the_deadline_on_the_timer_thread_and_the_late_reply_is_dropped() {
     let (f, rx) = recorder::<String>(&runs);
     let timeout = Duration::from_millis(50);
     let t0 = Instant::now();
-    server.call_with(
-        job(|s, from, _| {
-            s.held.push(from);
-            None
-        }),
-        timeout,
-        f,
-    );
+    server.call_with(hold(), timeout, f);
     let (r, thread) = rx.recv_timeout(DEADLINE).expect("settled at the deadline");
     assert!(t0.elapsed() >= timeout, "never early: {:?}", t0.elapsed());
     assert_eq!(r, Err(CallError::Timeout));
@@ -230,14 +223,7 @@ fn the_exit_reason_when_the_server_dies_mid_call_held_or_queued() {
     let runs = Arc::new(AtomicUsize::new(0));
     // One held by the server, then one queued behind a job that blocks until released.
     let (held, held_rx) = recorder::<String>(&runs);
-    server.call_with(
-        job(|s, from, _| {
-            s.held.push(from);
-            None
-        }),
-        LONG,
-        held,
-    );
+    server.call_with(hold(), LONG, held);
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let (blocker, blocker_rx) = recorder::<String>(&runs);
@@ -273,14 +259,7 @@ fn killed_mid_call_gives_killed() {
     let server = rt.start::<Jobs>(()).unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let (f, rx) = recorder::<String>(&runs);
-    server.call_with(
-        job(|s, from, _| {
-            s.held.push(from);
-            None
-        }),
-        Duration::from_secs(60),
-        f,
-    );
+    server.call_with(hold(), Duration::from_secs(60), f);
     assert!(wait_until(|| rt.process_info(server.pid()).unwrap().held_calls == 1));
     server.kill();
     assert_eq!(
@@ -297,14 +276,7 @@ fn a_deferred_reply_runs_the_callback_on_the_replying_thread() {
     let server = rt.start::<Jobs>(()).unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let (f, rx) = recorder::<String>(&runs);
-    server.call_with(
-        job(|s, from, _| {
-            s.held.push(from);
-            None
-        }),
-        LONG,
-        f,
-    );
+    server.call_with(hold(), LONG, f);
     // Take the held handle out and answer from a plain thread.
     let (htx, hrx) = mpsc::channel();
     server
@@ -358,14 +330,7 @@ fn a_panicking_callback_is_contained() {
     );
     let runs = Arc::new(AtomicUsize::new(0));
     let (f, rx) = recorder::<String>(&runs);
-    server.call_with(
-        job(|s, from, _| {
-            s.held.push(from);
-            None
-        }),
-        Duration::from_millis(5),
-        f,
-    );
+    server.call_with(hold(), Duration::from_millis(5), f);
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap().0, Err(CallError::Timeout));
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 use arbor_core::*;
-use common::{job, rt, wait_until, Jobs};
+use common::{hold, job, rt, wait_until, Jobs};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,13 +91,7 @@ fn leak_held_calls_of_timed_out_callers() {
             let server = server.clone();
             std::thread::spawn(move || {
                 for i in 0..per {
-                    let r = server.call_timeout(
-                        job(|s, from, _| {
-                            s.held.push(from);
-                            None
-                        }),
-                        Duration::from_micros(1),
-                    );
+                    let r = server.call_timeout(hold(), Duration::from_micros(1));
                     // NoReply when another caller's clearing dropped it while it waited.
                     assert!(matches!(r, Err(CallError::Timeout | CallError::NoReply)), "{r:?}");
                     if i % 1000 == 999 {
@@ -151,13 +145,7 @@ fn leak_dropped_call_futures() {
     for i in 0..ops() {
         // Calls and typed requests alternate: both kinds of slot go through the same drop.
         let mut fut = if i % 2 == 0 {
-            server.call_timeout_async(
-                job(|s, from, _| {
-                    s.held.push(from);
-                    None
-                }),
-                Duration::from_secs(3600),
-            )
+            server.call_timeout_async(hold(), Duration::from_secs(3600))
         } else {
             server.request_timeout_async(HoldMe, Duration::from_secs(3600))
         };
@@ -198,10 +186,7 @@ fn leak_call_with_every_outcome() {
         let end = (i + batch).min(n);
         for k in i..end {
             let (runs, settled) = (Arc::clone(&runs), Arc::clone(&settled));
-            let hold = job(|s, from, _| {
-                s.held.push(from);
-                None
-            });
+            let hold = hold();
             let check = move |expect: fn(&Result<String, CallError>) -> bool| {
                 move |r: Result<String, CallError>| {
                     assert!(expect(&r), "call {k}: {r:?}");

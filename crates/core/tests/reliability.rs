@@ -3,7 +3,7 @@
 
 mod common;
 use arbor_core::*;
-use common::{job, rt, wait_until, Jobs, DEADLINE};
+use common::{hold, job, rt, wait_until, Jobs, DEADLINE};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -169,13 +169,7 @@ fn a_start_link_timeout_does_not_kill_the_caller() {
 fn held_call_entry_is_removed_when_a_timed_out_call_is_dropped_unanswered() {
     let rt = rt(2);
     let jobs = rt.start::<Jobs>(()).unwrap();
-    let r = jobs.call_timeout(
-        job(|s, from, _| {
-            s.held.push(from);
-            None
-        }),
-        Duration::from_millis(20),
-    );
+    let r = jobs.call_timeout(hold(), Duration::from_millis(20));
     assert_eq!(r, Err(CallError::Timeout));
     assert_eq!(rt.process_info(jobs.pid()).unwrap().held_calls, 1);
     let dropped = jobs.call(job(|s, _, _| {
@@ -199,15 +193,7 @@ fn a_second_reply_on_a_clone_does_not_unregister_another_call() {
     assert_eq!(a, Ok("a".to_string()));
     // Call B: deferred; it reuses A's slot in the held-call table.
     let j = jobs.clone();
-    let b = std::thread::spawn(move || {
-        j.call_timeout(
-            job(|s, from, _| {
-                s.held.push(from);
-                None
-            }),
-            Duration::MAX,
-        )
-    });
+    let b = std::thread::spawn(move || j.call_timeout(hold(), Duration::MAX));
     assert!(wait_until(|| rt.process_info(jobs.pid()).unwrap().held_calls == 1));
     // The second reply through A's clone loses, and must leave B held.
     let second = jobs.call(job(|s, _, _| Some(s.held[0].reply("again".into()).to_string())));
@@ -235,13 +221,7 @@ fn compensation_threads_stop_at_the_cap_and_are_counted() {
         callers.push(std::thread::spawn(move || {
             c.call_timeout(
                 job(move |_, _, _| {
-                    let r = t.call_timeout(
-                        job(|s, from, _| {
-                            s.held.push(from);
-                            None
-                        }),
-                        Duration::from_millis(300),
-                    );
+                    let r = t.call_timeout(hold(), Duration::from_millis(300));
                     Some(format!("{r:?}"))
                 }),
                 DEADLINE,

@@ -306,6 +306,14 @@ pub fn job(
     Box::new(f)
 }
 
+/// A `Jobs` call the server holds unanswered (its `ReplyTo` kept in `held`).
+pub fn hold() -> Job {
+    job(|s, from, _| {
+        s.held.push(from);
+        None
+    })
+}
+
 /// Adds up the numbers it is sent; a call answers the sum.
 pub struct Summer(pub u64);
 
