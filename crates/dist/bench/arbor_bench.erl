@@ -3,7 +3,7 @@
 -module(arbor_bench).
 -behaviour(gen_server).
 -export([start/1, init/1, handle_call/3, handle_cast/2, handle_info/2]).
--export([call_latency/3, cast_throughput/3]).
+-export([call_latency_pair/4, cast_throughput/3]).
 
 start(Name) ->
     {ok, Pid} = gen_server:start({local, Name}, ?MODULE, 0, []),
@@ -18,15 +18,21 @@ handle_cast(_Msg, N) -> {noreply, N + 1}.
 
 handle_info(_Msg, N) -> {noreply, N + 1}.
 
-%% Calls Dest N times, one after the other, after W warm-up calls; returns
-%% {P50, P99, Mean} in microseconds.
-call_latency(Dest, W, N) ->
-    [gen_server:call(Dest, {ping, I}) || I <- lists:seq(1, W)],
-    Ts = [begin
-              T0 = erlang:monotonic_time(nanosecond),
-              {ping, I} = gen_server:call(Dest, {ping, I}),
-              erlang:monotonic_time(nanosecond) - T0
-          end || I <- lists:seq(1, N)],
+%% Calls A and B N times each, alternating one call to A and one to B, after W warm-up
+%% calls to each, so that a change in the machine's load meets both alike; returns
+%% {{P50, P99, Mean}, {P50, P99, Mean}} in microseconds, A's then B's.
+call_latency_pair(A, B, W, N) ->
+    _ = [{gen_server:call(A, {ping, I}), gen_server:call(B, {ping, I})} || I <- lists:seq(1, W)],
+    Time = fun(Dest, I) ->
+                   T0 = erlang:monotonic_time(nanosecond),
+                   {ping, I} = gen_server:call(Dest, {ping, I}),
+                   erlang:monotonic_time(nanosecond) - T0
+           end,
+    Pairs = [{Time(A, I), Time(B, I)} || I <- lists:seq(1, N)],
+    {summary([Ta || {Ta, _} <- Pairs]), summary([Tb || {_, Tb} <- Pairs])}.
+
+summary(Ts) ->
+    N = length(Ts),
     S = lists:sort(Ts),
     P = fun(Q) -> lists:nth(max(1, round(Q * N)), S) / 1000 end,
     {P(0.5), P(0.99), lists:sum(Ts) / N / 1000}.

@@ -10,8 +10,9 @@
 //! `arbor_bench`, `bench/arbor_bench.erl`) and `C` (the client). Every OS process it starts
 //! is killed by pid when it ends, also on a panic.
 //!
-//! - call latency, sequential calls after a warm-up: C → A (arbor's server), C → B (a
-//!   gen_server), A → B (arbor's client);
+//! - call latency, sequential calls after a warm-up: C → A (arbor's server) and C → B (a
+//!   gen_server), alternating one call to each, so that the machine's load meets both
+//!   alike; then A → B (arbor's client);
 //! - one-way throughput: N casts then one call that is answered after them all: C → A,
 //!   C → B, A → B.
 //! - CPU per message, a second round with fresh BEAM nodes B' and C' started with their
@@ -143,7 +144,23 @@ fn thread_times(pid: u32) -> std::collections::HashMap<u32, (String, u64)> {
         let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
             continue;
         };
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let mut comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if std::env::var_os("ARBOR_BENCH_THREADS").is_some() {
+            // read system calls and voluntary context switches, for the per-thread figures
+            let io = std::fs::read_to_string(task.path().join("io")).unwrap_or_default();
+            let st = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            let field = |text: &str, key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map_or(String::new(), |v| v.trim().to_string())
+            };
+            comm = format!(
+                "{} syscr={} vcs={}",
+                comm.trim(),
+                field(&io, "syscr:"),
+                field(&st, "voluntary_ctxt_switches:")
+            );
+        }
         // A thread may have ended since the listing.
         let Some(ns) = std::fs::read_to_string(task.path().join("schedstat"))
             .ok()
@@ -228,7 +245,7 @@ fn main() {
     // C's measurements: against arbor, then against B, in the same run.
     let eval = format!(
         "A = {{sink, '{a}'}}, B = {{sink, '{b}'}}, \
-         L1 = arbor_bench:call_latency(A, {warm}, {calls}), L2 = arbor_bench:call_latency(B, {warm}, {calls}), \
+         {{L1, L2}} = arbor_bench:call_latency_pair(A, B, {warm}, {calls}), \
          T1 = arbor_bench:cast_throughput(A, {casts}, bump), T2 = arbor_bench:cast_throughput(B, {casts}, bump), \
          io:format(\"RESULT ~w~n\", [{{L1, L2, T1, T2}}]), halt()."
     );
@@ -287,6 +304,7 @@ fn main() {
     println!("{:<34} {:>9.1} {:>9.1} {:>9.1}", "erl C -> arbor A", l1.0, l1.1, l1.2);
     println!("{:<34} {:>9.1} {:>9.1} {:>9.1}", "erl C -> erl B", l2.0, l2.1, l2.2);
     println!("{:<34} {:>9.1} {:>9.1} {:>9.1}", "arbor A -> erl B", l3.0, l3.1, l3.2);
+    println!("{:<34} {:>9.2}", "p50 C -> A / C -> B", l1.0 / l2.0);
     println!("{:<34} {:>12}", "one-way casts (msgs/s)", "");
     println!("{:<34} {:>12.0}", "erl C -> arbor A", t1);
     println!("{:<34} {:>12.0}", "erl C -> erl B", t2);
@@ -361,8 +379,9 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
                 let d = ns.saturating_sub(s0[0].get(tid).map_or(0, |b| b.1));
                 if d > 0 {
                     println!(
-                        "  C' -> A, thread {name}: {:.3} us per cast",
-                        d as f64 / 1e3 / casts as f64
+                        "  C' -> A, thread {name}: {:.3} us per cast (before: {})",
+                        d as f64 / 1e3 / casts as f64,
+                        s0[0].get(tid).map_or("", |b| b.0.as_str())
                     );
                 }
             }
@@ -383,6 +402,18 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
             .unwrap();
         let t3 = casts as f64 / t0.elapsed().as_secs_f64();
         let s4 = sample();
+        if threads {
+            for (tid, (name, ns)) in &s4[0] {
+                let d = ns.saturating_sub(s3[0].get(tid).map_or(0, |b| b.1));
+                if d > 0 {
+                    println!(
+                        "  A -> B', thread {name}: {:.3} us per cast (before: {})",
+                        d as f64 / 1e3 / casts as f64,
+                        s3[0].get(tid).map_or("", |b| b.0.as_str())
+                    );
+                }
+            }
+        }
         assert_eq!(after - before, casts as i64, "every cast counted once");
         recv.push(per(&s0, &s1));
         beam.push(per(&s1, &s2));
