@@ -24,9 +24,9 @@
 //! Closing is idempotent: the first `close` shuts the socket, which ends both threads;
 //! the node is told once, by the reader, and then fails everything that went over it.
 
-use crate::control::{self, Control};
+use crate::control::{self, Control, Parsed};
 use crate::error::DistError;
-use crate::routing::Batch;
+use crate::routing::{Batch, RouteMemo};
 use crate::term::{Atom, DecodeLimits, ExtPid};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
@@ -109,6 +109,18 @@ pub(crate) trait Dispatch: Send + Sync + 'static {
     /// Routes a control message; never blocks (but for [`Conn::call_started`]'s bound).
     /// Messages for `handle_info` may wait in `batch` until the reader flushes it.
     fn dispatch(&self, conn: &std::sync::Arc<Conn>, control: Control, batch: &mut Batch);
+    /// Routes a message whose control message the reader remembers (`control`, the
+    /// `serial`th one): as `dispatch` would route it, through what `route` keeps of
+    /// where that control message went.
+    fn message(
+        &self,
+        conn: &std::sync::Arc<Conn>,
+        control: &control::Remembered,
+        serial: u64,
+        payload: control::Payload,
+        route: &mut RouteMemo,
+        batch: &mut Batch,
+    );
     fn down(&self, conn: &std::sync::Arc<Conn>, reason: &str);
 }
 
@@ -181,6 +193,7 @@ impl Conn {
             dispatch,
             batch: Batch::default(),
             memo: control::Memo::default(),
+            route: RouteMemo::default(),
             casts: None,
             last_read: 0,
         };
@@ -426,6 +439,8 @@ struct Reader {
     batch: Batch,
     /// The last message frame's control message (see [`control::Memo`]).
     memo: control::Memo,
+    /// Where the memo's control message was routed (see [`RouteMemo`]).
+    route: RouteMemo,
     /// Since the last read: `None` if no frame came, `Some(true)` if every frame was a
     /// cast, `Some(false)` if one was not.
     casts: Option<bool>,
@@ -480,7 +495,17 @@ impl Reader {
                     continue; // a tick
                 }
                 match control::parse_remembering(&self.buf[start + 4..start + 4 + len], limits.decode, &mut self.memo) {
-                    Ok(c) => {
+                    Ok(Parsed::Message {
+                        control,
+                        serial,
+                        payload,
+                    }) => {
+                        let cast = matches!(payload, control::Payload::Cast(_));
+                        self.casts = Some(cast && self.casts != Some(false));
+                        self.dispatch
+                            .message(&self.conn, control, serial, payload, &mut self.route, &mut self.batch)
+                    }
+                    Ok(Parsed::Control(c)) => {
                         let cast = matches!(c, Control::Cast { .. } | Control::RegCast { .. });
                         self.casts = Some(cast && self.casts != Some(false));
                         self.dispatch.dispatch(&self.conn, c, &mut self.batch)

@@ -175,15 +175,23 @@ fn reference(t: &Term) -> Option<ExtRef> {
 /// frames of a stream of messages from one sender to one process repeat it byte for
 /// byte, and bytes that begin with a term's encoding hold that term (a term's encoding
 /// ends where its own bytes say it does: none is a prefix of another), so a frame that
-/// begins with these bytes has this control message, without decoding it again.
+/// begins with these bytes has this control message, without decoding it again. The
+/// reader's frames borrow it ([`Parsed::Message`]): no atom or pid is cloned per frame.
 #[derive(Default)]
 pub(crate) struct Memo {
     bytes: Vec<u8>,
     control: Option<Remembered>,
+    /// Counts the control messages remembered: what the reader's routing keeps for the
+    /// current one is valid while this stays the same (see `routing::RouteMemo`).
+    serial: u64,
 }
 
-enum Remembered {
+/// A remembered message's control message: where it goes (and who sent it).
+#[derive(Debug)]
+pub(crate) enum Remembered {
+    /// `REG_SEND`: to a registered name.
     RegSend { from: ExtPid, to: Atom },
+    /// `SEND` or `SEND_SENDER`: to a pid.
     Send { to: ExtPid },
 }
 
@@ -192,17 +200,56 @@ const MEMO_MAX: usize = 512;
 
 impl Memo {
     fn remember(&mut self, bytes: &[u8], control: Remembered) {
-        if bytes.len() <= MEMO_MAX {
-            self.bytes.clear();
-            self.bytes.extend_from_slice(bytes);
-            self.control = Some(control);
+        self.bytes.clear();
+        self.bytes.extend_from_slice(bytes);
+        self.control = Some(control);
+        self.serial = self.serial.wrapping_add(1);
+    }
+
+    /// The frame of `payload` with the remembered control message.
+    fn message(&self, payload: Payload) -> Option<Parsed<'_>> {
+        self.control.as_ref().map(|control| Parsed::Message {
+            control,
+            serial: self.serial,
+            payload,
+        })
+    }
+}
+
+/// A frame as a reader reads it.
+#[derive(Debug)]
+pub(crate) enum Parsed<'m> {
+    /// Any control message.
+    Control(Control),
+    /// A message whose control message is the reader's [`Memo`]'s (borrowed from it);
+    /// `serial` tells one remembered control message from the next.
+    Message {
+        control: &'m Remembered,
+        serial: u64,
+        payload: Payload,
+    },
+}
+
+impl Parsed<'_> {
+    /// The frame as a [`Control`] (cloning what it borrows).
+    #[cfg(test)]
+    pub(crate) fn into_control(self) -> Control {
+        match self {
+            Parsed::Control(c) => c,
+            Parsed::Message { control, payload, .. } => match control {
+                Remembered::RegSend { from, to } => payload.reg_send(from.clone(), to.clone()),
+                Remembered::Send { to } => payload.send(to.clone()),
+            },
         }
     }
 }
 
 /// A message frame's payload: a cast's request, or any other message.
-enum Payload {
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// `{'$gen_cast', Req}`: its `Req`.
     Cast(Term),
+    /// Anything else, as it came.
     Msg(Term),
 }
 
@@ -233,10 +280,11 @@ impl Payload {
 }
 
 /// The frames that carry messages (`SEND`, `SEND_SENDER`, `REG_SEND`: nearly all of a busy
-/// connection's), read without the control tuple's vector and clones, and without
-/// decoding a control message equal to the last one (`memo`); `None` for any other
-/// frame, which [`parse`] reads the general way. Same result as the general way.
-fn parse_message(rest: &[u8], limits: DecodeLimits, memo: &mut Memo) -> Option<Result<Control, FrameError>> {
+/// connection's), read without the control tuple's vector, and without decoding a
+/// control message equal to the last one (`memo`): the control message goes into the
+/// memo (if it is not too long) and the frame borrows it. `None` for any other frame,
+/// which [`parse_general`] reads. Same result as the general way.
+fn parse_message<'m>(rest: &[u8], limits: DecodeLimits, memo: &'m mut Memo) -> Option<Result<Parsed<'m>, FrameError>> {
     use term::decode::{decode_tuple_prefix, SMALL_INTEGER_EXT};
     if rest.len() < 5 || rest[3] != SMALL_INTEGER_EXT {
         return None;
@@ -261,63 +309,69 @@ fn parse_message(rest: &[u8], limits: DecodeLimits, memo: &mut Memo) -> Option<R
         Ok(Some(t))
     };
     let need = |p: Option<Payload>| p.ok_or_else(|| FrameError::Control(format!("operation {op} without its payload")));
-    if let Some(control) = &memo.control {
-        if rest.starts_with(&memo.bytes) {
-            let used = memo.bytes.len();
-            return Some(payload(used).and_then(|p| {
-                Ok(match control {
-                    Remembered::RegSend { from, to } => need(p)?.reg_send(from.clone(), to.clone()),
-                    Remembered::Send { to } => need(p)?.send(to.clone()),
-                })
-            }));
-        }
+    if memo.control.is_some() && rest.starts_with(&memo.bytes) {
+        let used = memo.bytes.len();
+        return match payload(used).and_then(need) {
+            Ok(p) => memo.message(p).map(Ok),
+            Err(e) => Some(Err(e)),
+        };
     }
-    match (rest[2], op) {
-        (4, REG_SEND) => {
-            let decoded = decode_tuple_prefix::<4>(rest, limits)?;
-            Some(decoded.map_err(FrameError::Term).and_then(|(t, used)| {
-                let p = payload(used)?;
-                match t {
-                    [_, Term::Pid(from), _, Term::Atom(to)] => {
-                        let msg = need(p)?;
-                        let remembered = Remembered::RegSend {
-                            from: from.clone(),
-                            to: to.clone(),
-                        };
-                        memo.remember(&rest[..used], remembered);
-                        Ok(msg.reg_send(from, to))
-                    }
-                    t => Err(bad("reg_send", &t)),
-                }
-            }))
-        }
-        (3, SEND) | (3, SEND_SENDER) => {
-            let decoded = decode_tuple_prefix::<3>(rest, limits)?;
-            Some(decoded.map_err(FrameError::Term).and_then(|(t, used)| {
-                let p = payload(used)?;
-                match t {
-                    [_, _, Term::Pid(to)] => {
-                        let msg = need(p)?;
-                        memo.remember(&rest[..used], Remembered::Send { to: to.clone() });
-                        Ok(msg.send(to))
-                    }
-                    t => Err(bad("send", &t)),
-                }
-            }))
-        }
-        _ => None,
+    // A control message decoded here: remembered, and the frame borrows it; one too
+    // long to remember is returned as it is.
+    let (t, used) = match (rest[2], op) {
+        (4, REG_SEND) => match decode_tuple_prefix::<4>(rest, limits)? {
+            Ok((t, used)) => (Decoded::Four(t), used),
+            Err(e) => return Some(Err(FrameError::Term(e))),
+        },
+        (3, SEND) | (3, SEND_SENDER) => match decode_tuple_prefix::<3>(rest, limits)? {
+            Ok((t, used)) => (Decoded::Three(t), used),
+            Err(e) => return Some(Err(FrameError::Term(e))),
+        },
+        _ => return None,
+    };
+    let p = match payload(used) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    let (remembered, p) = match t {
+        Decoded::Four([_, Term::Pid(from), _, Term::Atom(to)]) => (Remembered::RegSend { from, to }, need(p)),
+        Decoded::Three([_, _, Term::Pid(to)]) => (Remembered::Send { to }, need(p)),
+        Decoded::Four(t) => return Some(Err(bad("reg_send", &t))),
+        Decoded::Three(t) => return Some(Err(bad("send", &t))),
+    };
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    if used > MEMO_MAX {
+        return Some(Ok(Parsed::Control(match remembered {
+            Remembered::RegSend { from, to } => p.reg_send(from, to),
+            Remembered::Send { to } => p.send(to),
+        })));
     }
+    memo.remember(&rest[..used], remembered);
+    memo.message(p).map(Ok)
+}
+
+/// A message's control tuple, as [`parse_message`] decodes it.
+enum Decoded {
+    Four([Term; 4]),
+    Three([Term; 3]),
 }
 
 /// Reads a frame body (the bytes after the length; never empty: ticks are handled before).
 #[cfg(test)]
 pub(crate) fn parse(body: &[u8], limits: DecodeLimits) -> Result<Control, FrameError> {
-    parse_remembering(body, limits, &mut Memo::default())
+    parse_remembering(body, limits, &mut Memo::default()).map(Parsed::into_control)
 }
 
 /// [`parse`] for a reader of a stream of frames, which keeps `memo` from one frame to the
 /// next (see [`Memo`]).
-pub(crate) fn parse_remembering(body: &[u8], limits: DecodeLimits, memo: &mut Memo) -> Result<Control, FrameError> {
+pub(crate) fn parse_remembering<'m>(
+    body: &[u8],
+    limits: DecodeLimits,
+    memo: &'m mut Memo,
+) -> Result<Parsed<'m>, FrameError> {
     if body[0] != PASS_THROUGH {
         return Err(FrameError::NotPassThrough(body[0]));
     }
@@ -325,7 +379,7 @@ pub(crate) fn parse_remembering(body: &[u8], limits: DecodeLimits, memo: &mut Me
     if let Some(c) = parse_message(rest, limits, memo) {
         return c;
     }
-    parse_general(rest, limits)
+    parse_general(rest, limits).map(Parsed::Control)
 }
 
 /// Reads a frame body after its pass-through byte, any operation.
@@ -836,6 +890,8 @@ mod tests {
             frame(&Control::Send { to: pid(2), msg }, None).unwrap(),
         ];
         let limits = DecodeLimits::default();
+        let fast_parse =
+            |rest: &[u8], memo: &mut Memo| parse_message(rest, limits, memo).map(|r| r.map(Parsed::into_control));
         let mut fast = 0;
         // Once with a fresh memo each time, once with one memo kept across every frame,
         // mutated or not (as a reader keeps it): a remembered control message changes
@@ -846,16 +902,16 @@ mod tests {
             for f in &frames {
                 let rest = &f[5..];
                 let mut m0 = memo(&mut kept);
-                assert_eq!(parse_message(rest, limits, &mut m0), Some(parse_general(rest, limits)));
+                assert_eq!(fast_parse(rest, &mut m0), Some(parse_general(rest, limits)));
                 // the same frame again, from what it left in the memo
-                assert_eq!(parse_message(rest, limits, &mut m0), Some(parse_general(rest, limits)));
+                assert_eq!(fast_parse(rest, &mut m0), Some(parse_general(rest, limits)));
                 kept = m0;
                 for i in 0..rest.len() {
                     for b in [0u8, 1, 2, 3, 4, 6, 22, 97, 100, 104, 119, 255] {
                         let mut m = rest.to_vec();
                         m[i] = b;
                         let mut mm = memo(&mut kept);
-                        if let Some(r) = parse_message(&m, limits, &mut mm) {
+                        if let Some(r) = fast_parse(&m, &mut mm) {
                             fast += 1;
                             assert_eq!(r, parse_general(&m, limits), "byte {i} = {b}, memo kept: {keep}");
                         }
@@ -863,7 +919,7 @@ mod tests {
                     }
                     // cut short
                     let mut mm = memo(&mut kept);
-                    if let Some(r) = parse_message(&rest[..i], limits, &mut mm) {
+                    if let Some(r) = fast_parse(&rest[..i], &mut mm) {
                         assert_eq!(r, parse_general(&rest[..i], limits), "cut at {i}, memo kept: {keep}");
                     }
                     kept = mm;

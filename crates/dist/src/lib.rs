@@ -46,3 +46,5 @@ pub use term::{Atom, BigInt, ExtPid, ExtPort, ExtRef, Term};
 
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod reader_cost;

@@ -590,6 +590,18 @@ impl Dispatch for Inner {
         self.tables.dispatch(self, conn, control, batch)
     }
 
+    fn message(
+        &self,
+        conn: &Arc<Conn>,
+        control: &crate::control::Remembered,
+        serial: u64,
+        payload: crate::control::Payload,
+        route: &mut crate::routing::RouteMemo,
+        batch: &mut crate::routing::Batch,
+    ) {
+        self.tables.message(self, conn, control, serial, payload, route, batch)
+    }
+
     fn down(&self, conn: &Arc<Conn>, reason: &str) {
         {
             let mut conns = self.conns.lock();

@@ -15,7 +15,7 @@
 //! - `links`: (arbor pid, BEAM pid) pairs, both ways.
 
 use crate::conn::Conn;
-use crate::control::{self, Control, Proc};
+use crate::control::{self, Control, Payload, Proc, Remembered};
 use crate::error::RemoteCallError;
 use crate::node::Inner;
 use crate::reason::{exit_to_term, term_to_exit};
@@ -24,6 +24,7 @@ use crate::{FromTerm, TermError, ToTerm};
 use arbor_core::{CallFlow, Context, ExitReason, GenServer, MonitorRef, Pid, ReplyTo, RuntimeHandle, ServerRef};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -147,6 +148,17 @@ impl Batch {
     }
 }
 
+/// Where a reader's remembered control message (`control::Memo`) was routed: the
+/// process's Erlang pid and delivery (`None` if no process had that name or pid), for
+/// the memo's `serial`th control message, at the tables' `generation`. Held by the
+/// reader alone; valid while both stay the same.
+#[derive(Default)]
+pub(crate) struct RouteMemo {
+    serial: u64,
+    generation: u64,
+    to: Option<(ExtPid, Option<Deliver>)>,
+}
+
 struct Local {
     pid: Pid,
     ext: ExtPid,
@@ -219,6 +231,9 @@ pub(crate) struct Tables {
     node: Weak<Inner>,
     rt: RuntimeHandle,
     locals: RwLock<Locals>,
+    /// Bumped by every change of `locals`, under its write lock: a reader's
+    /// [`RouteMemo`] made at generation `g` is what a lookup would find while this is `g`.
+    generation: AtomicU64,
     pending: Mutex<HashMap<ExtRef, PendingCall>>,
     /// `None` while the monitor is being set: an exit in that window removes the entry.
     watched: Mutex<HashMap<(Atom, ExtRef), Watched>>,
@@ -226,7 +241,7 @@ pub(crate) struct Tables {
     /// Each link with the connection it went over.
     links: Mutex<HashMap<(Pid, ExtPid), u64>>,
     node_monitors: Mutex<HashMap<Atom, Vec<(u64, NodeDownFn)>>>,
-    next_unlink: std::sync::atomic::AtomicU64,
+    next_unlink: AtomicU64,
     waiter: OnceLock<ServerRef<Waiter>>,
 }
 
@@ -239,12 +254,13 @@ impl Tables {
                 next: 1,
                 ..Locals::default()
             }),
+            generation: AtomicU64::new(0),
             pending: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
             watching: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
             node_monitors: Mutex::new(HashMap::new()),
-            next_unlink: std::sync::atomic::AtomicU64::new(1),
+            next_unlink: AtomicU64::new(1),
             waiter: OnceLock::new(),
         }
     }
@@ -266,11 +282,19 @@ impl Tables {
 
     // ---- local processes -------------------------------------------------------------
 
+    /// The tables of local processes, to change: the generation moves on (under the
+    /// lock), so every reader's [`RouteMemo`] looks its destination up again.
+    fn locals_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Locals> {
+        let l = self.locals.write();
+        self.generation.fetch_add(1, Ordering::Release);
+        l
+    }
+
     /// The Erlang pid of arbor process `pid`, made addressable if it was not (with
     /// `deliver`, if given, replacing any previous one). `None` if `pid` is not alive.
     pub(crate) fn ext_pid(&self, node: &Inner, pid: Pid, deliver: Option<Deliver>) -> Option<ExtPid> {
         {
-            let mut l = self.locals.write();
+            let mut l = self.locals_mut();
             if let Some(id) = l.by_pid.get(&pid).copied() {
                 let entry = l.by_id.get_mut(&id)?;
                 if deliver.is_some() {
@@ -280,7 +304,7 @@ impl Tables {
             }
         }
         let id = {
-            let mut l = self.locals.write();
+            let mut l = self.locals_mut();
             let id = l.next;
             l.next = l.next.wrapping_add(1).max(1);
             let ext = ExtPid {
@@ -300,7 +324,7 @@ impl Tables {
             }
         });
         if hooked.is_err() {
-            let mut l = self.locals.write();
+            let mut l = self.locals_mut();
             l.by_id.remove(&id);
             l.by_pid.remove(&pid);
             return None;
@@ -310,11 +334,11 @@ impl Tables {
 
     /// Binds `name` to the local process of `ext` (replacing any previous binding).
     pub(crate) fn bind_name(&self, name: Atom, ext: &ExtPid) {
-        self.locals.write().names.insert(name, ext.id);
+        self.locals_mut().names.insert(name, ext.id);
     }
 
     pub(crate) fn unbind_name(&self, name: &Atom) -> bool {
-        self.locals.write().names.remove(name).is_some()
+        self.locals_mut().names.remove(name).is_some()
     }
 
     pub(crate) fn whereis(&self, name: &Atom) -> Option<ExtPid> {
@@ -342,7 +366,7 @@ impl Tables {
 
     fn local_exited(&self, node: &Inner, pid: Pid, reason: &ExitReason) {
         let ext = {
-            let mut l = self.locals.write();
+            let mut l = self.locals_mut();
             let Some(id) = l.by_pid.remove(&pid) else { return };
             l.names.retain(|_, v| *v != id);
             l.by_id.remove(&id).map(|e| e.ext)
@@ -395,6 +419,80 @@ impl Tables {
             other => {
                 batch.flush();
                 self.dispatch_signal(node, conn, other);
+            }
+        }
+    }
+
+    /// Routes a message whose control message is the reader's memo's (`control`, the
+    /// `serial`th one remembered), as [`dispatch`](Tables::dispatch) routes it: through
+    /// `route`, which keeps where that control message went, while neither the memo nor
+    /// the tables changed (one atomic load), instead of a lookup under the tables' lock.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn message(
+        &self,
+        node: &Inner,
+        conn: &Arc<Conn>,
+        control: &Remembered,
+        serial: u64,
+        payload: Payload,
+        route: &mut RouteMemo,
+        batch: &mut Batch,
+    ) {
+        if route.serial != serial || route.generation != self.generation.load(Ordering::Acquire) {
+            let l = self.locals.read();
+            // Under the lock, which every change of the tables holds to bump it: the
+            // generation of what this lookup sees.
+            route.generation = self.generation.load(Ordering::Relaxed);
+            route.serial = serial;
+            let entry = match control {
+                Remembered::RegSend { to, .. } => l.names.get(to).and_then(|id| l.by_id.get(id)),
+                Remembered::Send { to } if to.node == node.name && to.creation == node.creation => l.by_id.get(&to.id),
+                Remembered::Send { .. } => None,
+            };
+            route.to = entry.map(|e| (e.ext.clone(), e.deliver.clone()));
+        }
+        let msg = match payload {
+            Payload::Cast(req) => Classified::Message(req),
+            Payload::Msg(m) => {
+                if let Remembered::Send { to } = control {
+                    if to.id == 0 && to.node == node.name {
+                        batch.flush();
+                        self.call_reply(m);
+                        return;
+                    }
+                }
+                classify(m)
+            }
+        };
+        let Some((me, Some(deliver))) = &route.to else {
+            match (control, &route.to) {
+                (Remembered::RegSend { from, to }, None) => {
+                    log::debug!("arbor-dist: no process named {to}; dropped a message from {from}")
+                }
+                (Remembered::RegSend { from, .. }, Some((me, _))) => {
+                    log::debug!("arbor-dist: {me} takes no messages; dropped one from {from}")
+                }
+                (Remembered::Send { to }, _) => log::debug!("arbor-dist: message to {to}, which takes none, dropped"),
+            }
+            return;
+        };
+        match msg {
+            Classified::Call { to, tag, req } => {
+                batch.flush();
+                let reply = ReplyPath {
+                    conn: Arc::clone(conn),
+                    to,
+                    tag,
+                    me: me.clone(),
+                };
+                deliver.call(node, reply, req);
+            }
+            Classified::Message(m) => {
+                if !batch.gathers_for(deliver) {
+                    batch.flush();
+                    batch.to = Some(Arc::clone(deliver));
+                }
+                batch.msgs.push(m);
             }
         }
     }
@@ -656,7 +754,7 @@ impl Tables {
     }
 
     pub(crate) fn unlink_id(&self) -> u64 {
-        self.next_unlink.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        self.next_unlink.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn add_node_monitor(&self, peer: Atom, id: u64, f: NodeDownFn) {

@@ -1,0 +1,121 @@
+//! The reader's cost per incoming message, through the real path: a raw peer (past the
+//! handshake, over loopback) writes casts shaped as an `erl` node's
+//! `gen_server:cast({sink, Node}, bump)` (`REG_SEND`) or `gen_server:cast(Pid, bump)`
+//! (`SEND_SENDER`), and the node's reader parses, routes and pushes them to an arbor
+//! server, which counts them. As a test it checks that each frame arrives exactly once;
+//! under callgrind it counts the reader thread's instructions per frame:
+//!
+//! ```text
+//! READER_COST_FRAMES=20000 valgrind --tool=callgrind --callgrind-out-file=cg.out \
+//!     target/release/deps/arbor_dist-HASH reader_cost --test-threads 1
+//! callgrind_annotate --inclusive=yes cg.out | grep 'Reader::run'
+//! ```
+//!
+//! (two runs with different frame counts: the difference over the difference of the
+//! counts is the cost per frame, without the set-up's.) `READER_COST_TO=pid` sends to
+//! the server's pid instead of its name.
+
+use crate::control::{message_frame, To};
+use crate::handshake::{self, flags, Me};
+use crate::{ExtPid, Node, Term};
+use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Counts messages; says so on `done` when it has `want` of them.
+struct Counter {
+    n: usize,
+    want: usize,
+    done: mpsc::Sender<usize>,
+}
+
+impl GenServer for Counter {
+    type Args = (usize, mpsc::Sender<usize>);
+    type Info = Term;
+    type Call = Term;
+    type Reply = Term;
+
+    fn init((want, done): Self::Args, _ctx: &mut Context<'_, Self>) -> Result<Self, ExitReason> {
+        Ok(Counter { n: 0, want, done })
+    }
+
+    fn handle_call(&mut self, req: Term, _from: ReplyTo<Term>, _ctx: &mut Context<'_, Self>) -> CallFlow<Term> {
+        CallFlow::Reply(req)
+    }
+
+    fn handle_info(&mut self, msg: Term, _ctx: &mut Context<'_, Self>) -> Flow {
+        assert!(msg.is_atom("bump"), "{msg}");
+        self.n += 1;
+        assert!(self.n <= self.want, "a frame delivered twice");
+        if self.n == self.want {
+            let _ = self.done.send(self.n);
+        }
+        Flow::Continue
+    }
+}
+
+#[test]
+fn reader_cost() {
+    let frames: usize = std::env::var("READER_COST_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let by_pid = std::env::var("READER_COST_TO").is_ok_and(|v| v == "pid");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    let node = Node::builder("cost@127.0.0.1")
+        .cookie("cost-cookie")
+        .epmd_port(port)
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .embedded_epmd(true)
+        .start(rt.handle())
+        .unwrap();
+    let (done, finished) = mpsc::channel();
+    let sink = rt.start::<Counter>((frames, done)).unwrap();
+    let sink_pid = node.register("sink", &sink).unwrap();
+
+    let (addr, _) = crate::epmd::lookup("127.0.0.1", port, "cost").unwrap().unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    let me = Me {
+        name: "peer@127.0.0.1",
+        flags: flags::OURS,
+        creation: 7,
+        cookie: "cost-cookie",
+    };
+    handshake::initiate(&mut s, &me, "cost@127.0.0.1", || true).unwrap();
+    let from = ExtPid {
+        node: crate::Atom::new("peer@127.0.0.1"),
+        id: 91,
+        serial: 0,
+        creation: 7,
+    };
+    let sink_name = crate::Atom::new("sink");
+    let to = if by_pid {
+        To::Pid(&sink_pid)
+    } else {
+        To::Name(&sink_name)
+    };
+    let frame = message_frame(&from, to, true, &Term::atom("bump")).unwrap();
+    // Written in chunks of a few hundred frames, as a busy peer's writes come.
+    let chunk: Vec<u8> = frame.repeat(256);
+    let mut left = frames;
+    while left > 0 {
+        let n = left.min(256);
+        s.write_all(&chunk[..n * frame.len()]).unwrap();
+        left -= n;
+    }
+    let got = finished
+        .recv_timeout(Duration::from_secs(120))
+        .expect("every frame delivered");
+    assert_eq!(got, frames);
+    // None more: a frame delivered twice would have failed the counter's assertion, and
+    // with it this call.
+    assert_eq!(
+        sink.call_timeout(Term::atom("flush"), Duration::from_secs(5)).ok(),
+        Some(Term::atom("flush"))
+    );
+    drop(s);
+    node.stop();
+}
