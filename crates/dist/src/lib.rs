@@ -48,3 +48,7 @@ pub use term::{Atom, BigInt, ExtPid, ExtPort, ExtRef, Term};
 mod fault_tests;
 #[cfg(test)]
 mod reader_cost;
+#[cfg(test)]
+mod route_memo_tests;
+#[cfg(test)]
+mod test_peer;

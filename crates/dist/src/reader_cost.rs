@@ -15,12 +15,10 @@
 //! counts is the cost per frame, without the set-up's.) `READER_COST_TO=pid` sends to
 //! the server's pid instead of its name.
 
-use crate::control::{message_frame, To};
-use crate::handshake::{self, flags, Me};
-use crate::{ExtPid, Node, Term};
-use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use crate::control::To;
+use crate::test_peer::Peer;
+use crate::{Atom, Term};
+use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -63,47 +61,23 @@ fn reader_cost() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000);
     let by_pid = std::env::var("READER_COST_TO").is_ok_and(|v| v == "pid");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let rt = Runtime::builder().worker_threads(2).build().unwrap();
-    let node = Node::builder("cost@127.0.0.1")
-        .cookie("cost-cookie")
-        .epmd_port(port)
-        .listen_addr("127.0.0.1".parse().unwrap())
-        .embedded_epmd(true)
-        .start(rt.handle())
-        .unwrap();
+    let mut p = Peer::start("cost");
     let (done, finished) = mpsc::channel();
-    let sink = rt.start::<Counter>((frames, done)).unwrap();
-    let sink_pid = node.register("sink", &sink).unwrap();
-
-    let (addr, _) = crate::epmd::lookup("127.0.0.1", port, "cost").unwrap().unwrap();
-    let mut s = TcpStream::connect(addr).unwrap();
-    let me = Me {
-        name: "peer@127.0.0.1",
-        flags: flags::OURS,
-        creation: 7,
-        cookie: "cost-cookie",
-    };
-    handshake::initiate(&mut s, &me, "cost@127.0.0.1", || true).unwrap();
-    let from = ExtPid {
-        node: crate::Atom::new("peer@127.0.0.1"),
-        id: 91,
-        serial: 0,
-        creation: 7,
-    };
-    let sink_name = crate::Atom::new("sink");
+    let sink = p.rt.start::<Counter>((frames, done)).unwrap();
+    let sink_pid = p.node.register("sink", &sink).unwrap();
+    let sink_name = Atom::new("sink");
     let to = if by_pid {
         To::Pid(&sink_pid)
     } else {
         To::Name(&sink_name)
     };
-    let frame = message_frame(&from, to, true, &Term::atom("bump")).unwrap();
+    let frame = p.cast_frame(to, &Term::atom("bump"));
     // Written in chunks of a few hundred frames, as a busy peer's writes come.
     let chunk: Vec<u8> = frame.repeat(256);
     let mut left = frames;
     while left > 0 {
         let n = left.min(256);
-        s.write_all(&chunk[..n * frame.len()]).unwrap();
+        p.write(&chunk[..n * frame.len()]);
         left -= n;
     }
     let got = finished
@@ -116,6 +90,4 @@ fn reader_cost() {
         sink.call_timeout(Term::atom("flush"), Duration::from_secs(5)).ok(),
         Some(Term::atom("flush"))
     );
-    drop(s);
-    node.stop();
 }
