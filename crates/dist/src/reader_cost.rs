@@ -13,7 +13,8 @@
 //!
 //! (two runs with different frame counts: the difference over the difference of the
 //! counts is the cost per frame, without the set-up's.) `READER_COST_TO=pid` sends to
-//! the server's pid instead of its name.
+//! the server's pid instead of its name. With `READER_COST_FRAMES` set it also prints
+//! each thread's CPU time per frame (`--nocapture`).
 
 use crate::control::To;
 use crate::test_peer::Peer;
@@ -72,6 +73,7 @@ fn reader_cost() {
         To::Name(&sink_name)
     };
     let frame = p.cast_frame(to, &Term::atom("bump"));
+    let before = thread_times();
     // Written in chunks of a few hundred frames, as a busy peer's writes come.
     let chunk: Vec<u8> = frame.repeat(256);
     let mut left = frames;
@@ -84,10 +86,45 @@ fn reader_cost() {
         .recv_timeout(Duration::from_secs(120))
         .expect("every frame delivered");
     assert_eq!(got, frames);
+    if std::env::var_os("READER_COST_FRAMES").is_some() {
+        // The CPU time of each thread that ran meanwhile, per frame (for timing runs).
+        let after = thread_times();
+        for (tid, (name, ns)) in &after {
+            let was = before.get(tid).map_or(0, |(_, ns)| *ns);
+            if ns - was > 1_000_000 {
+                println!(
+                    "reader_cost: thread {name}: {:.1} ns per frame",
+                    (ns - was) as f64 / frames as f64
+                );
+            }
+        }
+    }
     // None more: a frame delivered twice would have failed the counter's assertion, and
     // with it this call.
     assert_eq!(
         sink.call_timeout(Term::atom("flush"), Duration::from_secs(5)).ok(),
         Some(Term::atom("flush"))
     );
+}
+
+/// Each thread of this process: its name and its time on a CPU so far (nanoseconds, from
+/// `/proc/self/task/TID/schedstat`).
+fn thread_times() -> std::collections::HashMap<String, (String, u64)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let dir = t.path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let ns = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        out.insert(
+            t.file_name().to_string_lossy().into_owned(),
+            (name.trim().to_string(), ns),
+        );
+    }
+    out
 }
