@@ -548,12 +548,12 @@ fn cached_atom(s: &str) -> Atom {
     let slot = atom_slot(s.as_bytes());
     ATOMS.with(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else {
-            return Atom::new(s);
+            return Atom::interned(s);
         };
         match &cache[slot] {
             Some(a) if a.as_str() == s => a.clone(),
             _ => {
-                let a = Atom::new(s);
+                let a = Atom::interned(s);
                 cache[slot] = Some(a.clone());
                 a
             }

@@ -14,21 +14,122 @@ pub use encode::{encode, encode_into, EncodeError};
 
 use std::sync::Arc;
 
-/// An atom: Elixir's `:ok`, Erlang's `ok`. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Atom(Arc<str>);
+/// An atom: Elixir's `:ok`, Erlang's `ok`. Cheap to clone. Equal, hashed and ordered by
+/// its text, whatever its representation.
+#[derive(Clone)]
+pub struct Atom(Repr);
+
+/// An atom's text: most atoms a peer sends (tags, node names, registered names) are in
+/// the node's bounded table of decoded atoms ([`intern`]), and cost nothing to clone or
+/// drop (no reference count whose cache line would travel between the reader that
+/// decodes a message and the worker that drops it); any other atom is a shared string.
+#[derive(Clone)]
+enum Repr {
+    Interned(&'static &'static str),
+    Shared(Arc<str>),
+}
 
 impl Atom {
     /// The atom with this text. Atoms longer than 255 characters cannot be sent (the BEAM's
     /// limit); encoding one is an error.
     pub fn new(name: &str) -> Atom {
-        Atom(Arc::from(name))
+        Atom(Repr::Shared(Arc::from(name)))
+    }
+
+    /// The atom with this text, from the table of decoded atoms ([`intern`]) while it has
+    /// room, else a shared string.
+    pub(crate) fn interned(name: &str) -> Atom {
+        match intern(name) {
+            Some(text) => Atom(Repr::Interned(text)),
+            None => Atom::new(name),
+        }
     }
 
     /// The atom's text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Interned(text) => text,
+            Repr::Shared(text) => text,
+        }
     }
+
+    /// True if the atom's text is in the table of decoded atoms.
+    #[cfg(test)]
+    pub(crate) fn is_interned(&self) -> bool {
+        matches!(self.0, Repr::Interned(_))
+    }
+}
+
+impl PartialEq for Atom {
+    fn eq(&self, other: &Atom) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Atom {}
+
+impl std::hash::Hash for Atom {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl PartialOrd for Atom {
+    fn partial_cmp(&self, other: &Atom) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Atom {
+    fn cmp(&self, other: &Atom) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+/// Most atoms the table of decoded atoms holds.
+pub(crate) const INTERN_MAX_ATOMS: usize = 4096;
+
+/// Most bytes of text the table of decoded atoms holds.
+pub(crate) const INTERN_MAX_BYTES: usize = 128 * 1024;
+
+/// The node-wide table of decoded atoms (the analogue of the BEAM's atom table, but
+/// bounded): text to its interned slot. Entries are never removed; past either bound,
+/// nothing more is added, and atoms not in it are shared strings that go with their
+/// terms, so a peer that sends fresh atoms grows it by at most its bounds.
+struct InternTable {
+    slots: std::collections::HashMap<&'static str, &'static &'static str>,
+    bytes: usize,
+}
+
+static INTERNED: parking_lot::Mutex<Option<InternTable>> = parking_lot::Mutex::new(None);
+
+/// The interned slot of `text`, added if the table has room; `None` if it is not there
+/// and the table is full. Called by the decoder only when its thread's cache misses.
+fn intern(text: &str) -> Option<&'static &'static str> {
+    let mut table = INTERNED.lock();
+    let table = table.get_or_insert_with(|| InternTable {
+        slots: std::collections::HashMap::new(),
+        bytes: 0,
+    });
+    if let Some(slot) = table.slots.get(text) {
+        return Some(slot);
+    }
+    if table.slots.len() >= INTERN_MAX_ATOMS || table.bytes + text.len() > INTERN_MAX_BYTES {
+        return None;
+    }
+    // Leaked on purpose, within the bounds above: an interned atom lives as long as the
+    // program, as on the BEAM.
+    let text: &'static str = Box::leak(text.into());
+    let slot: &'static &'static str = Box::leak(Box::new(text));
+    table.slots.insert(text, slot);
+    table.bytes += text.len();
+    Some(slot)
+}
+
+/// Atoms in the table of decoded atoms, and the bytes of their text.
+#[cfg(test)]
+pub(crate) fn interned_count() -> (usize, usize) {
+    INTERNED.lock().as_ref().map_or((0, 0), |t| (t.slots.len(), t.bytes))
 }
 
 impl From<&str> for Atom {
@@ -39,19 +140,19 @@ impl From<&str> for Atom {
 
 impl From<String> for Atom {
     fn from(s: String) -> Atom {
-        Atom(Arc::from(s))
+        Atom(Repr::Shared(Arc::from(s)))
     }
 }
 
 impl PartialEq<str> for Atom {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for Atom {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 

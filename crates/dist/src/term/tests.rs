@@ -244,3 +244,54 @@ fn the_atom_cache_answers_only_for_the_same_text() {
     // Bytes that are not UTF-8 stay an error, also once a valid atom sits in their slot.
     assert_eq!(decode(&[131, 119, 2, 0xc3, 0x28]), Err(DecodeError::BadAtom));
 }
+
+/// The table of decoded atoms is bounded: a peer that sends a million distinct atoms
+/// fills it up to its bounds and no further; the atoms past them are shared strings (they
+/// go with their terms), equal to any other atom of the same text.
+#[test]
+fn a_million_distinct_atoms_stop_at_the_intern_tables_bounds() {
+    let common = decode(&[131, 119, 4, b'b', b'u', b'm', b'p']).unwrap();
+    for i in 0..1_000_000u32 {
+        let text = format!("flood_{i}");
+        let mut bytes = vec![131, 119, text.len() as u8];
+        bytes.extend_from_slice(text.as_bytes());
+        let t = decode(&bytes).unwrap();
+        assert_eq!(t.as_atom(), Some(text.as_str()));
+        let (atoms, text_bytes) = super::interned_count();
+        assert!(
+            atoms <= super::INTERN_MAX_ATOMS && text_bytes <= super::INTERN_MAX_BYTES,
+            "{atoms} atoms, {text_bytes} bytes after {i}"
+        );
+    }
+    let (atoms, _) = super::interned_count();
+    assert!(atoms <= super::INTERN_MAX_ATOMS);
+    // Full: a new atom is a shared string, and still equal by its text (and hashed so).
+    let fresh = match decode(&[131, 119, 9, b'a', b'f', b't', b'e', b'r', b'_', b'a', b'l', b'l']).unwrap() {
+        Term::Atom(a) => a,
+        other => panic!("{other}"),
+    };
+    assert!(!fresh.is_interned());
+    assert_eq!(fresh, Atom::new("after_all"));
+    let mut set = std::collections::HashSet::new();
+    set.insert(Atom::new("after_all"));
+    assert!(set.contains(&fresh));
+    // An atom decoded before the flood (in the table, unless another test filled it
+    // first) is still the same atom.
+    assert_eq!(common, Term::atom("bump"));
+    assert_eq!(decode(&[131, 119, 4, b'b', b'u', b'm', b'p']).unwrap(), common);
+}
+
+/// Interned or shared, atoms compare, hash and order by their text.
+#[test]
+fn interned_and_shared_atoms_are_equal_by_text() {
+    let interned = Atom::interned("same_text");
+    let shared = Atom::new("same_text");
+    assert_eq!(interned, shared);
+    assert_eq!(interned.cmp(&Atom::new("same_texu")), std::cmp::Ordering::Less);
+    let hash = |a: &Atom| {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(a)
+    };
+    assert_eq!(hash(&interned), hash(&shared));
+    assert_eq!(interned.clone().as_str(), "same_text");
+}
