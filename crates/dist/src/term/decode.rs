@@ -515,19 +515,20 @@ thread_local! {
 }
 
 /// The cache's slot for an atom of text `bytes`: a multiplicative hash of its length and
-/// its first and last eight bytes (a few instructions whatever the length; atoms that
-/// collide only evict each other, and a hit is confirmed by comparing the whole text).
+/// its first and last bytes (eight of each, or four, or one: a few loads whatever the
+/// length, no copy; atoms that collide only evict each other, and a hit is confirmed by
+/// comparing the whole text).
 fn atom_slot(bytes: &[u8]) -> usize {
     let n = bytes.len();
-    let word = |b: &[u8]| -> u64 {
-        let mut w = [0u8; 8];
-        w[..b.len()].copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
-    let (head, tail) = if n >= 8 {
-        (word(&bytes[..8]), word(&bytes[n - 8..]))
-    } else {
-        (word(bytes), 0)
+    let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        (Some(h), Some(t)) => (u64::from_le_bytes(*h), u64::from_le_bytes(*t)),
+        _ => match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+            (Some(h), Some(t)) => (u64::from(u32::from_le_bytes(*h)), u64::from(u32::from_le_bytes(*t))),
+            _ => match (bytes.first(), bytes.last()) {
+                (Some(h), Some(t)) => (u64::from(*h) | u64::from(bytes[n / 2]) << 8, u64::from(*t)),
+                _ => (0, 0),
+            },
+        },
     };
     let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (h >> 58) as usize % ATOM_CACHE
