@@ -179,7 +179,7 @@ pub(crate) fn decode_tuple_prefix<const N: usize>(
 /// a small tuple of two whose first element is the atom `'$gen_cast'` (in any of the
 /// atom encodings).
 pub(crate) fn decode_cast_prefix(bytes: &[u8], limits: DecodeLimits) -> Option<Result<(Term, usize), DecodeError>> {
-    const TAG: &[u8] = b"$gen_cast";
+    const TAG: &[u8; 9] = b"$gen_cast";
     if bytes.len() < 3 || bytes[0] != VERSION || bytes[1] != SMALL_TUPLE_EXT || bytes[2] != 2 {
         return None;
     }
@@ -190,7 +190,7 @@ pub(crate) fn decode_cast_prefix(bytes: &[u8], limits: DecodeLimits) -> Option<R
     };
     if bytes.get(header - 1) != Some(&(TAG.len() as u8))
         || (header == 6 && bytes[4] != 0)
-        || bytes.get(header..header + TAG.len()) != Some(TAG)
+        || bytes.get(header..).and_then(|b| b.first_chunk::<9>()) != Some(TAG)
     {
         return None;
     }
@@ -534,12 +534,41 @@ fn atom_slot(bytes: &[u8]) -> usize {
     (h >> 58) as usize % ATOM_CACHE
 }
 
+/// `a == b`, for an atom's text: up to 16 bytes by two overlapping loads of each (no
+/// call to `memcmp`, whose set-up costs more than such a comparison).
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n > 16 {
+        return a == b;
+    }
+    if let (Some(ah), Some(at), Some(bh), Some(bt)) = (
+        a.first_chunk::<8>(),
+        a.last_chunk::<8>(),
+        b.first_chunk::<8>(),
+        b.last_chunk::<8>(),
+    ) {
+        return ah == bh && at == bt;
+    }
+    if let (Some(ah), Some(at), Some(bh), Some(bt)) = (
+        a.first_chunk::<4>(),
+        a.last_chunk::<4>(),
+        b.first_chunk::<4>(),
+        b.last_chunk::<4>(),
+    ) {
+        return ah == bh && at == bt;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// The cached atom whose text is `bytes` (UTF-8 bytes not yet validated), if there is
 /// one: equal bytes are the cached atom's valid text.
 fn cached_utf8(bytes: &[u8]) -> Option<Atom> {
     let slot = atom_slot(bytes);
     ATOMS.with(|cache| match &cache.try_borrow().ok()?[slot] {
-        Some(a) if a.as_str().as_bytes() == bytes => Some(a.clone()),
+        Some(a) if same_bytes(a.as_str().as_bytes(), bytes) => Some(a.clone()),
         _ => None,
     })
 }
@@ -552,7 +581,7 @@ fn cached_atom(s: &str) -> Atom {
             return Atom::interned(s);
         };
         match &cache[slot] {
-            Some(a) if a.as_str() == s => a.clone(),
+            Some(a) if same_bytes(a.as_str().as_bytes(), s.as_bytes()) => a.clone(),
             _ => {
                 let a = Atom::interned(s);
                 cache[slot] = Some(a.clone());

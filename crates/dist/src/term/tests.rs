@@ -295,3 +295,22 @@ fn interned_and_shared_atoms_are_equal_by_text() {
     assert_eq!(hash(&interned), hash(&shared));
     assert_eq!(interned.clone().as_str(), "same_text");
 }
+
+/// The atom cache's comparison agrees with `==` at every length up to past its word
+/// paths, for equal texts and for texts that differ in any one byte.
+#[test]
+fn same_bytes_is_equality() {
+    use super::decode::same_bytes;
+    for n in 0..40usize {
+        let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
+        assert!(same_bytes(&a, &a.clone()), "length {n}");
+        for i in 0..n {
+            let mut b = a.clone();
+            b[i] ^= 0x20;
+            assert!(!same_bytes(&a, &b), "length {n}, byte {i}");
+        }
+        let mut longer = a.clone();
+        longer.push(b'z');
+        assert!(!same_bytes(&a, &longer));
+    }
+}
