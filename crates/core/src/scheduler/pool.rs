@@ -98,10 +98,15 @@ const MAX_LIFO_STREAK: u32 = 32;
 #[cfg(loom)]
 const MAX_LIFO_STREAK: u32 = 2;
 
-/// Rounds a worker spins for work before it parks (a few tens of microseconds).
+/// How long an idle worker spins for work before it parks, at least (about 512 rounds of
+/// the spin on the machine of docs/performance.md).
 #[cfg(not(loom))]
-const SPIN_ROUNDS: u32 = 512;
-/// loom: one look, enough to take the spinning paths of the sleep protocol.
+const SPIN_BASE: Duration = Duration::from_micros(16);
+/// How long an idle worker spins at most: when workers were woken this soon after they
+/// parked, the spin is stretched to cover that gap (see `Pool::note_wake`).
+#[cfg(not(loom))]
+const SPIN_MAX: Duration = Duration::from_micros(200);
+/// loom: one look, enough to take the spinning paths of the sleep protocol (no clock).
 #[cfg(loom)]
 const SPIN_ROUNDS: u32 = 1;
 
@@ -193,6 +198,9 @@ pub(crate) struct Pool {
     handoffs: AtomicUsize,
     /// Spins of idle workers for work (`Builder::busy_wait`).
     idle_spins: AtomicUsize,
+    /// How long the next idle spin lasts, in nanoseconds: `SPIN_BASE`, or longer while
+    /// parked workers are woken soon after they park (see `note_wake`).
+    spin_ns: AtomicU64,
     /// The monitor thread, joined at shutdown.
     monitor: Mutex<Option<thread::JoinHandle<()>>>,
     /// The watchdog's threshold.
@@ -248,6 +256,10 @@ impl Pool {
             shutdown: AtomicBool::new(false),
             handoffs: AtomicUsize::new(0),
             idle_spins: AtomicUsize::new(0),
+            #[cfg(not(loom))]
+            spin_ns: AtomicU64::new(SPIN_BASE.as_nanos() as u64),
+            #[cfg(loom)]
+            spin_ns: AtomicU64::new(0),
             monitor: Mutex::new(None),
             watchdog: config.watchdog,
             stalls: Mutex::new(Vec::new()),
@@ -477,20 +489,54 @@ impl Pool {
             return false;
         }
         self.idle_spins.fetch_add(1, Ordering::Relaxed);
-        let mut found = false;
-        for i in 0..SPIN_ROUNDS {
+        let found = self.spin_rounds();
+        self.sleep.stop_spinning(|| self.injector_len.load(Ordering::SeqCst));
+        found
+    }
+
+    /// The spin itself: looks for work, yielding every 16 rounds, until some appears
+    /// (true) or the spin's time is up (false). The clock is read at the yields only.
+    #[cfg(not(loom))]
+    fn spin_rounds(&self) -> bool {
+        let budget = Duration::from_nanos(self.spin_ns.load(Ordering::Relaxed));
+        let start = std::time::Instant::now();
+        let mut i = 0u32;
+        loop {
             if self.has_work() {
-                found = true;
-                break;
+                return true;
             }
-            if i % 16 == 15 {
+            i = i.wrapping_add(1);
+            if i % 16 == 0 {
+                if start.elapsed() >= budget {
+                    return false;
+                }
                 thread::yield_now();
             } else {
                 std::hint::spin_loop();
             }
         }
-        self.sleep.stop_spinning(|| self.injector_len.load(Ordering::SeqCst));
-        found
+    }
+
+    /// loom: `SPIN_ROUNDS` looks, no clock.
+    #[cfg(loom)]
+    fn spin_rounds(&self) -> bool {
+        (0..SPIN_ROUNDS).any(|_| self.has_work())
+    }
+
+    /// A parked worker was woken for work `gap` after it parked. A gap the spin could have
+    /// covered (at most `SPIN_MAX`) stretches the next spins to twice the gap: work that
+    /// comes back at a steady pace (a remote peer's next call, a timer's next tick) is then
+    /// caught by the spin instead of by a futex wake-up, as the BEAM's busy-waiting
+    /// schedulers catch it. A longer gap puts the spin back to `SPIN_BASE`. Spinning
+    /// yields every few rounds, and `Builder::busy_wait(false)` turns it off.
+    #[cfg(not(loom))]
+    fn note_wake(&self, gap: Duration) {
+        let ns = if gap <= SPIN_MAX {
+            (gap * 2).clamp(SPIN_BASE, SPIN_MAX)
+        } else {
+            SPIN_BASE
+        };
+        self.spin_ns.store(ns.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Parks an idle worker. Returns false if this worker should retire.
@@ -500,7 +546,13 @@ impl Pool {
             counts.threads - counts.blocked > self.target
         };
         let timeout = if surplus { Some(KEEP_ALIVE) } else { None };
+        #[cfg(not(loom))]
+        let parked = self.busy_wait.then(std::time::Instant::now);
         let woken = self.sleep.sleep(timeout, || self.has_work());
+        #[cfg(not(loom))]
+        if let (true, Some(parked)) = (woken, parked) {
+            self.note_wake(parked.elapsed());
+        }
         if surplus && !woken && !self.has_work() {
             let mut counts = self.counts.lock();
             if counts.threads - counts.blocked > self.target {
@@ -923,6 +975,34 @@ mod tests {
             "ran"
         );
         assert_eq!(pool.thread_count(), 1);
+        pool.shutdown(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_wake_soon_after_parking_stretches_the_spin_and_a_late_one_resets_it() {
+        let pool = Pool::start(PoolConfig {
+            threads: 1,
+            name: "spin-test".into(),
+            stack_size: None,
+            max_blocking_threads: 1,
+            watchdog: Duration::MAX,
+            busy_wait: true,
+        })
+        .expect("a pool");
+        let spin = || Duration::from_nanos(pool.spin_ns.load(Ordering::Relaxed));
+        assert_eq!(spin(), SPIN_BASE);
+        // Work came back 50 us after the worker parked: the next spins cover twice that.
+        pool.note_wake(Duration::from_micros(50));
+        assert_eq!(spin(), Duration::from_micros(100));
+        // Never past the cap, never under the base.
+        pool.note_wake(SPIN_MAX - Duration::from_micros(1));
+        assert_eq!(spin(), SPIN_MAX);
+        pool.note_wake(Duration::from_micros(1));
+        assert_eq!(spin(), SPIN_BASE);
+        // A gap no spin should cover puts it back to the base.
+        pool.note_wake(Duration::from_micros(50));
+        pool.note_wake(SPIN_MAX + Duration::from_micros(1));
+        assert_eq!(spin(), SPIN_BASE);
         pool.shutdown(Duration::from_secs(5));
     }
 }
