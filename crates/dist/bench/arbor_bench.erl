@@ -3,7 +3,7 @@
 -module(arbor_bench).
 -behaviour(gen_server).
 -export([start/1, init/1, handle_call/3, handle_cast/2, handle_info/2]).
--export([call_latency_pair/4, cast_throughput/3]).
+-export([call_latency_pair/4, cast_throughput/3, flood_call_latency/3]).
 
 start(Name) ->
     {ok, Pid} = gen_server:start({local, Name}, ?MODULE, 0, []),
@@ -47,3 +47,27 @@ cast_throughput(Dest, N, Msg) ->
 
 cast_loop(_Dest, 0, _Msg) -> ok;
 cast_loop(Dest, N, Msg) -> gen_server:cast(Dest, Msg), cast_loop(Dest, N - 1, Msg).
+
+%% Sequential calls to Echo while another process of this node floods Sink (on the same
+%% node as Echo, so over the same connection) with casts (see flood/1); returns {P50, P99, Mean} of the
+%% calls in microseconds. The flood runs from before the first call to after the last.
+flood_call_latency(Sink, Echo, N) ->
+    Flooder = spawn_link(fun() -> flood(Sink) end),
+    _ = [gen_server:call(Echo, {ping, I}) || I <- lists:seq(1, 100)],
+    Ts = [begin
+              T0 = erlang:monotonic_time(nanosecond),
+              {ping, I} = gen_server:call(Echo, {ping, I}),
+              erlang:monotonic_time(nanosecond) - T0
+          end || I <- lists:seq(1, N)],
+    unlink(Flooder),
+    exit(Flooder, kill),
+    %% (after every cast the flood sent: the same connection keeps their order)
+    _ = gen_server:call(Sink, count, 60000),
+    summary(Ts).
+
+%% 100 casts a millisecond (the BEAM's timer resolution), about 100,000 a second: a flood
+%% the receiver keeps up with, so that a call waits for the receiver, not for a backlog.
+flood(Sink) ->
+    cast_loop(Sink, 100, bump),
+    receive after 1 -> ok end,
+    flood(Sink).

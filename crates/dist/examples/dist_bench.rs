@@ -2,7 +2,7 @@
 //! beside the same between two `erl` nodes, in one run on loopback.
 //!
 //! ```text
-//! cargo run --release -p arbor-dist --example dist_bench -- [--calls 20000] [--casts 200000] [--coalesce-us 0] [--arbor-busy-wait 1]
+//! cargo run --release -p arbor-dist --example dist_bench -- [--calls 20000] [--casts 200000] [--flood-calls 2000] [--coalesce-us N] [--arbor-busy-wait 1]
 //! ```
 //!
 //! Needs `epmd`, `erl` and `erlc` on the PATH. Starts a private epmd on a free port of
@@ -15,6 +15,10 @@
 //!   alike; then A → B (arbor's client);
 //! - one-way throughput: N casts then one call that is answered after them all: C → A,
 //!   C → B, A → B.
+//! - call latency in a flood: C's sequential calls to an `echo` server of A (of B) while
+//!   another process of C floods A's (B's) `sink` with casts over the same connection, 100
+//!   every millisecond; three rounds of A then B, medians. This is the latency that arbor's
+//!   reader pays for waiting a moment in a flood of casts (`Builder::receive_coalesce`).
 //! - CPU per message, a second round with fresh BEAM nodes B' and C' started with their
 //!   schedulers' busy-waiting off (`+sbwt none`, so that a BEAM node's CPU time is its
 //!   work, not its spinning), and a fresh arbor node A' on a runtime of its own (whose
@@ -25,8 +29,9 @@
 //!   two nodes is bounded by the slower of the two, and on a machine of two cores by their
 //!   sum. Ratios are the BEAM's cost over arbor's, same run.
 //!
-//! `--coalesce-us N` starts arbor's nodes with `receive_coalesce(N µs)` (default 0: off,
-//! the node's default); `--arbor-busy-wait 0` builds A''s runtime with `busy_wait(false)`.
+//! `--coalesce-us N` starts arbor's nodes with `receive_coalesce(N µs)` (0: off; without
+//! the flag, the node's default); `--arbor-busy-wait 0` builds A''s runtime with
+//! `busy_wait(false)`.
 
 use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
 use arbor_dist::{Node, Term};
@@ -86,16 +91,19 @@ fn arg(flag: &str, default: usize) -> usize {
 
 /// An arbor node on 127.0.0.1, registered with the private epmd, exporting a `Sink` as
 /// `sink`.
-fn start_node(name: &str, epmd: u16, coalesce: Duration, rt: &Runtime) -> Node {
-    let node = Node::builder(name)
+fn start_node(name: &str, epmd: u16, coalesce: Option<Duration>, rt: &Runtime) -> Node {
+    let mut builder = Node::builder(name)
         .cookie(COOKIE)
         .epmd_port(epmd)
-        .listen_addr("127.0.0.1".parse().unwrap())
-        .receive_coalesce(coalesce)
-        .start(rt.handle())
-        .unwrap();
+        .listen_addr("127.0.0.1".parse().unwrap());
+    if let Some(wait) = coalesce {
+        builder = builder.receive_coalesce(wait);
+    }
+    let node = builder.start(rt.handle()).unwrap();
     let sink = rt.start::<Sink>(()).unwrap();
     node.register("sink", &sink).unwrap();
+    let echo = rt.start::<Sink>(()).unwrap();
+    node.register("echo", &echo).unwrap();
     node
 }
 
@@ -199,7 +207,10 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
 fn main() {
     let calls = arg("--calls", 20_000);
     let casts = arg("--casts", 200_000);
-    let coalesce = Duration::from_micros(arg("--coalesce-us", 0) as u64);
+    let coalesce = std::env::args()
+        .any(|a| a == "--coalesce-us")
+        .then(|| Duration::from_micros(arg("--coalesce-us", 0) as u64));
+    let flood = arg("--flood-calls", 2000);
     let busy_wait = arg("--arbor-busy-wait", 1) != 0;
     let warm = (calls / 10).max(100);
 
@@ -239,7 +250,13 @@ fn main() {
     let rt = Runtime::new().unwrap();
     let node = start_node(&a, port, coalesce, &rt);
 
-    let b_first = erl(port, &b, &dir, "arbor_bench:start(sink).", Stdio::null());
+    let b_first = erl(
+        port,
+        &b,
+        &dir,
+        "arbor_bench:start(sink), arbor_bench:start(echo).",
+        Stdio::null(),
+    );
     await_sink(&node, &b);
 
     // C's measurements: against arbor, then against B, in the same run.
@@ -247,7 +264,9 @@ fn main() {
         "A = {{sink, '{a}'}}, B = {{sink, '{b}'}}, \
          {{L1, L2}} = arbor_bench:call_latency_pair(A, B, {warm}, {calls}), \
          T1 = arbor_bench:cast_throughput(A, {casts}, bump), T2 = arbor_bench:cast_throughput(B, {casts}, bump), \
-         io:format(\"RESULT ~w~n\", [{{L1, L2, T1, T2}}]), halt()."
+         EA = {{echo, '{a}'}}, EB = {{echo, '{b}'}}, \
+         F = [arbor_bench:flood_call_latency(S, E, {flood}) || _ <- [1, 2, 3], {{S, E}} <- [{{A, EA}}, {{B, EB}}]], \
+         io:format(\"RESULT ~w~n\", [{{L1, L2, T1, T2, F}}]), halt()."
     );
     let mut c_node = erl(port, &c, &dir, &eval, Stdio::piped());
     let out = c_node.0.stdout.take().unwrap();
@@ -268,6 +287,15 @@ fn main() {
         nums[6],
         nums[7],
     );
+    // Calls during a flood, three rounds of A then B: medians of p50, p99 and mean.
+    let flood_of = |first: usize| {
+        let at = |k: usize| {
+            let mut v: Vec<f64> = (0..3).map(|r| nums[8 + r * 6 + first * 3 + k]).collect();
+            median(&mut v)
+        };
+        (at(0), at(1), at(2))
+    };
+    let (f1, f2) = (flood_of(0), flood_of(1));
 
     // arbor's client: A → B.
     let dest = ("sink", b.as_str());
@@ -305,6 +333,14 @@ fn main() {
     println!("{:<34} {:>9.1} {:>9.1} {:>9.1}", "erl C -> erl B", l2.0, l2.1, l2.2);
     println!("{:<34} {:>9.1} {:>9.1} {:>9.1}", "arbor A -> erl B", l3.0, l3.1, l3.2);
     println!("{:<34} {:>9.2}", "p50 C -> A / C -> B", l1.0 / l2.0);
+    println!(
+        "{:<34} {:>9.1} {:>9.1} {:>9.1}",
+        "erl C -> arbor A, in a cast flood", f1.0, f1.1, f1.2
+    );
+    println!(
+        "{:<34} {:>9.1} {:>9.1} {:>9.1}",
+        "erl C -> erl B, in a cast flood", f2.0, f2.1, f2.2
+    );
     println!("{:<34} {:>12}", "one-way casts (msgs/s)", "");
     println!("{:<34} {:>12.0}", "erl C -> arbor A", t1);
     println!("{:<34} {:>12.0}", "erl C -> erl B", t2);

@@ -247,7 +247,7 @@ impl Node {
             to: target.clone(),
             reference: reference.clone(),
         };
-        if conn.send(&monitor, None).and_then(|_| conn.send_frame(frame)).is_err() {
+        if conn.send_call(&monitor, frame).is_err() {
             self.inner.tables.forget_call(&reference);
             return Err(RemoteCallError::NodeDown("connection closed".into()));
         }

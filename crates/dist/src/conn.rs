@@ -50,6 +50,8 @@ pub(crate) struct Conn {
     /// Set while a write timed out with bytes left: replies then leave the writing to
     /// the writer thread instead of trying it themselves.
     congested: AtomicBool,
+    /// A sender left a frame of a burst to the writer thread (see [`Conn::submit`]).
+    burst: AtomicBool,
     net_ticktime: Duration,
     kick: Sender<()>,
     stream: TcpStream,
@@ -75,6 +77,13 @@ const BURST_GAP_NS: u64 = 10_000;
 /// A read of at least this many bytes is not short: the reader is behind, and reads on
 /// without waiting.
 const COALESCE_BELOW: usize = 16 * 1024;
+
+/// A read that brought at least this many frames, all casts, is part of a flood (see
+/// [`Flood`]): the peer sends faster than one frame per read.
+const FLOOD_FRAMES: u32 = 4;
+
+/// Reads of a flood in a row after which the reader waits before reading again.
+const FLOOD_READS: u32 = 4;
 
 /// The longest one write to the socket may block (its `SO_SNDTIMEO`): a write that could
 /// not finish in it leaves the rest to the writer thread, which tries again.
@@ -133,9 +142,12 @@ pub(crate) struct Limits {
     /// Incoming calls that may wait for their replies at once.
     pub(crate) max_calls: usize,
     pub(crate) decode: DecodeLimits,
-    /// How long the reader waits before it reads again after a short read of casts only
+    /// How long the reader waits before each read in a flood of casts
     /// (`Builder::receive_coalesce`; zero: it reads as bytes arrive, as the BEAM does).
     pub(crate) coalesce: Duration,
+    /// How long the writer thread waits to gather a burst before it writes
+    /// (`Builder::send_coalesce`; zero: it writes what it finds at once).
+    pub(crate) send_coalesce: Duration,
 }
 
 impl Conn {
@@ -167,6 +179,7 @@ impl Conn {
                 sent: 0,
             }),
             congested: AtomicBool::new(false),
+            burst: AtomicBool::new(false),
             net_ticktime: limits.net_ticktime,
             kick,
             stream: stream.try_clone()?,
@@ -181,7 +194,7 @@ impl Conn {
         let wc = std::sync::Arc::clone(&conn);
         std::thread::Builder::new()
             .name(format!("dist-w-{}", conn.peer.as_str()))
-            .spawn(move || writer(&wc, kicked, limits.tick))?;
+            .spawn(move || writer(&wc, kicked, limits.tick, limits.send_coalesce))?;
         let reader = Reader {
             stream,
             buf: vec![0; 64 * 1024],
@@ -195,7 +208,9 @@ impl Conn {
             memo: control::Memo::default(),
             route: RouteMemo::default(),
             casts: None,
+            frames: 0,
             last_read: 0,
+            flood: Flood::default(),
         };
         std::thread::Builder::new()
             .name(format!("dist-r-{}", conn.peer.as_str()))
@@ -216,6 +231,30 @@ impl Conn {
     /// [`MAX_QUEUED`] frames queued it waits for the queue to drain (at most the net tick
     /// time), so a flood meets back-pressure.
     pub(crate) fn send_frame(&self, frame: Vec<u8>) -> Result<(), DistError> {
+        self.await_room()?;
+        self.submit(frame)
+    }
+
+    /// Sends a call's monitor and request: queued in that order, then written by this
+    /// thread at once (unless the peer is congested), whether or not the call follows
+    /// other frames closely: the caller waits for the reply, so a hop through the writer
+    /// thread would be latency on every call.
+    pub(crate) fn send_call(&self, monitor: &Control, request: Vec<u8>) -> Result<(), DistError> {
+        let monitor = control::frame(monitor, None)?;
+        self.await_room()?;
+        self.enqueue(monitor)?;
+        self.enqueue(request)?;
+        if self.congested.load(Ordering::Relaxed) {
+            let _ = self.kick.try_send(());
+        } else {
+            self.flush_queue();
+        }
+        Ok(())
+    }
+
+    /// Past [`MAX_QUEUED`] frames queued, waits for the queue to drain (at most the net
+    /// tick time).
+    fn await_room(&self) -> Result<(), DistError> {
         if self.pending.len() >= MAX_QUEUED {
             let deadline = Instant::now() + self.net_ticktime;
             while self.pending.len() >= MAX_QUEUED && !self.is_closed() {
@@ -226,7 +265,7 @@ impl Conn {
                 std::thread::park_timeout(Duration::from_micros(500));
             }
         }
-        self.submit(frame)
+        Ok(())
     }
 
     /// Sends a reply's frame from a `call_with` callback (an arbor worker): as
@@ -245,7 +284,12 @@ impl Conn {
         // meanwhile and writes it in one system call, instead of one per frame.
         let now = self.epoch.elapsed().as_nanos() as u64;
         let last = self.last_send.swap(now, Ordering::Relaxed);
-        if now.saturating_sub(last) < BURST_GAP_NS || self.congested.load(Ordering::Relaxed) {
+        if self.congested.load(Ordering::Relaxed) {
+            let _ = self.kick.try_send(());
+            return Ok(());
+        }
+        if now.saturating_sub(last) < BURST_GAP_NS {
+            self.burst.store(true, Ordering::Relaxed);
             let _ = self.kick.try_send(());
             return Ok(());
         }
@@ -379,13 +423,22 @@ impl Conn {
 /// and ticks when nothing was written for a tick interval. While the peer does not take
 /// bytes it keeps trying, slice by slice; no byte taken for the net tick time closes the
 /// connection.
-fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration) {
+fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration, gather: Duration) {
+    precise_sleeps();
     let mut stuck_since: Option<Instant> = None;
     loop {
         let wait = if stuck_since.is_some() { WRITE_SLICE } else { tick };
         let timed_out = matches!(kicked.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
         if conn.is_closed() {
             return;
+        }
+        // Woken for a burst (a loop of casts or sends, each within microseconds of the
+        // last): a moment's wait lets the rest of it queue, to go out in one write and
+        // one wake-up of this thread, instead of one of each per few frames. A call is
+        // not delayed by it: its sender writes what is queued, its own frames included
+        // (`send_call`).
+        if !timed_out && stuck_since.is_none() && !gather.is_zero() && conn.burst.swap(false, Ordering::Relaxed) {
+            std::thread::sleep(gather);
         }
         let mut out = conn.out.lock();
         let before = out.sent;
@@ -423,6 +476,17 @@ fn writer(conn: &Conn, kicked: Receiver<()>, tick: Duration) {
     }
 }
 
+/// Makes the calling thread's sleeps end when asked (a timer slack of 1 µs instead of
+/// Linux's default 50 µs), for the reader's short wait in a flood of casts.
+fn precise_sleeps() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument (the slack in nanoseconds) and
+    // changes only the calling thread's timer slack; no memory is passed.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong);
+    }
+}
+
 /// The reading of one connection, owned by its reader thread: its socket, its buffer of
 /// received bytes, and when it last heard from the peer.
 struct Reader {
@@ -444,13 +508,37 @@ struct Reader {
     /// Since the last read: `None` if no frame came, `Some(true)` if every frame was a
     /// cast, `Some(false)` if one was not.
     casts: Option<bool>,
+    /// Frames parsed since the last read.
+    frames: u32,
     /// Bytes the last read brought.
     last_read: usize,
+    /// Whether the peer floods this connection with casts.
+    flood: Flood,
+}
+
+/// Tells a flood of casts from other traffic, read by read: a read is part of a flood if
+/// it was short (under [`COALESCE_BELOW`]: the reader keeps up), brought at least
+/// [`FLOOD_FRAMES`] frames (the peer sends faster than one frame per read) and casts
+/// only. After [`FLOOD_READS`] such reads in a row the reader waits before each read,
+/// until a read that is not part of the flood.
+#[derive(Debug, Default)]
+struct Flood {
+    reads: u32,
+}
+
+impl Flood {
+    /// Notes what one read brought; true if the reader should wait before the next.
+    fn note(&mut self, casts_only: bool, frames: u32, bytes: usize) -> bool {
+        let part = casts_only && frames >= FLOOD_FRAMES && bytes < COALESCE_BELOW;
+        self.reads = if part { self.reads.saturating_add(1) } else { 0 };
+        self.reads >= FLOOD_READS
+    }
 }
 
 impl Reader {
     fn run(mut self) {
         let _ = self.conn.reader.set(std::thread::current());
+        precise_sleeps();
         let reason = self.read();
         // What the frames before the end carried is delivered, as if read one by one.
         self.batch.flush();
@@ -508,6 +596,7 @@ impl Reader {
                     Ok(Parsed::Control(c)) => {
                         let cast = matches!(c, Control::Cast { .. } | Control::RegCast { .. });
                         self.casts = Some(cast && self.casts != Some(false));
+                        self.frames += 1;
                         self.dispatch.dispatch(&self.conn, c, &mut self.batch)
                     }
                     Err(e) => {
@@ -537,14 +626,16 @@ impl Reader {
             if self.conn.is_closed() {
                 return "closed".into();
             }
-            // With `receive_coalesce` set (off by default): after a read of casts only,
-            // and a short one (the peer streams casts faster than one at a time and slower
-            // than this reader), waiting a moment lets the next read take many of them at
-            // once (one system call, one push into the server's mailbox, one wake-up of
-            // the server) instead of a few. The price is latency: what arrives during the
-            // wait, a call included, waits for it. A read that held anything else (a call,
-            // a reply) is followed by no wait.
-            if self.casts.take() == Some(true) && self.last_read < COALESCE_BELOW && !limits.coalesce.is_zero() {
+            // During a flood of casts (the peer streams them faster than one per read,
+            // and slower than this reader takes them), waiting a moment lets the next read
+            // take many at once (one system call, one push into the server's mailbox, one
+            // wake-up of the server) instead of a few, as a network card's adaptive
+            // interrupt coalescing does. The price is latency for what arrives during the
+            // wait, a call included; a read that held anything else (a call, a reply, a
+            // signal), a long read and a read of few frames end the flood.
+            let casts_only = self.casts.take() == Some(true);
+            let frames = std::mem::take(&mut self.frames);
+            if self.flood.note(casts_only, frames, self.last_read) && !limits.coalesce.is_zero() {
                 std::thread::sleep(limits.coalesce);
             }
             match self.stream.read(&mut self.buf[self.end..]) {
@@ -568,5 +659,33 @@ impl Reader {
                 Err(e) => return format!("read failed: {e}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod flood_tests {
+    use super::{Flood, COALESCE_BELOW, FLOOD_FRAMES, FLOOD_READS};
+
+    #[test]
+    fn a_flood_of_casts_engages_the_wait_and_anything_else_ends_it() {
+        let mut f = Flood::default();
+        // Reads of many casts: the wait starts with the FLOOD_READS-th.
+        for i in 1..=FLOOD_READS + 3 {
+            assert_eq!(f.note(true, FLOOD_FRAMES, 2_000), i >= FLOOD_READS, "read {i}");
+        }
+        // A read that held a call ends it at once.
+        assert!(!f.note(false, 40, 2_000));
+        for _ in 1..FLOOD_READS {
+            assert!(!f.note(true, 40, 2_000));
+        }
+        assert!(f.note(true, 40, 2_000));
+        // So does a long read (the reader is behind: no wait) ...
+        assert!(!f.note(true, 400, COALESCE_BELOW));
+        // ... and a read of few frames (casts one at a time: nothing to gather).
+        for _ in 0..10 {
+            assert!(!f.note(true, FLOOD_FRAMES - 1, 200));
+        }
+        // A read of no frame (a partial frame, a tick) is no flood either.
+        assert!(!f.note(false, 0, 3));
     }
 }

@@ -36,6 +36,7 @@ pub struct Builder {
     connect_timeout: Duration,
     embedded_epmd: bool,
     receive_coalesce: Duration,
+    send_coalesce: Duration,
 }
 
 impl Builder {
@@ -51,7 +52,8 @@ impl Builder {
             max_calls_in_flight: 65_536,
             connect_timeout: Duration::from_secs(7),
             embedded_epmd: false,
-            receive_coalesce: Duration::ZERO,
+            receive_coalesce: Duration::from_micros(50),
+            send_coalesce: Duration::from_micros(50),
         }
     }
 
@@ -115,17 +117,33 @@ impl Builder {
         self
     }
 
-    /// Trades latency for CPU on streams of casts (default: zero, off). After a read that
-    /// held only casts and was short, a connection's reader waits this long before it
-    /// reads again, so that a peer streaming casts is read, pushed into the server's
-    /// mailbox and woken for tens of messages at a time rather than a few: on the
-    /// benchmark of docs/performance.md, 100 µs halves arbor's CPU per cast received.
-    /// Anything that arrives during the wait (a call too) waits for it (plus the system's
-    /// timer slack, about 50 µs on Linux); a read that held anything but casts is followed
-    /// by no wait. The BEAM reads as bytes arrive, as this node does by default. At most
-    /// 10 ms.
+    /// How long a connection's reader waits before each read while the peer floods it
+    /// with casts (default 50 µs; zero: never; at most 10 ms). A flood is four reads in
+    /// a row that each brought at least four frames, all casts and sends, and under
+    /// 16 KiB: the peer sends faster than one message per read and slower than the reader
+    /// takes them. Waiting then lets each read take tens of messages (one system call,
+    /// one push into the server's mailbox, one wake-up of the server) instead of a few,
+    /// as a network card's adaptive interrupt coalescing does; on the benchmark of
+    /// docs/performance.md it is most of what puts arbor's CPU per message received at
+    /// half the BEAM's. The price is latency during the flood only: a call that arrives
+    /// during a wait waits for it. A read that held anything else (a call, a reply, a
+    /// link), a read of fewer frames and a long read end the flood at once, so that
+    /// calls, replies and messages that come one at a time are read as they arrive, as
+    /// the BEAM reads them.
     pub fn receive_coalesce(mut self, wait: Duration) -> Builder {
         self.receive_coalesce = wait.min(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a connection's writer thread waits to gather a burst of outgoing casts
+    /// and sends before it writes them (default 50 µs; zero: never; at most 10 ms). A
+    /// frame sent within 10 µs of the previous one is part of a burst (a loop of casts)
+    /// and is left to the writer thread; waiting a moment lets the rest of the burst
+    /// queue, so that it goes out in one system call and one wake-up of the writer rather
+    /// than one of each per few frames. Lone frames, a call's request and a reply are
+    /// written by their sender at once and never wait.
+    pub fn send_coalesce(mut self, wait: Duration) -> Builder {
+        self.send_coalesce = wait.min(Duration::from_millis(10));
         self
     }
 
@@ -170,6 +188,7 @@ impl Builder {
             max_calls: self.max_calls_in_flight,
             decode: DecodeLimits::default(),
             coalesce: self.receive_coalesce,
+            send_coalesce: self.send_coalesce,
         };
         let mut our_flags = flags::OURS;
         if !self.hidden {

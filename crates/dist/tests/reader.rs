@@ -1,5 +1,6 @@
 //! A connection's reader and the user's code it runs: a `FromTerm` that panics fails that
-//! one call and leaves the connection up; `receive_coalesce` keeps every cast, in order.
+//! one call and leaves the connection up; `receive_coalesce` and `send_coalesce` keep
+//! every cast, in order, and a call after them sees them all.
 //! Two arbor nodes through an embedded epmd: no BEAM needed.
 
 mod common;
@@ -55,6 +56,7 @@ fn node(rt: &Runtime, name: &str, port: u16, coalesce: Duration) -> Node {
         .listen_addr("127.0.0.1".parse().unwrap())
         .embedded_epmd(true)
         .receive_coalesce(coalesce)
+        .send_coalesce(coalesce)
         .start(rt.handle())
         .unwrap()
 }
@@ -86,7 +88,7 @@ fn every_cast_arrives_in_order(coalesce: Duration) {
     let port = free_port();
     let rt = Runtime::builder().worker_threads(2).build().unwrap();
     let a = node(&rt, &unique("ca"), port, coalesce);
-    let b = node(&rt, &unique("cb"), port, Duration::ZERO);
+    let b = node(&rt, &unique("cb"), port, coalesce);
     let rec = rt.start::<Recorder>(()).unwrap();
     a.register("rec", &rec).unwrap();
     let dest = ("rec", a.name().as_str());
