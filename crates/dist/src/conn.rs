@@ -590,6 +590,7 @@ impl Reader {
                     }) => {
                         let cast = matches!(payload, control::Payload::Cast(_));
                         self.casts = Some(cast && self.casts != Some(false));
+                        self.frames += 1;
                         self.dispatch
                             .message(&self.conn, control, serial, payload, &mut self.route, &mut self.batch)
                     }
