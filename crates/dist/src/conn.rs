@@ -582,6 +582,9 @@ impl Reader {
                 if len == 0 {
                     continue; // a tick
                 }
+                // Every frame but a tick counts towards a flood, whichever way it is read
+                // (a malformed one ends the connection below).
+                self.frames += 1;
                 match control::parse_remembering(&self.buf[start + 4..start + 4 + len], limits.decode, &mut self.memo) {
                     Ok(Parsed::Message {
                         control,
@@ -590,14 +593,12 @@ impl Reader {
                     }) => {
                         let cast = matches!(payload, control::Payload::Cast(_));
                         self.casts = Some(cast && self.casts != Some(false));
-                        self.frames += 1;
                         self.dispatch
                             .message(&self.conn, control, serial, payload, &mut self.route, &mut self.batch)
                     }
                     Ok(Parsed::Control(c)) => {
                         let cast = matches!(c, Control::Cast { .. } | Control::RegCast { .. });
                         self.casts = Some(cast && self.casts != Some(false));
-                        self.frames += 1;
                         self.dispatch.dispatch(&self.conn, c, &mut self.batch)
                     }
                     Err(e) => {
