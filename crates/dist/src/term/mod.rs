@@ -62,7 +62,13 @@ impl Atom {
 
 impl PartialEq for Atom {
     fn eq(&self, other: &Atom) -> bool {
-        self.as_str() == other.as_str()
+        match (&self.0, &other.0) {
+            // The table holds each text once: two interned atoms are equal if and only if
+            // they are the same slot.
+            (Repr::Interned(a), Repr::Interned(b)) => std::ptr::eq(*a, *b),
+            (Repr::Shared(a), Repr::Shared(b)) if Arc::ptr_eq(a, b) => true,
+            _ => self.as_str() == other.as_str(),
+        }
     }
 }
 

@@ -294,6 +294,13 @@ fn interned_and_shared_atoms_are_equal_by_text() {
     };
     assert_eq!(hash(&interned), hash(&shared));
     assert_eq!(interned.clone().as_str(), "same_text");
+    // Two interned atoms: equal exactly when their texts are.
+    assert_eq!(Atom::interned("same_text"), interned);
+    assert_ne!(Atom::interned("same_texu"), interned);
+    assert_ne!(Atom::interned("same_tex"), interned);
+    let shared2 = shared.clone();
+    assert_eq!(shared2, shared);
+    assert_ne!(Atom::new("other"), shared);
 }
 
 /// The atom cache's comparison agrees with `==` at every length up to past its word
