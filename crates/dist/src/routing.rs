@@ -293,6 +293,13 @@ impl Tables {
     /// The Erlang pid of arbor process `pid`, made addressable if it was not (with
     /// `deliver`, if given, replacing any previous one). `None` if `pid` is not alive.
     pub(crate) fn ext_pid(&self, node: &Inner, pid: Pid, deliver: Option<Deliver>) -> Option<ExtPid> {
+        if deliver.is_none() {
+            // A look-up changes nothing: no write lock, and the readers' routes stay.
+            let l = self.locals.read();
+            if let Some(e) = l.by_pid.get(&pid).and_then(|id| l.by_id.get(id)) {
+                return Some(e.ext.clone());
+            }
+        }
         {
             let mut l = self.locals_mut();
             if let Some(id) = l.by_pid.get(&pid).copied() {
