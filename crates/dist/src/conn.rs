@@ -553,11 +553,10 @@ impl Reader {
             // Every complete frame in the buffer.
             loop {
                 let (start, end) = (self.start, self.end);
-                if end - start < 4 {
+                let Some(head) = self.buf.get(start..end).and_then(|b| b.first_chunk::<4>()) else {
                     break;
-                }
-                let b = &self.buf;
-                let len = u32::from_be_bytes([b[start], b[start + 1], b[start + 2], b[start + 3]]) as usize;
+                };
+                let len = u32::from_be_bytes(*head) as usize;
                 if len > limits.max_frame {
                     let why = format!("a frame of {len} bytes (the limit is {})", limits.max_frame);
                     log::warn!(
