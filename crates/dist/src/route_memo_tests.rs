@@ -6,7 +6,8 @@
 use crate::control::To;
 use crate::test_peer::Peer;
 use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// Reports every message it gets, with its own tag.
@@ -136,5 +137,52 @@ fn frames_to_a_pid_stop_at_its_exit() {
     p.write(&f);
     // (a monitor by name: a frame that leaves the memo as it is)
     assert!(p.monitor_is_noproc("nobody"));
+    assert!(seen.try_recv().is_err());
+}
+
+/// Re-registrations racing a stream of frames with the same control message: every
+/// frame reaches exactly one of the two servers, each server sees its share in the order
+/// sent, and the frames delivered after the last registration all reach its server.
+#[test]
+fn registrations_racing_a_stream_lose_and_duplicate_nothing() {
+    const N: i64 = 20_000;
+    let mut p = Peer::start("rm5");
+    let (tx, seen) = mpsc::channel();
+    let a = p.rt.start::<Reporter>(('a', tx.clone())).unwrap();
+    let b = p.rt.start::<Reporter>(('b', tx)).unwrap();
+    p.node.register("svc", &a).unwrap();
+    let delivered = Arc::new(AtomicBool::new(false));
+    let toggler = {
+        let node = p.node.clone();
+        let (a, b, delivered) = (a.clone(), b.clone(), Arc::clone(&delivered));
+        std::thread::spawn(move || {
+            // Until every frame is routed (not only delivered): the last registration is `a`.
+            while !delivered.load(Ordering::Acquire) {
+                node.register("svc", &b).unwrap();
+                std::thread::yield_now();
+                node.register("svc", &a).unwrap();
+                std::thread::yield_now();
+            }
+        })
+    };
+    for chunk in (1..=N).collect::<Vec<_>>().chunks(500) {
+        p.cast_all("svc", chunk.iter().copied());
+    }
+    let got = next(&seen, N as usize);
+    delivered.store(true, Ordering::Release);
+    toggler.join().unwrap();
+    let mut seen_n = vec![false; N as usize + 1];
+    let mut last = [0i64; 2];
+    for (tag, n) in got {
+        assert!(!std::mem::replace(&mut seen_n[n as usize], true), "{n} delivered twice");
+        let side = usize::from(tag == 'b');
+        assert!(n > last[side], "{tag} got {n} after {}", last[side]);
+        last[side] = n;
+    }
+    // The toggler ended on `a`; what is delivered now goes there.
+    p.cast_all("svc", N + 1..=N + 10);
+    assert_eq!(next(&seen, 10), expect('a', N + 1..=N + 10));
+    a.call(()).unwrap();
+    b.call(()).unwrap();
     assert!(seen.try_recv().is_err());
 }
