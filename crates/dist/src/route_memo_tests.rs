@@ -142,7 +142,7 @@ fn frames_to_a_pid_stop_at_its_exit() {
 
 /// Re-registrations racing a stream of frames with the same control message: every
 /// frame reaches exactly one of the two servers, each server sees its share in the order
-/// sent, and the frames delivered after the last registration all reach its server.
+/// sent, and the frames written after the last registration all reach its server.
 #[test]
 fn registrations_racing_a_stream_lose_and_duplicate_nothing() {
     const N: i64 = 20_000;
@@ -156,7 +156,7 @@ fn registrations_racing_a_stream_lose_and_duplicate_nothing() {
         let node = p.node.clone();
         let (a, b, delivered) = (a.clone(), b.clone(), Arc::clone(&delivered));
         std::thread::spawn(move || {
-            // Until every frame is routed (not only delivered): the last registration is `a`.
+            // Until every frame is delivered; the last registration is `a`.
             while !delivered.load(Ordering::Acquire) {
                 node.register("svc", &b).unwrap();
                 std::thread::yield_now();
@@ -179,7 +179,7 @@ fn registrations_racing_a_stream_lose_and_duplicate_nothing() {
         assert!(n > last[side], "{tag} got {n} after {}", last[side]);
         last[side] = n;
     }
-    // The toggler ended on `a`; what is delivered now goes there.
+    // The toggler ended on `a`; what is written now goes there.
     p.cast_all("svc", N + 1..=N + 10);
     assert_eq!(next(&seen, 10), expect('a', N + 1..=N + 10));
     a.call(()).unwrap();
