@@ -2,7 +2,7 @@
 //! beside the same between two `erl` nodes, in one run on loopback.
 //!
 //! ```text
-//! cargo run --release -p arbor-dist --example dist_bench -- [--calls 20000] [--casts 200000] [--flood-calls 2000] [--coalesce-us N] [--arbor-busy-wait 1]
+//! cargo run --release -p arbor-dist --example dist_bench -- [--calls 20000] [--casts 200000] [--flood-calls 2000] [--coalesce-us N] [--arbor-busy-wait 0]
 //! ```
 //!
 //! Needs `epmd`, `erl` and `erlc` on the PATH. Starts a private epmd on a free port of
@@ -21,8 +21,9 @@
 //!   reader pays for waiting a moment in a flood of casts (`Builder::receive_coalesce`).
 //! - CPU per message, a second round with fresh BEAM nodes B' and C' started with their
 //!   schedulers' busy-waiting off (`+sbwt none`, so that a BEAM node's CPU time is its
-//!   work, not its spinning), and a fresh arbor node A' on a runtime of its own (whose
-//!   workers spin for work before parking, as by default, unless `--arbor-busy-wait 0`):
+//!   work, not its spinning), and a fresh arbor node A' on a runtime of its own built
+//!   with `busy_wait(false)` for the same reason (its idle workers park at once; with
+//!   `--arbor-busy-wait 1` they spin first, as by default, and that spin is counted):
 //!   the CPU time (user + system, from `/proc/PID/stat`) each OS process spends per cast
 //!   while C' → A', C' → B' and A' → B' casts run, one phase after the other (C' waits for
 //!   arbor's go between phases). It measures each side on its own: a throughput between
@@ -30,8 +31,8 @@
 //!   sum. Ratios are the BEAM's cost over arbor's, same run.
 //!
 //! `--coalesce-us N` starts arbor's nodes with `receive_coalesce(N µs)` (0: off; without
-//! the flag, the node's default); `--arbor-busy-wait 0` builds A''s runtime with
-//! `busy_wait(false)`.
+//! the flag, the node's default); `--arbor-busy-wait 1` builds A''s runtime with its
+//! default spin.
 
 use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
 use arbor_dist::{Node, Term};
@@ -211,7 +212,7 @@ fn main() {
         .any(|a| a == "--coalesce-us")
         .then(|| Duration::from_micros(arg("--coalesce-us", 0) as u64));
     let flood = arg("--flood-calls", 2000);
-    let busy_wait = arg("--arbor-busy-wait", 1) != 0;
+    let busy_wait = arg("--arbor-busy-wait", 0) != 0;
     let warm = (calls / 10).max(100);
 
     let dir = std::env::temp_dir().join(format!("arbor-dist-bench-{}", std::process::id()));
@@ -347,12 +348,12 @@ fn main() {
     println!("{:<34} {:>12.0}", "arbor A -> erl B", t3);
     drop(c_node);
     drop(b_first);
-    // The CPU round's arbor node A', on a runtime of its own: with `--arbor-busy-wait 0`
-    // its idle workers park at once, as the BEAM nodes of that round run without their
-    // schedulers' busy-waiting (by default they spin, as a runtime does by default).
+    // The CPU round's arbor node A', on a runtime of its own: its idle workers park at
+    // once, as the BEAM nodes of that round run without their schedulers' busy-waiting
+    // (with `--arbor-busy-wait 1` they spin first, as a runtime does by default).
     let rt2 = Runtime::builder().busy_wait(busy_wait).build().unwrap();
     let node2 = start_node(&format!("a2{id}@127.0.0.1"), port, coalesce, &rt2);
-    cpu_round(&node2, port, &dir, casts);
+    cpu_round(&node2, port, &dir, casts, busy_wait);
     node2.stop();
     node.stop();
 }
@@ -360,7 +361,7 @@ fn main() {
 /// The second round: CPU per cast on each side, with BEAM nodes that do not busy-wait;
 /// `ROUNDS` rounds of the three phases, one after the other, so that a change in the
 /// machine's load hits both sides alike; medians over the rounds.
-fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
+fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize, busy_wait: bool) {
     const ROUNDS: usize = 5;
     let id = std::process::id();
     let (a, b, c) = (
@@ -458,8 +459,9 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize) {
     }
     let med = |rows: &[[f64; 3]], i: usize| median(&mut rows.iter().map(|r| r[i]).collect::<Vec<_>>());
     println!(
-        "CPU per cast (us, medians of {ROUNDS} rounds of {casts}; BEAM nodes without busy-waiting; \
+        "CPU per cast (us, medians of {ROUNDS} rounds of {casts}; BEAM nodes without busy-waiting, arbor's {}; \
          C' -> A {:.0}, C' -> B' {:.0}, A -> B' {:.0} msgs/s)",
+        if busy_wait { "spinning as by default" } else { "too" },
         med(&rates, 0),
         med(&rates, 1),
         med(&rates, 2)

@@ -78,9 +78,9 @@ const BURST_GAP_NS: u64 = 10_000;
 /// without waiting.
 const COALESCE_BELOW: usize = 16 * 1024;
 
-/// A read that brought at least this many frames, all casts, is part of a flood (see
-/// [`Flood`]): the peer sends faster than one frame per read.
-const FLOOD_FRAMES: u32 = 4;
+/// A read that returned within this of being asked, with casts only, is part of a flood
+/// (see [`Flood`]): the peer's next frame was already there, or came at once.
+const FLOOD_BLOCKED: Duration = Duration::from_micros(20);
 
 /// Reads of a flood in a row after which the reader waits before reading again.
 const FLOOD_READS: u32 = 4;
@@ -210,6 +210,7 @@ impl Conn {
             casts: None,
             frames: 0,
             last_read: 0,
+            last_blocked: Duration::MAX,
             flood: Flood::default(),
         };
         std::thread::Builder::new()
@@ -512,24 +513,30 @@ struct Reader {
     frames: u32,
     /// Bytes the last read brought.
     last_read: usize,
+    /// How long the last read waited for its bytes.
+    last_blocked: Duration,
     /// Whether the peer floods this connection with casts.
     flood: Flood,
 }
 
 /// Tells a flood of casts from other traffic, read by read: a read is part of a flood if
-/// it was short (under [`COALESCE_BELOW`]: the reader keeps up), brought at least
-/// [`FLOOD_FRAMES`] frames (the peer sends faster than one frame per read) and casts
-/// only. After [`FLOOD_READS`] such reads in a row the reader waits before each read,
-/// until a read that is not part of the flood.
+/// it brought casts only, was short (under [`COALESCE_BELOW`]: the reader keeps up), and
+/// waited at most [`FLOOD_BLOCKED`] for its bytes (the peer sends faster than the reader
+/// reads: each read finds the next frames there, and costs a system call, a TCP
+/// acknowledgement and often a wake-up for one or two of them). After [`FLOOD_READS`]
+/// such reads in a row the reader waits before each read, until a read that is not part
+/// of the flood: one that held anything else, a long one, or one that waited for its
+/// bytes (the stream thinned or stopped).
 #[derive(Debug, Default)]
 struct Flood {
     reads: u32,
 }
 
 impl Flood {
-    /// Notes what one read brought; true if the reader should wait before the next.
-    fn note(&mut self, casts_only: bool, frames: u32, bytes: usize) -> bool {
-        let part = casts_only && frames >= FLOOD_FRAMES && bytes < COALESCE_BELOW;
+    /// Notes what one read brought, and how long it waited for it; true if the reader
+    /// should wait before the next.
+    fn note(&mut self, casts_only: bool, frames: u32, bytes: usize, blocked: Duration) -> bool {
+        let part = casts_only && frames > 0 && bytes < COALESCE_BELOW && blocked <= FLOOD_BLOCKED;
         self.reads = if part { self.reads.saturating_add(1) } else { 0 };
         self.reads >= FLOOD_READS
     }
@@ -627,26 +634,29 @@ impl Reader {
             if self.conn.is_closed() {
                 return "closed".into();
             }
-            // During a flood of casts (the peer streams them faster than one per read,
-            // and slower than this reader takes them), waiting a moment lets the next read
-            // take many at once (one system call, one push into the server's mailbox, one
+            // During a flood of casts (the peer streams them faster than this reader
+            // reads them one or two at a time), waiting a moment lets the next read take
+            // many at once (one system call, one push into the server's mailbox, one
             // wake-up of the server) instead of a few, as a network card's adaptive
             // interrupt coalescing does. The price is latency for what arrives during the
             // wait, a call included; a read that held anything else (a call, a reply, a
-            // signal), a long read and a read of few frames end the flood.
+            // signal), a long read and a read that waited for its bytes end the flood.
             let casts_only = self.casts.take() == Some(true);
             let frames = std::mem::take(&mut self.frames);
-            if self.flood.note(casts_only, frames, self.last_read) && !limits.coalesce.is_zero() {
+            if self.flood.note(casts_only, frames, self.last_read, self.last_blocked) && !limits.coalesce.is_zero() {
                 std::thread::sleep(limits.coalesce);
             }
+            let asked = Instant::now();
             match self.stream.read(&mut self.buf[self.end..]) {
                 Ok(0) => return "connection closed by peer".into(),
                 Ok(n) => {
                     self.end += n;
                     self.last_read = n;
                     self.last_heard = Instant::now();
+                    self.last_blocked = self.last_heard.saturating_duration_since(asked);
                 }
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    self.last_blocked = Duration::MAX;
                     if self.last_heard.elapsed() >= limits.net_ticktime {
                         log::warn!(
                             "arbor-dist: {} sent nothing for {:?}: net tick timeout",
@@ -665,28 +675,37 @@ impl Reader {
 
 #[cfg(test)]
 mod flood_tests {
-    use super::{Flood, COALESCE_BELOW, FLOOD_FRAMES, FLOOD_READS};
+    use super::{Flood, COALESCE_BELOW, FLOOD_BLOCKED, FLOOD_READS};
+    use std::time::Duration;
+
+    const AT_ONCE: Duration = Duration::from_micros(3);
 
     #[test]
     fn a_flood_of_casts_engages_the_wait_and_anything_else_ends_it() {
         let mut f = Flood::default();
-        // Reads of many casts: the wait starts with the FLOOD_READS-th.
+        // Reads of casts that found their bytes there: the wait starts with the
+        // FLOOD_READS-th, one or two frames a read being enough.
         for i in 1..=FLOOD_READS + 3 {
-            assert_eq!(f.note(true, FLOOD_FRAMES, 2_000), i >= FLOOD_READS, "read {i}");
+            assert_eq!(f.note(true, 1 + i % 2, 120, AT_ONCE), i >= FLOOD_READS, "read {i}");
         }
         // A read that held a call ends it at once.
-        assert!(!f.note(false, 40, 2_000));
+        assert!(!f.note(false, 2, 200, AT_ONCE));
         for _ in 1..FLOOD_READS {
-            assert!(!f.note(true, 40, 2_000));
+            assert!(!f.note(true, 2, 120, AT_ONCE));
         }
-        assert!(f.note(true, 40, 2_000));
+        assert!(f.note(true, 40, 2_000, FLOOD_BLOCKED));
         // So does a long read (the reader is behind: no wait) ...
-        assert!(!f.note(true, 400, COALESCE_BELOW));
-        // ... and a read of few frames (casts one at a time: nothing to gather).
+        assert!(!f.note(true, 400, COALESCE_BELOW, AT_ONCE));
+        // ... and reads that waited for their bytes (casts one at a time, slower than the
+        // reader: nothing to gather).
         for _ in 0..10 {
-            assert!(!f.note(true, FLOOD_FRAMES - 1, 200));
+            assert!(!f.note(true, 1, 60, FLOOD_BLOCKED + Duration::from_micros(1)));
         }
         // A read of no frame (a partial frame, a tick) is no flood either.
-        assert!(!f.note(false, 0, 3));
+        for i in 1..=FLOOD_READS {
+            assert_eq!(f.note(true, 1, 60, AT_ONCE), i == FLOOD_READS);
+        }
+        assert!(!f.note(false, 0, 3, AT_ONCE));
+        assert!(!f.note(true, 1, 60, AT_ONCE));
     }
 }
