@@ -451,10 +451,11 @@ impl Pool {
                         self.retire(&shared);
                         break;
                     }
-                    if self.spin_for_work() {
-                        continue;
-                    }
-                    if !self.idle(&shared) {
+                    let spun_since = match self.spin_for_work() {
+                        Ok(()) => continue,
+                        Err(since) => since,
+                    };
+                    if !self.idle(&shared, spun_since) {
                         break;
                     }
                 }
@@ -483,10 +484,13 @@ impl Pool {
     /// arrives within microseconds (a caller's next request, the next hop of a ring) is
     /// then picked up without a futex wake-up. Returns true if work appeared. Out of line,
     /// so that a profile shows the idle spin apart (docs/performance.md).
+    ///
+    /// `Err` if no work appeared, with when the spin began (`None` if this worker did not
+    /// spin), for [`Pool::idle`]'s measure of the idle gap.
     #[inline(never)]
-    fn spin_for_work(&self) -> bool {
+    fn spin_for_work(&self) -> Result<(), Option<std::time::Instant>> {
         if !self.busy_wait || !self.sleep.start_spinning() {
-            return false;
+            return Err(None);
         }
         self.idle_spins.fetch_add(1, Ordering::Relaxed);
         let found = self.spin_rounds();
@@ -495,20 +499,21 @@ impl Pool {
     }
 
     /// The spin itself: looks for work, yielding every 16 rounds, until some appears
-    /// (true) or the spin's time is up (false). The clock is read at the yields only.
+    /// (`Ok`) or the spin's time is up (`Err`, with when it began). The clock is read at
+    /// the yields only.
     #[cfg(not(loom))]
-    fn spin_rounds(&self) -> bool {
+    fn spin_rounds(&self) -> Result<(), Option<std::time::Instant>> {
         let budget = Duration::from_nanos(self.spin_ns.load(Ordering::Relaxed));
         let start = std::time::Instant::now();
         let mut i = 0u32;
         loop {
             if self.has_work() {
-                return true;
+                return Ok(());
             }
             i = i.wrapping_add(1);
             if i % 16 == 0 {
                 if start.elapsed() >= budget {
-                    return false;
+                    return Err(Some(start));
                 }
                 thread::yield_now();
             } else {
@@ -519,12 +524,19 @@ impl Pool {
 
     /// loom: `SPIN_ROUNDS` looks, no clock.
     #[cfg(loom)]
-    fn spin_rounds(&self) -> bool {
-        (0..SPIN_ROUNDS).any(|_| self.has_work())
+    fn spin_rounds(&self) -> Result<(), Option<std::time::Instant>> {
+        if (0..SPIN_ROUNDS).any(|_| self.has_work()) {
+            Ok(())
+        } else {
+            Err(None)
+        }
     }
 
-    /// A parked worker was woken for work `gap` after it parked. A gap the spin could have
-    /// covered (at most `SPIN_MAX`) stretches the next spins to twice the gap: work that
+    /// A parked worker was woken for work `gap` after it ran out of work (its spin and its
+    /// park together: measured from the park alone, a spin that just missed would shrink
+    /// the next one, and every other call of a steady pace would pay a wake-up). A gap the
+    /// spin could have covered (at most `SPIN_MAX`) stretches the next spins to twice the
+    /// gap: work that
     /// comes back at a steady pace (a remote peer's next call, a timer's next tick) is then
     /// caught by the spin instead of by a futex wake-up, as the BEAM's busy-waiting
     /// schedulers catch it. A longer gap puts the spin back to `SPIN_BASE`. Spinning
@@ -540,18 +552,24 @@ impl Pool {
     }
 
     /// Parks an idle worker. Returns false if this worker should retire.
-    fn idle(self: &Arc<Self>, shared: &Arc<WorkerShared>) -> bool {
+    fn idle(self: &Arc<Self>, shared: &Arc<WorkerShared>, spun_since: Option<std::time::Instant>) -> bool {
         let surplus = {
             let counts = self.counts.lock();
             counts.threads - counts.blocked > self.target
         };
         let timeout = if surplus { Some(KEEP_ALIVE) } else { None };
         #[cfg(not(loom))]
-        let parked = self.busy_wait.then(std::time::Instant::now);
+        let idle_since = if self.busy_wait {
+            spun_since.or_else(|| Some(std::time::Instant::now()))
+        } else {
+            None
+        };
+        #[cfg(loom)]
+        let _ = spun_since;
         let woken = self.sleep.sleep(timeout, || self.has_work());
         #[cfg(not(loom))]
-        if let (true, Some(parked)) = (woken, parked) {
-            self.note_wake(parked.elapsed());
+        if let (true, Some(since)) = (woken, idle_since) {
+            self.note_wake(since.elapsed());
         }
         if surplus && !woken && !self.has_work() {
             let mut counts = self.counts.lock();
