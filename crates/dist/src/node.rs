@@ -119,17 +119,17 @@ impl Builder {
 
     /// How long a connection's reader waits before each read while the peer floods it
     /// with casts (default 50 µs; zero: never; at most 10 ms). A flood is four reads in
-    /// a row that each brought at least four frames, all casts and sends, and under
-    /// 16 KiB: the peer sends faster than one message per read and slower than the reader
-    /// takes them. Waiting then lets each read take tens of messages (one system call,
-    /// one push into the server's mailbox, one wake-up of the server) instead of a few,
-    /// as a network card's adaptive interrupt coalescing does; on the benchmark of
-    /// docs/performance.md it is most of what puts arbor's CPU per message received at
-    /// half the BEAM's. The price is latency during the flood only: a call that arrives
-    /// during a wait waits for it. A read that held anything else (a call, a reply, a
-    /// link), a read of fewer frames and a long read end the flood at once, so that
-    /// calls, replies and messages that come one at a time are read as they arrive, as
-    /// the BEAM reads them.
+    /// a row of casts and sends only, each under 16 KiB, that each found its bytes
+    /// waiting (the read returned within 20 µs): the peer sends faster than the reader
+    /// reads them one or two at a time. Waiting then lets each read take tens of messages
+    /// (one system call, one TCP acknowledgement, one push into the server's mailbox, one
+    /// wake-up of the server) instead of one or two, as a network card's adaptive
+    /// interrupt coalescing does; on the benchmark of docs/performance.md it takes
+    /// arbor's CPU per message received from about 1.2-1.5 µs to about 0.7. The price is
+    /// latency during the flood only: a call that arrives during a wait waits for it. A
+    /// read that held anything else (a call, a reply, a link), a long read and a read
+    /// that waited for its bytes end the flood at once, so that calls, replies and
+    /// messages that come one at a time are read as they arrive, as the BEAM reads them.
     pub fn receive_coalesce(mut self, wait: Duration) -> Builder {
         self.receive_coalesce = wait.min(Duration::from_millis(10));
         self
