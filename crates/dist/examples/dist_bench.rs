@@ -195,6 +195,26 @@ fn cpu_between(
     ns as f64 / 1e9
 }
 
+/// `ARBOR_BENCH_THREADS`: each of arbor's threads that ran during a phase, its CPU per
+/// cast, and its counters (read system calls, voluntary context switches) before and after.
+fn print_threads(
+    phase: &str,
+    before: &std::collections::HashMap<u32, (String, u64)>,
+    after: &std::collections::HashMap<u32, (String, u64)>,
+    casts: usize,
+) {
+    for (tid, (name, ns)) in after {
+        let d = ns.saturating_sub(before.get(tid).map_or(0, |b| b.1));
+        if d > 0 {
+            println!(
+                "  {phase}, thread {name}: {:.3} us per cast (before: {})",
+                d as f64 / 1e3 / casts as f64,
+                before.get(tid).map_or("", |b| b.0.as_str())
+            );
+        }
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -412,16 +432,7 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize, busy_wait: bool) {
         let t1 = rate(next("PHASE"));
         let s1 = sample();
         if threads {
-            for (tid, (name, ns)) in &s1[0] {
-                let d = ns.saturating_sub(s0[0].get(tid).map_or(0, |b| b.1));
-                if d > 0 {
-                    println!(
-                        "  C' -> A, thread {name}: {:.3} us per cast (before: {})",
-                        d as f64 / 1e3 / casts as f64,
-                        s0[0].get(tid).map_or("", |b| b.0.as_str())
-                    );
-                }
-            }
+            print_threads("C' -> A", &s0[0], &s1[0], casts);
         }
         go();
         let t2 = rate(next("PHASE"));
@@ -440,16 +451,7 @@ fn cpu_round(node: &Node, port: u16, dir: &str, casts: usize, busy_wait: bool) {
         let t3 = casts as f64 / t0.elapsed().as_secs_f64();
         let s4 = sample();
         if threads {
-            for (tid, (name, ns)) in &s4[0] {
-                let d = ns.saturating_sub(s3[0].get(tid).map_or(0, |b| b.1));
-                if d > 0 {
-                    println!(
-                        "  A -> B', thread {name}: {:.3} us per cast (before: {})",
-                        d as f64 / 1e3 / casts as f64,
-                        s3[0].get(tid).map_or("", |b| b.0.as_str())
-                    );
-                }
-            }
+            print_threads("A -> B'", &s3[0], &s4[0], casts);
         }
         assert_eq!(after - before, casts as i64, "every cast counted once");
         recv.push(per(&s0, &s1));
