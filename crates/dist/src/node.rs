@@ -119,9 +119,10 @@ impl Builder {
 
     /// How long a connection's reader waits before each read while the peer floods it
     /// with casts (default 50 µs; zero: never; at most 10 ms). A flood is four reads in
-    /// a row of casts and sends only, each under 16 KiB, that each found its bytes
-    /// waiting (the read returned within 20 µs): the peer sends faster than the reader
-    /// reads them one or two at a time. Waiting then lets each read take tens of messages
+    /// a row of `GenServer.cast`s only (a plain send or a call ends it), each under
+    /// 16 KiB, that each found its bytes waiting (the read returned within 20 µs): the
+    /// peer sends faster than the reader reads them one or two at a time. Waiting then
+    /// lets each read take tens of messages
     /// (one system call, one TCP acknowledgement, one push into the server's mailbox, one
     /// wake-up of the server) instead of one or two, as a network card's adaptive
     /// interrupt coalescing does; on the benchmark of docs/performance.md it takes

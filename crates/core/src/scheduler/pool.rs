@@ -103,7 +103,7 @@ const MAX_LIFO_STREAK: u32 = 2;
 #[cfg(not(loom))]
 const SPIN_BASE: Duration = Duration::from_micros(16);
 /// How long an idle worker spins at most: when workers were woken this soon after they
-/// parked, the spin is stretched to cover that gap (see `Pool::note_wake`).
+/// ran out of work, the spin is stretched to cover that gap (see `Pool::note_wake`).
 #[cfg(not(loom))]
 const SPIN_MAX: Duration = Duration::from_micros(200);
 /// loom: one look, enough to take the spinning paths of the sleep protocol (no clock).
@@ -199,7 +199,7 @@ pub(crate) struct Pool {
     /// Spins of idle workers for work (`Builder::busy_wait`).
     idle_spins: AtomicUsize,
     /// How long the next idle spin lasts, in nanoseconds: `SPIN_BASE`, or longer while
-    /// parked workers are woken soon after they park (see `note_wake`).
+    /// parked workers are woken soon after they ran out of work (see `note_wake`).
     spin_ns: AtomicU64,
     /// The monitor thread, joined at shutdown.
     monitor: Mutex<Option<thread::JoinHandle<()>>>,
