@@ -108,6 +108,8 @@ pub use runtime::{
     StuckProcess, DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_WATCHDOG_THRESHOLD,
 };
 #[cfg(not(loom))]
+pub use scheduler::inline::InlineRunner;
+#[cfg(not(loom))]
 pub use server_ref::{ServerRef, DEFAULT_CALL_TIMEOUT};
 #[cfg(not(loom))]
 pub use timer::Timer;

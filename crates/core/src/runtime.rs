@@ -558,6 +558,9 @@ pub struct RuntimeStats {
     /// Times an idle worker spun for work before parking ([`Builder::busy_wait`]; zero
     /// when it is off).
     pub idle_spins: u64,
+    /// Threads outside the pool (a connection's reader) that have run a process's turn
+    /// themselves and are still [`InlineRunner`](crate::InlineRunner)s.
+    pub inline_runners: usize,
 }
 
 impl std::ops::Deref for Runtime {
@@ -776,6 +779,7 @@ impl RuntimeHandle {
             compensation_refused: pool.compensation_refused,
             lifo_handoffs: pool.lifo_handoffs,
             idle_spins: pool.idle_spins,
+            inline_runners: pool.inline_runners,
         }
     }
 

@@ -431,3 +431,29 @@ fn leak_deterministic_runtime_numbers_ready_set_and_timers() {
     assert_eq!(sim.stats().run_queue, 0);
     assert!(sim.trace().is_empty());
 }
+
+#[test]
+fn leak_inline_runners_entered_used_and_dropped() {
+    let rt = rt(1);
+    let server = rt.start::<Jobs>(()).unwrap();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..ops() {
+        let runner = InlineRunner::enter(|| {}).expect("not a runner yet");
+        let a = Arc::clone(&answered);
+        InlineRunner::keep(|| {
+            server.call_with(job(|_, _, _| Some(String::new())), Duration::from_secs(5), move |r| {
+                assert!(r.is_ok());
+                a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+        });
+        assert!(runner.run_pending());
+        assert_eq!(rt.stats().inline_runners, 1);
+    }
+    assert_eq!(
+        answered.load(std::sync::atomic::Ordering::Relaxed),
+        ops(),
+        "each call answered once"
+    );
+    assert_eq!(rt.stats().inline_runners, 0);
+    assert_eq!(info(&rt, server.pid()).held_calls, 0);
+}

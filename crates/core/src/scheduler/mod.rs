@@ -12,6 +12,8 @@
 //! The sleep/wake protocol and the blocking compensation are explained, race by race, in
 //! `docs/scheduler.md`.
 
+#[cfg(not(loom))]
+pub(crate) mod inline;
 mod lifo;
 mod pool;
 mod sleep;

@@ -44,6 +44,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(not(loom))]
+use super::inline::RunnerShared;
+#[cfg(not(loom))]
 use crate::panic::message as panic_message;
 
 /// loom: the panic module (and its hook) is not built.
@@ -162,6 +164,7 @@ pub(crate) struct PoolStats {
     pub(crate) compensation_refused: u64,
     pub(crate) lifo_handoffs: u64,
     pub(crate) idle_spins: u64,
+    pub(crate) inline_runners: usize,
 }
 
 struct Counts {
@@ -209,6 +212,9 @@ pub(crate) struct Pool {
     stalls: Mutex<Vec<Stall>>,
     /// Told of each new stall.
     on_stall: std::sync::OnceLock<StallHook>,
+    /// Threads outside the pool that run processes' turns inline, for the monitor.
+    #[cfg(not(loom))]
+    runners: Mutex<Vec<Arc<RunnerShared>>>,
 }
 
 struct WorkerCtx {
@@ -264,6 +270,8 @@ impl Pool {
             watchdog: config.watchdog,
             stalls: Mutex::new(Vec::new()),
             on_stall: std::sync::OnceLock::new(),
+            #[cfg(not(loom))]
+            runners: Mutex::new(Vec::new()),
         });
         let started = (|| {
             for _ in 0..pool.target {
@@ -323,6 +331,9 @@ impl Pool {
                 _ => Some(task),
             }
         });
+        // Off the pool, an inline runner may keep it (see `inline.rs`).
+        #[cfg(not(loom))]
+        let task = task.and_then(|t| super::inline::keep(self, t));
         if let Some(task) = task {
             self.inject(task);
         }
@@ -618,9 +629,31 @@ impl Pool {
         }
     }
 
-    /// True if the calling thread is one of this pool's workers.
+    /// True if the calling thread is one of this pool's workers, or runs one of its
+    /// processes' turns inline.
     pub(crate) fn is_current(self: &Arc<Self>) -> bool {
-        WORKER.with(|w| matches!(w.borrow().as_ref(), Some(c) if Arc::ptr_eq(&c.pool, self)))
+        let worker = WORKER.with(|w| matches!(w.borrow().as_ref(), Some(c) if Arc::ptr_eq(&c.pool, self)));
+        #[cfg(not(loom))]
+        let worker = worker || super::inline::running_on(self);
+        worker
+    }
+
+    /// Lets the monitor watch an inline runner's turns.
+    #[cfg(not(loom))]
+    pub(super) fn register_runner(&self, runner: &Arc<RunnerShared>) {
+        self.runners.lock().push(Arc::clone(runner));
+    }
+
+    /// Stops watching an inline runner.
+    #[cfg(not(loom))]
+    pub(super) fn unregister_runner(&self, runner: &Arc<RunnerShared>) {
+        self.runners.lock().retain(|r| !Arc::ptr_eq(r, runner));
+    }
+
+    /// Inline runners the monitor watches.
+    #[cfg(not(loom))]
+    pub(crate) fn runner_count(&self) -> usize {
+        self.runners.lock().len()
     }
 
     /// Worker threads alive now (for tests and introspection).
@@ -639,6 +672,10 @@ impl Pool {
             compensation_refused: counts.refused,
             lifo_handoffs: self.handoffs.load(Ordering::Relaxed) as u64,
             idle_spins: self.idle_spins.load(Ordering::Relaxed) as u64,
+            #[cfg(not(loom))]
+            inline_runners: self.runner_count(),
+            #[cfg(loom)]
+            inline_runners: 0,
         }
     }
 
@@ -682,29 +719,62 @@ impl Pool {
                     self.handoffs.fetch_add(1, Ordering::Relaxed);
                     self.inject(task);
                 }
-                let running_for = now.saturating_duration_since(prev.since);
-                if running_for >= self.watchdog {
-                    let stall = Stall {
-                        id: (
-                            w.cur_serial.load(Ordering::Relaxed),
-                            w.cur_place.load(Ordering::Relaxed),
-                        ),
-                        running_for,
-                    };
-                    stalls.push(stall);
-                    if !look.reported {
-                        look.reported = true;
-                        if let Some(hook) = self.on_stall.get() {
-                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(stall)));
-                        }
-                    }
-                }
+                let id = (
+                    w.cur_serial.load(Ordering::Relaxed),
+                    w.cur_place.load(Ordering::Relaxed),
+                );
+                self.watch(&mut look, now, id, &mut stalls);
+            }
+            seen.push(look);
+        }
+        // Inline runners: a turn seen at two looks in a row has run past the stall period;
+        // its thread's own job is wanted elsewhere (`RunnerShared::stalled`, once a turn).
+        #[cfg(not(loom))]
+        for r in self.runners.lock().iter() {
+            let key = Arc::as_ptr(r) as *const () as usize;
+            let runs = r.runs.load(Ordering::Acquire);
+            let busy = r.busy.load(Ordering::Acquire);
+            any_busy |= busy;
+            let previous = last.iter().find(|l| l.key == key && l.runs == runs && busy).copied();
+            let mut look = Look {
+                key,
+                runs,
+                since: now,
+                reported: false,
+            };
+            if let Some(prev) = previous {
+                look.since = prev.since;
+                look.reported = prev.reported;
+                r.stalled();
+                let id = (
+                    r.cur_serial.load(Ordering::Relaxed),
+                    r.cur_place.load(Ordering::Relaxed),
+                );
+                self.watch(&mut look, now, id, &mut stalls);
             }
             seen.push(look);
         }
         *last = seen;
         *self.stalls.lock() = stalls;
         any_busy
+    }
+}
+
+impl Pool {
+    /// The watchdog's part of a look at a run seen before (`look.since` is when it was
+    /// first seen): past the threshold, the run is a stall, reported once.
+    fn watch(&self, look: &mut Look, now: std::time::Instant, id: (u64, u64), stalls: &mut Vec<Stall>) {
+        let running_for = now.saturating_duration_since(look.since);
+        if running_for >= self.watchdog {
+            let stall = Stall { id, running_for };
+            stalls.push(stall);
+            if !look.reported {
+                look.reported = true;
+                if let Some(hook) = self.on_stall.get() {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(stall)));
+                }
+            }
+        }
     }
 }
 
@@ -778,6 +848,12 @@ pub(crate) fn recover_escaped(payload: Box<dyn std::any::Any + Send>) {
     }
 }
 
+/// True if the calling thread is a worker of any pool.
+#[cfg(not(loom))]
+pub(super) fn on_any_pool() -> bool {
+    WORKER.with(|w| w.borrow().is_some())
+}
+
 /// Runs `f`, which may block, without starving the pool: if the calling thread is a
 /// worker, its LIFO task is handed to the injector and, when no other worker is free, a
 /// new worker is started to stand in for this one while it blocks. Off the pool, just runs
@@ -788,6 +864,10 @@ pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
         w.as_ref().map(|ctx| (Arc::clone(&ctx.pool), ctx.take_lifo()))
     });
     let Some((pool, lifo)) = pool else {
+        // A turn run inline by a thread outside the pool: that thread's own job must be
+        // done elsewhere while it blocks.
+        #[cfg(not(loom))]
+        super::inline::about_to_block();
         return f();
     };
     if let Some(t) = lifo {
