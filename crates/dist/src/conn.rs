@@ -28,12 +28,13 @@ use crate::control::{self, Control, Parsed};
 use crate::error::DistError;
 use crate::routing::{Batch, RouteMemo};
 use crate::term::{Atom, DecodeLimits, ExtPid};
+use arbor_core::InlineRunner;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Condvar;
 use parking_lot::Mutex;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A live connection. Shared by the node's tables and by exit observers that report over it.
@@ -65,8 +66,9 @@ pub(crate) struct Conn {
     in_flight: AtomicUsize,
     /// The bound on `in_flight` (`Builder::max_calls_in_flight`).
     max_calls: usize,
-    /// The reader thread, woken when a reply makes room below the bound.
-    reader: OnceLock<std::thread::Thread>,
+    /// The thread that reads now (see [`Role`]), woken when a reply makes room below
+    /// the bound.
+    reader: Mutex<Option<std::thread::Thread>>,
 }
 
 /// A frame sent less than this after the previous one is left to the writer thread (see
@@ -148,6 +150,9 @@ pub(crate) struct Limits {
     /// How long the writer thread waits to gather a burst before it writes
     /// (`Builder::send_coalesce`; zero: it writes what it finds at once).
     pub(crate) send_coalesce: Duration,
+    /// Whether the reading thread runs the turn of a server a call woke
+    /// (`Builder::run_calls_on_reader`).
+    pub(crate) inline_calls: bool,
 }
 
 impl Conn {
@@ -189,7 +194,7 @@ impl Conn {
             epoch: Instant::now(),
             in_flight: AtomicUsize::new(0),
             max_calls: limits.max_calls,
-            reader: OnceLock::new(),
+            reader: Mutex::new(None),
         });
         let wc = std::sync::Arc::clone(&conn);
         std::thread::Builder::new()
@@ -213,10 +218,7 @@ impl Conn {
             last_blocked: Duration::MAX,
             flood: Flood::default(),
         };
-        std::thread::Builder::new()
-            .name(format!("dist-r-{}", conn.peer.as_str()))
-            .stack_size(8 << 20)
-            .spawn(move || reader.run())?;
+        Role::start(reader)?;
         Ok(conn)
     }
 
@@ -385,6 +387,10 @@ impl Conn {
     /// Counts an incoming call about to be pushed to a server. Called by the reader only:
     /// at the bound it waits until a reply makes room (or the connection closes).
     pub(crate) fn call_started(&self) {
+        if self.in_flight.load(Ordering::Acquire) >= self.max_calls {
+            // A server kept for this thread's turn may hold the calls that would make room.
+            InlineRunner::release();
+        }
         while self.in_flight.load(Ordering::Acquire) >= self.max_calls && !self.is_closed() {
             std::thread::park_timeout(Duration::from_millis(100));
         }
@@ -394,9 +400,7 @@ impl Conn {
     /// An incoming call is settled: wakes the reader if it waits for room.
     pub(crate) fn call_ended(&self) {
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == self.max_calls {
-            if let Some(t) = self.reader.get() {
-                t.unpark();
-            }
+            self.unpark_reader();
         }
     }
 
@@ -413,9 +417,13 @@ impl Conn {
         if !self.closed.swap(true, Ordering::AcqRel) {
             let _ = self.stream.shutdown(Shutdown::Both);
             let _ = self.kick.try_send(());
-            if let Some(t) = self.reader.get() {
-                t.unpark();
-            }
+            self.unpark_reader();
+        }
+    }
+
+    fn unpark_reader(&self) {
+        if let Some(t) = self.reader.lock().as_ref() {
+            t.unpark();
         }
     }
 }
@@ -542,19 +550,172 @@ impl Flood {
     }
 }
 
-impl Reader {
-    fn run(mut self) {
-        let _ = self.conn.reader.set(std::thread::current());
-        precise_sleeps();
-        let reason = self.read();
-        // What the frames before the end carried is delivered, as if read one by one.
-        self.batch.flush();
-        self.conn.close();
-        self.dispatch.down(&self.conn, &reason);
+/// Why [`Reader::read`] returned.
+enum Outcome {
+    /// The connection ended, for this reason.
+    Ended(String),
+    /// A server that a call woke is kept for this thread's runner: run its turn.
+    Turn,
+}
+
+/// The right to read a connection, passed between threads as leaders and followers do.
+///
+/// The thread that reads runs the turn of a server idle when a call came for it (kept by
+/// its [`InlineRunner`]): the request is handled and the reply written by the thread that
+/// read it, with no hand-over to a worker, as the BEAM's scheduler that polled the socket
+/// runs the process. For the turn it leaves the [`Reader`] here. If the turn blocks in
+/// arbor (a call made from the handler, perhaps over this very connection) or runs past
+/// the pool monitor's stall period, the runner's hook asks for a follower: a thread
+/// waiting here (started on first need) takes the reader and reads on. The thread whose
+/// turn ends takes the reader back if it is still here; if not, it waits as the follower,
+/// or ends if there is one already. So a connection has one reading thread, and one more
+/// for each turn blocked at once.
+struct Role {
+    state: Mutex<RoleState>,
+    wake: Condvar,
+    /// `Builder::run_calls_on_reader`: off, the reading thread runs no turn and the
+    /// reader never changes thread.
+    inline: bool,
+}
+
+struct RoleState {
+    /// The reader, while the thread that read last runs a turn.
+    reader: Option<Reader>,
+    /// A follower should take the reader: the turn blocked or runs long.
+    wanted: bool,
+    /// Threads waiting to follow.
+    followers: usize,
+    /// The connection ended: followers end.
+    ended: bool,
+}
+
+impl Role {
+    /// Starts the first reading thread.
+    fn start(reader: Reader) -> std::io::Result<()> {
+        let role = std::sync::Arc::new(Role {
+            state: Mutex::new(RoleState {
+                reader: None,
+                wanted: false,
+                followers: 0,
+                ended: false,
+            }),
+            wake: Condvar::new(),
+            inline: reader.limits.inline_calls,
+        });
+        let name = reader_name(&reader.conn.peer);
+        Role::spawn(role, Some(reader), &name)
     }
 
-    /// Reads and routes frames until the connection ends; returns why it ended.
-    fn read(&mut self) -> String {
+    fn spawn(role: std::sync::Arc<Role>, reader: Option<Reader>, name: &str) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .stack_size(8 << 20)
+            .spawn(move || role.run(reader))
+            .map(drop)
+    }
+
+    /// A reading thread: reads while it holds the reader, runs the turns its reads keep
+    /// for it, and follows while another thread reads.
+    fn run(self: std::sync::Arc<Self>, mut reader: Option<Reader>) {
+        precise_sleeps();
+        let me = std::sync::Arc::clone(&self);
+        let runner = if self.inline {
+            InlineRunner::enter(move || me.hand_over())
+        } else {
+            None
+        };
+        loop {
+            let mut held = match reader.take() {
+                Some(r) => r,
+                None => match self.follow() {
+                    Some(r) => r,
+                    None => return,
+                },
+            };
+            *held.conn.reader.lock() = Some(std::thread::current());
+            match held.read(runner.as_ref()) {
+                Outcome::Ended(reason) => {
+                    // What the frames before the end carried is delivered, as if read
+                    // one by one.
+                    held.batch.flush();
+                    held.conn.close();
+                    held.dispatch.down(&held.conn, &reason);
+                    self.end();
+                    return;
+                }
+                Outcome::Turn => {
+                    self.state.lock().reader = Some(held);
+                    if let Some(runner) = runner.as_ref() {
+                        runner.run_pending();
+                    }
+                    let mut state = self.state.lock();
+                    reader = state.reader.take();
+                    if reader.is_some() {
+                        state.wanted = false;
+                    } else if state.followers > 0 || state.ended {
+                        // Another thread reads and one follows already.
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until the reader is left for a follower (`Some`) or the connection ends.
+    fn follow(&self) -> Option<Reader> {
+        let mut state = self.state.lock();
+        state.followers += 1;
+        let taken = loop {
+            if state.ended {
+                break None;
+            }
+            if state.wanted && state.reader.is_some() {
+                state.wanted = false;
+                break state.reader.take();
+            }
+            self.wake.wait(&mut state);
+        };
+        state.followers -= 1;
+        taken
+    }
+
+    /// The turn run by the thread that read last blocks or runs long: a follower takes
+    /// the reader (one is started if none waits).
+    fn hand_over(self: &std::sync::Arc<Self>) {
+        let name = {
+            let mut state = self.state.lock();
+            let Some(name) = state.reader.as_ref().map(|r| reader_name(&r.conn.peer)) else {
+                return;
+            };
+            if state.wanted {
+                return;
+            }
+            state.wanted = true;
+            if state.followers > 0 {
+                self.wake.notify_one();
+                return;
+            }
+            name
+        };
+        if let Err(e) = Role::spawn(std::sync::Arc::clone(self), None, &name) {
+            log::error!("arbor-dist: could not start a thread to read {name} during a long turn: {e}");
+        }
+    }
+
+    fn end(&self) {
+        self.state.lock().ended = true;
+        self.wake.notify_all();
+    }
+}
+
+fn reader_name(peer: &Atom) -> String {
+    format!("dist-r-{}", peer.as_str())
+}
+
+impl Reader {
+    /// Reads and routes frames until the connection ends, or until a call kept a
+    /// server's turn for `runner`.
+    fn read(&mut self, runner: Option<&InlineRunner>) -> Outcome {
         let limits = self.limits;
         loop {
             // Every complete frame in the buffer.
@@ -570,7 +731,7 @@ impl Reader {
                         "arbor-dist: closing the connection to {}: {why}",
                         self.conn.peer.as_str()
                     );
-                    return why;
+                    return Outcome::Ended(why);
                 }
                 if end - start < 4 + len {
                     if self.buf.len() - start < 4 + len {
@@ -613,12 +774,17 @@ impl Reader {
                             "arbor-dist: closing the connection to {}: {why}",
                             self.conn.peer.as_str()
                         );
-                        return why;
+                        return Outcome::Ended(why);
                     }
                 }
             }
             // Every complete frame is routed: push their messages before waiting for more.
             self.batch.flush();
+            // A call woke an idle server and kept its turn for this thread: run it now,
+            // before waiting for more bytes.
+            if runner.is_some_and(InlineRunner::has_pending) {
+                return Outcome::Turn;
+            }
             if self.start == self.end {
                 self.start = 0;
                 self.end = 0;
@@ -632,7 +798,7 @@ impl Reader {
                 self.start = 0;
             }
             if self.conn.is_closed() {
-                return "closed".into();
+                return Outcome::Ended("closed".into());
             }
             // During a flood of casts (the peer streams them faster than this reader
             // reads them one or two at a time), waiting a moment lets the next read take
@@ -648,7 +814,7 @@ impl Reader {
             }
             let asked = Instant::now();
             match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => return "connection closed by peer".into(),
+                Ok(0) => return Outcome::Ended("connection closed by peer".into()),
                 Ok(n) => {
                     self.end += n;
                     self.last_read = n;
@@ -663,11 +829,11 @@ impl Reader {
                             self.conn.peer.as_str(),
                             limits.net_ticktime
                         );
-                        return "net_tick_timeout".into();
+                        return Outcome::Ended("net_tick_timeout".into());
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return format!("read failed: {e}"),
+                Err(e) => return Outcome::Ended(format!("read failed: {e}")),
             }
         }
     }

@@ -37,6 +37,7 @@ pub struct Builder {
     embedded_epmd: bool,
     receive_coalesce: Duration,
     send_coalesce: Duration,
+    run_calls_on_reader: bool,
 }
 
 impl Builder {
@@ -54,6 +55,7 @@ impl Builder {
             embedded_epmd: false,
             receive_coalesce: Duration::from_micros(50),
             send_coalesce: Duration::from_micros(50),
+            run_calls_on_reader: true,
         }
     }
 
@@ -136,6 +138,20 @@ impl Builder {
         self
     }
 
+    /// Whether a connection's reading thread runs the turn of an exported server that an
+    /// incoming call found idle (default on): the request is handled and the reply
+    /// written by the thread that read it, with no hand-over to a worker thread, as the
+    /// BEAM's scheduler that polled the socket runs the process. Other messages, and
+    /// calls to a server that is busy, go to the workers as before. If the handler blocks
+    /// (a call it makes, perhaps back over the same connection, or
+    /// [`arbor_core::blocking`]) or runs past a millisecond or so, another thread takes
+    /// over the reading at once, so the connection is never left unread behind a
+    /// handler. Off, every call goes through the workers.
+    pub fn run_calls_on_reader(mut self, on: bool) -> Builder {
+        self.run_calls_on_reader = on;
+        self
+    }
+
     /// How long a connection's writer thread waits to gather a burst of outgoing casts
     /// and sends before it writes them (default 50 µs; zero: never; at most 10 ms). A
     /// frame sent within 10 µs of the previous one is part of a burst (a loop of casts)
@@ -190,6 +206,7 @@ impl Builder {
             decode: DecodeLimits::default(),
             coalesce: self.receive_coalesce,
             send_coalesce: self.send_coalesce,
+            inline_calls: self.run_calls_on_reader,
         };
         let mut our_flags = flags::OURS;
         if !self.hidden {

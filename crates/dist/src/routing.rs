@@ -985,11 +985,15 @@ where
                 // No timeout of ours: the BEAM caller has its own. An error needs no
                 // answer: the caller's monitor on the server reports its exit, and a
                 // dropped reply handle leaves it to its timeout, as on the BEAM.
-                server.call_with(req, Duration::MAX, move |r| {
-                    if let Ok(r) = r {
-                        reply.post(&r);
-                    }
-                    conn.call_ended();
+                // On a reading thread, an idle server's turn is kept for that thread to run
+                // (see `conn::Role`).
+                arbor_core::InlineRunner::keep(|| {
+                    server.call_with(req, Duration::MAX, move |r| {
+                        if let Ok(r) = r {
+                            reply.post(&r);
+                        }
+                        conn.call_ended();
+                    })
                 });
             }
             Err(e) => {
