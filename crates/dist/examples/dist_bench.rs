@@ -32,7 +32,8 @@
 //!
 //! `--coalesce-us N` starts arbor's nodes with `receive_coalesce(N µs)` (0: off; without
 //! the flag, the node's default); `--arbor-busy-wait 1` builds A''s runtime with its
-//! default spin.
+//! default spin; `--calls-on-reader 0` starts arbor's nodes with
+//! `run_calls_on_reader(false)` (every incoming call handed to a worker).
 
 use arbor_core::{CallFlow, Context, ExitReason, Flow, GenServer, ReplyTo, Runtime};
 use arbor_dist::{Node, Term};
@@ -92,11 +93,12 @@ fn arg(flag: &str, default: usize) -> usize {
 
 /// An arbor node on 127.0.0.1, registered with the private epmd, exporting a `Sink` as
 /// `sink`.
-fn start_node(name: &str, epmd: u16, coalesce: Option<Duration>, rt: &Runtime) -> Node {
+fn start_node(name: &str, epmd: u16, coalesce: Option<Duration>, on_reader: bool, rt: &Runtime) -> Node {
     let mut builder = Node::builder(name)
         .cookie(COOKIE)
         .epmd_port(epmd)
-        .listen_addr("127.0.0.1".parse().unwrap());
+        .listen_addr("127.0.0.1".parse().unwrap())
+        .run_calls_on_reader(on_reader);
     if let Some(wait) = coalesce {
         builder = builder.receive_coalesce(wait);
     }
@@ -233,6 +235,7 @@ fn main() {
         .then(|| Duration::from_micros(arg("--coalesce-us", 0) as u64));
     let flood = arg("--flood-calls", 2000);
     let busy_wait = arg("--arbor-busy-wait", 0) != 0;
+    let on_reader = arg("--calls-on-reader", 1) != 0;
     let warm = (calls / 10).max(100);
 
     let dir = std::env::temp_dir().join(format!("arbor-dist-bench-{}", std::process::id()));
@@ -269,7 +272,7 @@ fn main() {
         format!("c{id}@127.0.0.1"),
     );
     let rt = Runtime::new().unwrap();
-    let node = start_node(&a, port, coalesce, &rt);
+    let node = start_node(&a, port, coalesce, on_reader, &rt);
 
     let b_first = erl(
         port,
@@ -372,7 +375,7 @@ fn main() {
     // once, as the BEAM nodes of that round run without their schedulers' busy-waiting
     // (with `--arbor-busy-wait 1` they spin first, as a runtime does by default).
     let rt2 = Runtime::builder().busy_wait(busy_wait).build().unwrap();
-    let node2 = start_node(&format!("a2{id}@127.0.0.1"), port, coalesce, &rt2);
+    let node2 = start_node(&format!("a2{id}@127.0.0.1"), port, coalesce, on_reader, &rt2);
     cpu_round(&node2, port, &dir, casts, busy_wait);
     node2.stop();
     node.stop();

@@ -67,7 +67,9 @@ thread_local! {
 }
 
 /// Called by [`Pool::schedule`] for a task made runnable off the pool: kept in this
-/// thread's runner slot if it is armed and empty (`None`), else handed back.
+/// thread's runner slot if it is armed and empty (`None`), else handed back. Kept out of
+/// line: the workers' path through `schedule` does not come here.
+#[inline(never)]
 pub(super) fn keep(pool: &Arc<Pool>, task: Task) -> Option<Task> {
     let mut task = Some(task);
     let _ = RUNNER.try_with(|r| {

@@ -327,13 +327,18 @@ impl Pool {
         let task = WORKER.with(|w| {
             let mut w = w.borrow_mut();
             match w.as_mut() {
-                Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => ctx.shared.lifo.replace(task),
-                _ => Some(task),
+                Some(ctx) if Arc::ptr_eq(&ctx.pool, self) => Ok(ctx.shared.lifo.replace(task)),
+                _ => Err(task),
             }
         });
-        // Off the pool, an inline runner may keep it (see `inline.rs`).
-        #[cfg(not(loom))]
-        let task = task.and_then(|t| super::inline::keep(self, t));
+        let task = match task {
+            Ok(displaced) => displaced,
+            // Off the pool, an inline runner may keep it (see `inline.rs`).
+            #[cfg(not(loom))]
+            Err(task) => super::inline::keep(self, task),
+            #[cfg(loom)]
+            Err(task) => Some(task),
+        };
         if let Some(task) = task {
             self.inject(task);
         }
