@@ -735,6 +735,8 @@ impl Pool {
         // Inline runners: a turn seen at two looks in a row has run past the stall period;
         // its thread's own job is wanted elsewhere (`RunnerShared::stalled`, once a turn).
         #[cfg(not(loom))]
+        let mut stalled_runners = Vec::new();
+        #[cfg(not(loom))]
         for r in self.runners.lock().iter() {
             let key = Arc::as_ptr(r) as *const () as usize;
             let runs = r.runs.load(Ordering::Acquire);
@@ -750,7 +752,7 @@ impl Pool {
             if let Some(prev) = previous {
                 look.since = prev.since;
                 look.reported = prev.reported;
-                r.stalled();
+                stalled_runners.push(Arc::clone(r));
                 let id = (
                     r.cur_serial.load(Ordering::Relaxed),
                     r.cur_place.load(Ordering::Relaxed),
@@ -758,6 +760,11 @@ impl Pool {
                 self.watch(&mut look, now, id, &mut stalls);
             }
             seen.push(look);
+        }
+        // Their hooks run outside the list's lock (a hook may start a thread).
+        #[cfg(not(loom))]
+        for r in stalled_runners {
+            r.stalled();
         }
         *last = seen;
         *self.stalls.lock() = stalls;
