@@ -79,10 +79,7 @@ fn setup(on_reader: bool) -> Setup {
     require_beam();
     let epmd = Epmd::start();
     let rt = Runtime::builder().worker_threads(2).build().unwrap();
-    let node = Node::builder(&unique("arbor"))
-        .cookie(COOKIE)
-        .epmd_port(epmd.port)
-        .listen_addr("127.0.0.1".parse().unwrap())
+    let node = node_builder(&epmd)
         .run_calls_on_reader(on_reader)
         .start(rt.handle())
         .unwrap();

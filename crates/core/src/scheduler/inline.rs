@@ -1,24 +1,5 @@
-//! Running a process on a thread outside the pool.
-//!
-//! An I/O thread that makes a process runnable (a connection's reader that delivers a
-//! call to an idle server) may run that process's next turn itself, instead of queueing
-//! it for a worker: the turn starts without a hand-over between threads, and the reply
-//! leaves from the thread that read the request. This is what the BEAM's schedulers do
-//! when one of them polls a socket and runs the process the data was for.
-//!
-//! The thread enters an [`InlineRunner`]. Inside [`InlineRunner::keep`], the first process
-//! that the thread makes runnable is kept in the runner's slot instead of the run queue;
-//! [`InlineRunner::run_pending`] runs its turn (at most the usual budget of messages),
-//! exactly as a worker would, panics caught. A process kept in the slot is owed a turn:
-//! [`InlineRunner::release`] (and dropping the runner) hands it to the workers, so the
-//! thread must run or release it before it waits for anything else.
-//!
-//! While a turn runs inline, the thread is not doing its own job (reading its socket).
-//! The runner's `on_stall` hook is how it gets that job done elsewhere: it is called once
-//! per turn, on this thread, when the turn is about to block in arbor (a call made from a
-//! handler, [`blocking`](crate::blocking)), or from the pool's monitor thread when the
-//! turn has run past the monitor's stall period (a handler that blocks without telling
-//! arbor, or computes for long).
+//! Running a process on a thread outside the pool: [`InlineRunner`] (its documentation
+//! says how), and what `Pool::schedule`, `block_in_place` and the pool's monitor ask of it.
 
 use super::pool::{recover_escaped, Pool, Task};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -112,7 +93,29 @@ pub(super) fn about_to_block() {
 }
 
 /// A thread outside the pool that may run, itself, the next turn of a process it makes
-/// runnable (see the [module](self) documentation). Bound to the thread that entered it.
+/// runnable. Bound to the thread that entered it.
+///
+/// An I/O thread that makes a process runnable (a connection's reader that delivers a call
+/// to an idle server) may run that process's next turn itself, instead of queueing it for a
+/// worker: the turn starts without a hand-over between threads, and the reply leaves from
+/// the thread that read the request, as a BEAM scheduler that polled a socket runs the
+/// process the data was for.
+///
+/// Inside [`InlineRunner::keep`], the first process that the thread makes runnable is kept
+/// in the runner's slot instead of the run queue; [`InlineRunner::run_pending`] runs its
+/// turn (at most the usual budget of messages) exactly as a worker would, panics caught. A
+/// process kept in the slot is owed a turn: [`InlineRunner::release`] (and dropping the
+/// runner) hands it to the workers, so the thread must run or release it before it waits
+/// for anything else.
+///
+/// While a turn runs here, the thread is not doing its own job (reading its socket). The
+/// `on_stall` hook given to [`InlineRunner::enter`] is how that job gets done elsewhere: it
+/// is called once per turn, on this thread, when the turn is about to block in arbor (a
+/// call made from a handler, [`blocking`](crate::blocking)), or from the pool's monitor
+/// thread when the turn has run past the monitor's stall period (a handler that blocks
+/// without telling arbor, or computes for long). Such a turn is also reported by the
+/// watchdog ([`RuntimeHandle::stuck_handlers`](crate::RuntimeHandle::stuck_handlers)) as
+/// a worker's would be.
 ///
 /// ```
 /// use arbor_core::{CallFlow, Context, ExitReason, GenServer, InlineRunner, ReplyTo, Runtime};

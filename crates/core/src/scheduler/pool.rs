@@ -708,17 +708,8 @@ impl Pool {
             let runs = w.runs.load(Ordering::Relaxed);
             let busy = w.busy.load(Ordering::Relaxed);
             any_busy |= busy;
-            let previous = last.iter().find(|l| l.key == key && l.runs == runs && busy).copied();
-            let mut look = Look {
-                key,
-                runs,
-                since: now,
-                reported: false,
-            };
-            if let Some(prev) = previous {
-                // The same run as at the previous look: stalled.
-                look.since = prev.since;
-                look.reported = prev.reported;
+            let (mut look, stalled) = Look::after(last, key, runs, busy, now);
+            if stalled {
                 let task = w.lifo.steal();
                 if let Some(task) = task {
                     self.handoffs.fetch_add(1, Ordering::Relaxed);
@@ -742,16 +733,8 @@ impl Pool {
             let runs = r.runs.load(Ordering::Acquire);
             let busy = r.busy.load(Ordering::Acquire);
             any_busy |= busy;
-            let previous = last.iter().find(|l| l.key == key && l.runs == runs && busy).copied();
-            let mut look = Look {
-                key,
-                runs,
-                since: now,
-                reported: false,
-            };
-            if let Some(prev) = previous {
-                look.since = prev.since;
-                look.reported = prev.reported;
+            let (mut look, stalled) = Look::after(last, key, runs, busy, now);
+            if stalled {
                 stalled_runners.push(Arc::clone(r));
                 let id = (
                     r.cur_serial.load(Ordering::Relaxed),
@@ -799,6 +782,26 @@ struct Look {
     since: std::time::Instant,
     /// Whether the watchdog reported it already.
     reported: bool,
+}
+
+impl Look {
+    /// This look at a worker (or runner) `key` that has begun `runs` runs, and whether it
+    /// is stalled: busy with the same run as at the previous look (`last`).
+    fn after(last: &[Look], key: usize, runs: usize, busy: bool, now: std::time::Instant) -> (Look, bool) {
+        match last.iter().find(|l| l.key == key && l.runs == runs && busy) {
+            // The same run as at the previous look: stalled since that look's `since`.
+            Some(prev) => (*prev, true),
+            None => (
+                Look {
+                    key,
+                    runs,
+                    since: now,
+                    reported: false,
+                },
+                false,
+            ),
+        }
+    }
 }
 
 /// The pool's monitor: every [`STALL`] while any worker is busy (napping longer while

@@ -13,6 +13,15 @@ use std::time::{Duration, Instant};
 
 pub(crate) const COOKIE: &str = "arbor-test-cookie";
 
+/// A node builder for a test: a fresh name, the test cookie, the private epmd, loopback.
+#[allow(dead_code)] // not every test file uses it
+pub(crate) fn node_builder(epmd: &Epmd) -> arbor_dist::Builder {
+    arbor_dist::Node::builder(&unique("arbor"))
+        .cookie(COOKIE)
+        .epmd_port(epmd.port)
+        .listen_addr("127.0.0.1".parse().unwrap())
+}
+
 /// Fails the test at once, saying what to install, unless `erl`, `epmd` and `elixir` are
 /// on the PATH (`.ci/run` installs Debian's `erlang-base` and `elixir` when missing).
 pub(crate) fn require_beam() {
