@@ -73,10 +73,20 @@ struct Setup {
     epmd: Epmd,
     infos: mpsc::Receiver<String>,
     infos_tx: mpsc::Sender<String>,
+    /// The tests of this file run one at a time, as they count this process's reading
+    /// threads (dropped last).
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 fn setup(on_reader: bool) -> Setup {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_beam();
+    // The previous test's reading threads end once its connections have closed.
+    assert!(
+        wait_until(Duration::from_secs(10), || threads_named("dist-r-") == 0),
+        "reading threads left by an earlier test"
+    );
     let epmd = Epmd::start();
     let rt = Runtime::builder().worker_threads(2).build().unwrap();
     let node = node_builder(&epmd)
@@ -90,6 +100,7 @@ fn setup(on_reader: bool) -> Setup {
         epmd,
         infos,
         infos_tx,
+        _serial: serial,
     }
 }
 
@@ -212,4 +223,41 @@ fn hand_overs_keep_at_most_two_reading_threads_and_end_with_the_connection() {
         threads_named("dist-r-") - before
     );
     assert_eq!(s.rt.stats().inline_runners, 0);
+}
+
+#[test]
+fn a_connection_lost_during_a_held_turn_ends_its_reading_threads_and_the_turn_finishes() {
+    let s = setup(true);
+    let (go, held) = mpsc::channel();
+    s.export("slow", Job::Hold(std::sync::Arc::new(std::sync::Mutex::new(held))));
+    let before = threads_named("dist-r-");
+    let mut e = Beam::erl(&s.epmd, &unique("erl"), COOKIE, &[]);
+    let n = s.n();
+    assert_eq!(
+        e.eval(&format!("_ = gen_server:send_request({{slow, '{n}'}}, x), ok.")),
+        "ok"
+    );
+    assert_eq!(s.infos.recv_timeout(Duration::from_secs(10)).unwrap(), "held");
+    // The monitor hands the reading to a follower while `slow` holds the first thread.
+    assert!(wait_until(Duration::from_secs(10), || threads_named("dist-r-")
+        - before
+        == 2));
+    let peer = e.eval("atom_to_list(node()).").trim_matches('"').to_string();
+    let (down_tx, down) = mpsc::channel();
+    let _watch = s.node.monitor_node(&peer, move |_| {
+        let _ = down_tx.send(());
+    });
+    e.kill();
+    // The follower reads the end of the connection: the node is told.
+    down.recv_timeout(Duration::from_secs(10))
+        .expect("nodedown while the turn is held");
+    assert!(!s.node.nodes().iter().any(|a| a.as_str() == peer));
+    // The held turn finishes (its reply has nowhere to go), and its thread ends too.
+    go.send(()).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || threads_named("dist-r-") == before),
+        "{} reading threads left",
+        threads_named("dist-r-") - before
+    );
+    assert!(wait_until(Duration::from_secs(10), || s.rt.stats().inline_runners == 0));
 }
