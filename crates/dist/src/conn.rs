@@ -206,6 +206,7 @@ impl Conn {
             start: 0,
             end: 0,
             last_heard: Instant::now(),
+            holder: None,
             conn: std::sync::Arc::clone(&conn),
             limits,
             dispatch,
@@ -520,6 +521,9 @@ struct Reader {
     start: usize,
     end: usize,
     last_heard: Instant,
+    /// The thread that holds this reader, as last written to `Conn::reader` (the
+    /// reader moves between threads: see [`Role`]).
+    holder: Option<std::thread::ThreadId>,
     conn: std::sync::Arc<Conn>,
     limits: Limits,
     dispatch: std::sync::Arc<dyn Dispatch>,
@@ -648,7 +652,12 @@ impl Role {
                     None => return,
                 },
             };
-            *held.conn.reader.lock() = Some(std::thread::current());
+            // Only when the reader changed thread: not a lock per turn.
+            let this_thread = std::thread::current();
+            if held.holder != Some(this_thread.id()) {
+                held.holder = Some(this_thread.id());
+                *held.conn.reader.lock() = Some(this_thread);
+            }
             match held.read(runner.as_ref()) {
                 Outcome::Ended(reason) => {
                     // What the frames before the end carried is delivered, as if read

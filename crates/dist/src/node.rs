@@ -143,10 +143,11 @@ impl Builder {
     /// written by the thread that read it, with no hand-over to a worker thread, as the
     /// BEAM's scheduler that polled the socket runs the process. Other messages, and
     /// calls to a server that is busy, go to the workers as before. If the handler blocks
-    /// (a call it makes, perhaps back over the same connection, or
-    /// [`arbor_core::blocking`]) or runs past a millisecond or so, another thread takes
-    /// over the reading at once, so the connection is never left unread behind a
-    /// handler. Off, every call goes through the workers.
+    /// in arbor (a call it makes, perhaps back over the same connection, or
+    /// [`arbor_core::blocking`]), another thread takes over the reading at once; if it
+    /// blocks otherwise or computes for long, as soon as the pool's monitor sees it (1 ms
+    /// while workers are busy, up to 17 ms from an idle pool). Off, every call goes
+    /// through the workers.
     pub fn run_calls_on_reader(mut self, on: bool) -> Builder {
         self.run_calls_on_reader = on;
         self

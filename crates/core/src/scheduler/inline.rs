@@ -36,7 +36,7 @@ struct RunnerCtx {
     armed: bool,
     /// A task owed a turn, and the pool it belongs to.
     pending: Option<(Arc<Pool>, Task)>,
-    /// True while a turn runs on this thread.
+    /// While a turn runs on this thread: the pool of the process it runs.
     running: Option<Weak<Pool>>,
     shared: Arc<RunnerShared>,
     /// The pool whose monitor watches this runner.
